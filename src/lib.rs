@@ -1,0 +1,19 @@
+//! cloudsync: Cloud Sync tasks for NAS appliances.
+//!
+//! A low-footprint, synchronous transfer engine with rclone-compatible decisions
+//! ([`engine`]), a small [`remote::Remote`] trait with one implementation per provider
+//! ([`remote`]), and a C ABI over all of it (`ffi`, header `include/cloudsync.h`).
+//!
+//! Data flows one way: CLI / C API / daemon → engine → `Remote` → providers.
+
+pub mod engine;
+pub mod error;
+mod ffi;
+pub mod index;
+pub mod path;
+pub mod remote;
+
+pub use error::{Error, Kind, Result};
+
+/// The library version (the crate version).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

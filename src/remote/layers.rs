@@ -1,0 +1,73 @@
+//! Layers that wrap a remote to add behaviour without the remote knowing.
+//!
+//! [`DryRun`] guarantees that a dry run changes nothing: every mutating call succeeds
+//! without touching the wrapped remote, whatever the engine asks for.
+
+use super::{Entry, Features, Md5, Nanos, Opened, PutInfo, Remote, RootState, Source};
+use crate::error::{Error, Result};
+use crate::path::RelPath;
+
+/// Passes reads through and turns every write into a no-op.
+pub struct DryRun<'a> {
+    inner: &'a dyn Remote,
+}
+
+impl<'a> DryRun<'a> {
+    pub fn new(inner: &'a dyn Remote) -> DryRun<'a> {
+        DryRun { inner }
+    }
+}
+
+impl Remote for DryRun<'_> {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn features(&self) -> Features {
+        self.inner.features()
+    }
+    fn root_state(&self) -> Result<RootState> {
+        self.inner.root_state()
+    }
+    fn list_dir(&self, dir: &RelPath, bad: &mut dyn FnMut(Error)) -> Result<Vec<Entry>> {
+        self.inner.list_dir(dir, bad)
+    }
+    fn mod_time(&self, path: &RelPath, entry: &Entry) -> Result<Nanos> {
+        self.inner.mod_time(path, entry)
+    }
+    fn md5(&self, path: &RelPath, entry: &Entry) -> Result<Option<Md5>> {
+        self.inner.md5(path, entry)
+    }
+    fn cached_md5(&self, path: &RelPath, entry: &Entry) -> Option<Md5> {
+        self.inner.cached_md5(path, entry)
+    }
+    fn open(&self, path: &RelPath, entry: &Entry, offset: u64, len: u64) -> Result<Opened> {
+        self.inner.open(path, entry, offset, len)
+    }
+    fn put(&self, path: &RelPath, _src: &dyn Source, info: &PutInfo) -> Result<Entry> {
+        Ok(Entry::file(path.file_name(), info.size as i64, info.mtime))
+    }
+    fn set_mod_time(&self, _path: &RelPath, _entry: &Entry, _mtime: Nanos) -> Result<()> {
+        Ok(())
+    }
+    fn delete(&self, _path: &RelPath, _entry: &Entry) -> Result<()> {
+        Ok(())
+    }
+    fn mkdir(&self, _dir: &RelPath) -> Result<()> {
+        Ok(())
+    }
+    fn rmdir(&self, _dir: &RelPath) -> Result<()> {
+        Ok(())
+    }
+    fn set_dir_mod_time(&self, _dir: &RelPath, _mtime: Nanos) -> Result<()> {
+        Ok(())
+    }
+    fn dir_identity(&self, dir: &RelPath) -> Option<(u64, u64)> {
+        self.inner.dir_identity(dir)
+    }
+    fn overlap_key(&self) -> Option<String> {
+        self.inner.overlap_key()
+    }
+    fn request_counts(&self) -> Vec<(&'static str, u64)> {
+        self.inner.request_counts()
+    }
+}

@@ -1,0 +1,523 @@
+//! The local filesystem remote: a directory tree on a NAS dataset, a USB disk or a mount.
+//!
+//! Every operation walks from a descriptor of the root with `openat(O_NOFOLLOW)` one
+//! segment at a time, so a symlink planted in the tree (for example during a PULL) can
+//! never redirect a write, rename or delete outside the root. Writes go to a temporary
+//! name in the target directory and are renamed into place only when complete; a failed
+//! or cancelled write removes its temporary file.
+//!
+//! Symlinks are skipped with a warning unless the remote follows them (`-L`); loop
+//! detection while following is the engine's job (it tracks device and inode of the
+//! directories on the current path, which this remote reports in [`Extra`]).
+
+use super::{Entry, EntryKind, Extra, Features, Md5, Nanos, Opened, PutInfo, Remote, RootState, Source};
+use crate::error::{Error, Kind, Result};
+use crate::index::{FileKey, Index};
+use crate::path::{RelPath, display_bytes};
+use md5::Digest;
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, openat, renameat};
+use nix::sys::stat::{FileStat, Mode, SFlag, UtimensatFlags, fstat, fstatat, mkdirat, utimensat};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{UnlinkatFlags, unlinkat};
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+/// Files at least this large are downloaded with several ranged streams in parallel.
+const MULTI_THREAD_CUTOFF: u64 = 256 * 1024 * 1024;
+const MULTI_THREAD_STREAMS: u64 = 4;
+const COPY_BUF: usize = 256 * 1024;
+
+/// Options of a local remote.
+#[derive(Clone, Debug, Default)]
+pub struct LocalOptions {
+    /// Follow symlinks (rclone `-L`); otherwise they are skipped with a warning.
+    pub follow_symlinks: bool,
+}
+
+pub struct LocalRemote {
+    root: PathBuf,
+    opts: LocalOptions,
+    index: Option<Arc<Index>>,
+    /// The key of this root in the hash index: its canonical path.
+    index_root: String,
+    precision: OnceLock<Nanos>,
+}
+
+impl LocalRemote {
+    pub fn new(root: impl Into<PathBuf>, opts: LocalOptions, index: Option<Arc<Index>>) -> LocalRemote {
+        let root = root.into();
+        let index_root = std::fs::canonicalize(&root).unwrap_or_else(|_| root.clone()).to_string_lossy().into_owned();
+        LocalRemote { root, opts, index, index_root, precision: OnceLock::new() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn shown(&self, rel: &RelPath) -> String {
+        if rel.is_root() {
+            self.root.display().to_string()
+        } else {
+            format!("{}/{}", self.root.display(), rel.display())
+        }
+    }
+
+    fn open_root(&self) -> Result<OwnedFd> {
+        openat(nix::fcntl::AT_FDCWD, &self.root, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(|e| self.errno(e, "open directory", &RelPath::root()))
+    }
+
+    /// Open directory `dir` below the root without following symlinks (unless this remote
+    /// follows them and we are only reading). With `create`, missing directories are made.
+    fn open_dir(&self, dir: &RelPath, create: bool) -> Result<OwnedFd> {
+        let mut fd = self.open_root()?;
+        let follow = self.opts.follow_symlinks && !create;
+        let mut walked = RelPath::root();
+        for seg in dir.segments() {
+            walked = walked.join(seg)?;
+            let name = OsStr::from_bytes(seg);
+            let mut flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+            if !follow {
+                flags |= OFlag::O_NOFOLLOW;
+            }
+            let next = match openat(fd.as_fd(), name, flags, Mode::empty()) {
+                Err(Errno::ENOENT) if create => {
+                    match mkdirat(fd.as_fd(), name, Mode::from_bits_truncate(0o777)) {
+                        Ok(()) | Err(Errno::EEXIST) => {}
+                        Err(e) => return Err(self.errno(e, "create directory", &walked)),
+                    }
+                    openat(fd.as_fd(), name, flags, Mode::empty())
+                }
+                other => other,
+            };
+            fd = match next {
+                Ok(fd) => fd,
+                Err(Errno::ENOENT) => {
+                    return Err(Error::new(Kind::DirNotFound, "directory not found").with_path(self.shown(&walked)));
+                }
+                Err(Errno::ELOOP) | Err(Errno::ENOTDIR) => {
+                    return Err(Error::new(
+                        Kind::BadName,
+                        "is not a directory (a symlink or file is in the way; refusing to follow it)",
+                    )
+                    .with_path(self.shown(&walked)));
+                }
+                Err(e) => return Err(self.errno(e, "open directory", &walked)),
+            };
+        }
+        Ok(fd)
+    }
+
+    fn errno(&self, e: Errno, op: &str, rel: &RelPath) -> Error {
+        Error::io(op, self.shown(rel), io::Error::from_raw_os_error(e as i32))
+    }
+
+    fn entry_from_stat(name: &[u8], st: &FileStat) -> Option<Entry> {
+        let fmt = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+        let kind = if fmt == SFlag::S_IFREG {
+            EntryKind::File
+        } else if fmt == SFlag::S_IFDIR {
+            EntryKind::Dir
+        } else {
+            return None;
+        };
+        Some(Entry {
+            name: name.to_vec(),
+            kind,
+            size: if kind == EntryKind::File { st.st_size } else { 0 },
+            mtime: Some(st.st_mtime * super::NANOS_PER_SEC + st.st_mtime_nsec),
+            md5: None,
+            extra: Extra {
+                dev: st.st_dev,
+                ino: st.st_ino,
+                ctime: st.st_ctime * super::NANOS_PER_SEC + st.st_ctime_nsec,
+                mode: st.st_mode & 0o7777,
+                uid: st.st_uid,
+                gid: st.st_gid,
+                ..Extra::default()
+            },
+        })
+    }
+
+    fn file_key(&self, path: &RelPath, entry: &Entry) -> FileKey {
+        FileKey {
+            root: self.index_root.clone(),
+            path: path.as_bytes().to_vec(),
+            size: entry.size,
+            mtime: entry.mtime.unwrap_or(0),
+            ino: entry.extra.ino,
+            ctime: entry.extra.ctime,
+        }
+    }
+
+    /// Open a regular file for reading, without following a symlink at the last step unless
+    /// this remote follows symlinks.
+    fn open_file(&self, path: &RelPath) -> Result<File> {
+        let dir = self.open_dir(&path.parent(), false)?;
+        let mut flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+        if !self.opts.follow_symlinks {
+            flags |= OFlag::O_NOFOLLOW;
+        }
+        let fd = openat(dir.as_fd(), OsStr::from_bytes(path.file_name()), flags, Mode::empty())
+            .map_err(|e| self.errno(e, "open", path))?;
+        Ok(File::from(fd))
+    }
+
+    fn probe_precision(&self) -> Nanos {
+        // Known filesystems first: a probe would have to write into the user's tree.
+        if let Ok(st) = nix::sys::statfs::statfs(&self.root) {
+            let t = st.filesystem_type().0 as i64;
+            match t {
+                0x4d44 => return 2 * super::NANOS_PER_SEC, // FAT: 2 s
+                0x2011_BAB0 => return 10_000_000,          // exFAT: 10 ms
+                0xFE53_4D42 | 0xFF53_4D42 | 0x517B => return 100, // SMB2 / CIFS / SMB: 100 ns
+                _ => {}
+            }
+        }
+        1
+    }
+
+    fn write_all_from(&self, file: &File, src: &dyn Source) -> Result<()> {
+        let size = src.size();
+        if size >= MULTI_THREAD_CUTOFF {
+            return self.write_parallel(file, src);
+        }
+        let mut reader = src.open_at(0, size)?;
+        let mut out = io::BufWriter::with_capacity(COPY_BUF, file);
+        let copied = copy_exact(&mut reader, &mut out, size)?;
+        out.flush()?;
+        if copied != size {
+            return Err(short_source(copied, size));
+        }
+        Ok(())
+    }
+
+    /// Ranged streams written in parallel with positional writes.
+    fn write_parallel(&self, file: &File, src: &dyn Source) -> Result<()> {
+        let size = src.size();
+        file.set_len(size)?;
+        let chunk = size.div_ceil(MULTI_THREAD_STREAMS).next_multiple_of(1024 * 1024);
+        std::thread::scope(|s| {
+            let mut handles = Vec::new();
+            let mut offset = 0;
+            while offset < size {
+                let len = chunk.min(size - offset);
+                let start = offset;
+                handles.push(s.spawn(move || -> Result<()> {
+                    let mut reader = src.open_at(start, len)?;
+                    let mut buf = vec![0u8; COPY_BUF];
+                    let mut pos = start;
+                    let end = start + len;
+                    loop {
+                        let n = read_retry(&mut reader, &mut buf)?;
+                        if n == 0 {
+                            break;
+                        }
+                        if pos + n as u64 > end {
+                            return Err(Error::new(Kind::Corrupted, "source delivered more data than announced"));
+                        }
+                        file.write_all_at(&buf[..n], pos)?;
+                        pos += n as u64;
+                    }
+                    if pos != end {
+                        return Err(short_source(pos - start, len));
+                    }
+                    Ok(())
+                }));
+                offset += len;
+            }
+            let mut first_err = None;
+            for h in handles {
+                let r = h.join().unwrap_or_else(|_| Err(Error::other("download worker panicked")));
+                if let Err(e) = r {
+                    first_err.get_or_insert(e);
+                }
+            }
+            first_err.map_or(Ok(()), Err)
+        })
+    }
+}
+
+fn short_source(got: u64, want: u64) -> Error {
+    Error::new(Kind::Corrupted, format!("source ended early: got {got} of {want} bytes")).with_retryable(true)
+}
+
+fn read_retry(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match r.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Copy until EOF, failing if more than `limit` bytes arrive. Returns the bytes copied.
+pub(crate) fn copy_exact(r: &mut dyn Read, w: &mut dyn Write, limit: u64) -> Result<u64> {
+    let mut buf = vec![0u8; COPY_BUF];
+    let mut total = 0u64;
+    loop {
+        let n = read_retry(r, &mut buf)?;
+        if n == 0 {
+            return Ok(total);
+        }
+        total += n as u64;
+        if total > limit {
+            return Err(Error::new(Kind::Corrupted, "source delivered more data than announced"));
+        }
+        w.write_all(&buf[..n])?;
+    }
+}
+
+fn ts(nanos: Nanos) -> TimeSpec {
+    let secs = nanos.div_euclid(super::NANOS_PER_SEC);
+    let ns = nanos.rem_euclid(super::NANOS_PER_SEC);
+    TimeSpec::new(secs, ns)
+}
+
+const UTIME_OMIT: TimeSpec = TimeSpec::new(0, libc::UTIME_OMIT);
+
+/// A temporary name next to `name`, short enough for a 255-byte name limit.
+fn partial_name(name: &[u8]) -> Vec<u8> {
+    let mut rnd = [0u8; 4];
+    let _ = getrandom::getrandom(&mut rnd);
+    let suffix = format!(".{}.partial", hex::encode(rnd));
+    let keep = name.len().min(255 - 1 - suffix.len());
+    // Cut on a UTF-8 boundary where possible so the temporary name stays readable.
+    let mut cut = keep;
+    while cut > 0 && cut < name.len() && (name[cut] & 0xC0) == 0x80 {
+        cut -= 1;
+    }
+    let mut v = Vec::with_capacity(cut + suffix.len() + 1);
+    v.push(b'.');
+    v.extend_from_slice(&name[..cut]);
+    v.extend_from_slice(suffix.as_bytes());
+    v
+}
+
+/// Removes a temporary file unless disarmed.
+struct TempGuard<'a> {
+    dir: &'a OwnedFd,
+    name: Vec<u8>,
+    armed: bool,
+}
+
+impl Drop for TempGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = unlinkat(self.dir.as_fd(), OsStr::from_bytes(&self.name), UnlinkatFlags::NoRemoveDir);
+        }
+    }
+}
+
+impl Remote for LocalRemote {
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn features(&self) -> Features {
+        Features {
+            md5: true,
+            md5_is_slow: true,
+            precision: Some(*self.precision.get_or_init(|| self.probe_precision())),
+            set_mod_time: true,
+            empty_dirs: true,
+            dir_mod_time: true,
+            read_only: false,
+            case_insensitive: false,
+            lazy_mod_time: false,
+            is_local: true,
+        }
+    }
+
+    fn root_state(&self) -> Result<RootState> {
+        match std::fs::metadata(&self.root) {
+            Ok(m) if m.is_dir() => Ok(RootState::Dir),
+            Ok(_) => Ok(RootState::File),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(RootState::Missing),
+            Err(e) => Err(Error::io("stat", self.root.display(), e)),
+        }
+    }
+
+    fn list_dir(&self, dir: &RelPath, bad: &mut dyn FnMut(Error)) -> Result<Vec<Entry>> {
+        let fd = self.open_dir(dir, false)?;
+        let dup = fd.try_clone().map_err(|e| Error::io("open directory", self.shown(dir), e))?;
+        let mut d = nix::dir::Dir::from_fd(dup).map_err(|e| self.errno(e, "read directory", dir))?;
+        let mut out = Vec::new();
+        for item in d.iter() {
+            let item = item.map_err(|e| self.errno(e, "read directory", dir))?;
+            let name = item.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            let st = match fstatat(fd.as_fd(), item.file_name(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+                Ok(st) => st,
+                Err(Errno::ENOENT) => continue, // vanished since readdir
+                Err(e) => {
+                    bad(self.errno(e, "stat", &dir.join(name).unwrap_or_default()));
+                    continue;
+                }
+            };
+            let shown = || self.shown(&dir.join(name).unwrap_or_default());
+            let is_link = (SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT) == SFlag::S_IFLNK;
+            let st = if is_link {
+                if !self.opts.follow_symlinks {
+                    log::warn!("{}: Can't follow symlink without -L/--copy-links", shown());
+                    continue;
+                }
+                match fstatat(fd.as_fd(), item.file_name(), nix::fcntl::AtFlags::empty()) {
+                    Ok(st) => st,
+                    Err(e) => {
+                        bad(Error::new(Kind::Io, format!("symlink: stat failed: {}", e.desc())).with_path(shown()));
+                        continue;
+                    }
+                }
+            } else {
+                st
+            };
+            match Self::entry_from_stat(name, &st) {
+                Some(e) => out.push(e),
+                None => log::info!("{}: skipping special file (not a regular file or directory)", shown()),
+            }
+        }
+        Ok(out)
+    }
+
+    fn md5(&self, path: &RelPath, entry: &Entry) -> Result<Option<Md5>> {
+        let key = self.file_key(path, entry);
+        if let Some(index) = &self.index {
+            if let Some(md5) = index.get_local_md5(&key) {
+                return Ok(Some(md5));
+            }
+        }
+        let mut f = self.open_file(path)?;
+        let mut h = md5::Md5::new();
+        let mut buf = vec![0u8; COPY_BUF];
+        loop {
+            let n = read_retry(&mut f, &mut buf).map_err(|e| Error::io("read", self.shown(path), e))?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        let md5: Md5 = h.finalize().into();
+        if let Some(index) = &self.index {
+            index.put_local_md5(&key, md5);
+        }
+        Ok(Some(md5))
+    }
+
+    fn remember_md5(&self, path: &RelPath, entry: &Entry, md5: Md5) {
+        if let Some(index) = &self.index {
+            index.put_local_md5(&self.file_key(path, entry), md5);
+        }
+    }
+
+    fn cached_md5(&self, path: &RelPath, entry: &Entry) -> Option<Md5> {
+        self.index.as_ref()?.get_local_md5(&self.file_key(path, entry))
+    }
+
+    fn open(&self, path: &RelPath, entry: &Entry, offset: u64, len: u64) -> Result<Opened> {
+        let mut f = self.open_file(path)?;
+        let st = fstat(f.as_fd()).map_err(|e| self.errno(e, "stat", path))?;
+        if (SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT) != SFlag::S_IFREG {
+            return Err(Error::new(Kind::Io, "not a regular file").with_path(self.shown(path)));
+        }
+        if entry.size >= 0 && st.st_size != entry.size {
+            return Err(Error::new(Kind::Io, "file changed size since it was listed")
+                .with_path(self.shown(path))
+                .with_retryable(true));
+        }
+        if offset > 0 {
+            f.seek(SeekFrom::Start(offset)).map_err(|e| Error::io("seek", self.shown(path), e))?;
+        }
+        Ok(Opened { reader: Box::new(f.take(len)), mtime: Some(st.st_mtime * super::NANOS_PER_SEC + st.st_mtime_nsec) })
+    }
+
+    fn put(&self, path: &RelPath, src: &dyn Source, info: &PutInfo) -> Result<Entry> {
+        if path.is_root() {
+            return Err(Error::new(Kind::BadName, "cannot write a file at the root itself"));
+        }
+        let dir = self.open_dir(&path.parent(), true)?;
+        let name = path.file_name();
+        let tmp = partial_name(name);
+        let fd = openat(
+            dir.as_fd(),
+            OsStr::from_bytes(&tmp),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o666),
+        )
+        .map_err(|e| self.errno(e, "create", path))?;
+        let mut guard = TempGuard { dir: &dir, name: tmp.clone(), armed: true };
+        let file = File::from(fd);
+        self.write_all_from(&file, src).map_err(|e| e.with_path(self.shown(path)))?;
+        let mtime = match info.mtime {
+            Some(t) => t,
+            None => src.mtime()?,
+        };
+        nix::sys::stat::futimens(file.as_fd(), &UTIME_OMIT, &ts(mtime)).map_err(|e| self.errno(e, "set modification time", path))?;
+        let st = fstat(file.as_fd()).map_err(|e| self.errno(e, "stat", path))?;
+        if st.st_size as u64 != src.size() {
+            return Err(Error::new(Kind::Corrupted, "corrupted on transfer: sizes differ").with_path(self.shown(path)));
+        }
+        drop(file);
+        renameat(dir.as_fd(), OsStr::from_bytes(&tmp), dir.as_fd(), OsStr::from_bytes(name))
+            .map_err(|e| self.errno(e, "rename into place", path))?;
+        guard.armed = false;
+        Self::entry_from_stat(name, &st)
+            .ok_or_else(|| Error::new(Kind::Io, "written file is not a regular file").with_path(self.shown(path)))
+    }
+
+    fn set_mod_time(&self, path: &RelPath, _entry: &Entry, mtime: Nanos) -> Result<()> {
+        let dir = self.open_dir(&path.parent(), false)?;
+        utimensat(dir.as_fd(), OsStr::from_bytes(path.file_name()), &UTIME_OMIT, &ts(mtime), UtimensatFlags::NoFollowSymlink)
+            .map_err(|e| self.errno(e, "set modification time", path))
+    }
+
+    fn delete(&self, path: &RelPath, _entry: &Entry) -> Result<()> {
+        let dir = self.open_dir(&path.parent(), false)?;
+        unlinkat(dir.as_fd(), OsStr::from_bytes(path.file_name()), UnlinkatFlags::NoRemoveDir)
+            .map_err(|e| self.errno(e, "delete", path))
+    }
+
+    fn mkdir(&self, dir: &RelPath) -> Result<()> {
+        self.open_dir(dir, true).map(drop)
+    }
+
+    fn rmdir(&self, dir: &RelPath) -> Result<()> {
+        if dir.is_root() {
+            return std::fs::remove_dir(&self.root).map_err(|e| Error::io("remove directory", self.root.display(), e));
+        }
+        let parent = self.open_dir(&dir.parent(), false)?;
+        unlinkat(parent.as_fd(), OsStr::from_bytes(dir.file_name()), UnlinkatFlags::RemoveDir)
+            .map_err(|e| self.errno(e, "remove directory", dir))
+    }
+
+    fn dir_identity(&self, dir: &RelPath) -> Option<(u64, u64)> {
+        let fd = self.open_dir(dir, false).ok()?;
+        let st = fstat(fd.as_fd()).ok()?;
+        Some((st.st_dev, st.st_ino))
+    }
+
+    fn overlap_key(&self) -> Option<String> {
+        let canon = std::fs::canonicalize(&self.root).ok()?;
+        Some(format!("local:{}", canon.display()))
+    }
+
+    fn set_dir_mod_time(&self, dir: &RelPath, mtime: Nanos) -> Result<()> {
+        let fd = self.open_dir(dir, false)?;
+        nix::sys::stat::futimens(fd.as_fd(), &UTIME_OMIT, &ts(mtime)).map_err(|e| self.errno(e, "set modification time", dir))
+    }
+}
+
+impl std::fmt::Debug for LocalRemote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LocalRemote({})", display_bytes(self.root.as_os_str().as_bytes()))
+    }
+}
