@@ -1,0 +1,253 @@
+//! A tiny XML element tree for S3 responses, and the parsers built on it.
+//!
+//! S3 responses are small (one listing page is at most 1000 entries), so a tree is simpler
+//! and safer than a streaming state machine. Malformed XML is an error of kind
+//! [`Kind::Protocol`]; it never panics.
+
+use crate::error::{Error, Kind, Result};
+use quick_xml::Reader;
+use quick_xml::events::Event;
+
+#[derive(Debug, Default)]
+pub struct Element {
+    pub name: String,
+    pub text: String,
+    pub children: Vec<Element>,
+}
+
+impl Element {
+    pub fn child(&self, name: &str) -> Option<&Element> {
+        self.children.iter().find(|c| c.name == name)
+    }
+    pub fn children<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> + 'a {
+        self.children.iter().filter(move |c| c.name == name)
+    }
+    pub fn text_of(&self, name: &str) -> Option<&str> {
+        self.child(name).map(|c| c.text.as_str())
+    }
+}
+
+fn bad(msg: impl std::fmt::Display) -> Error {
+    Error::new(Kind::Protocol, format!("malformed XML from the server: {msg}")).with_retryable(true)
+}
+
+/// Parse a whole document into its root element.
+pub fn parse(body: &[u8]) -> Result<Element> {
+    let text = std::str::from_utf8(body).map_err(|_| bad("not UTF-8"))?;
+    let mut reader = Reader::from_str(text);
+    let mut stack: Vec<Element> = Vec::new();
+    let mut root: Option<Element> = None;
+    loop {
+        let ev = reader.read_event().map_err(|e| bad(e))?;
+        match ev {
+            Event::Start(s) => {
+                if stack.len() > 64 {
+                    return Err(bad("nesting too deep"));
+                }
+                let name = s.local_name().as_ref().to_string();
+                stack.push(Element { name, ..Element::default() });
+            }
+            Event::Empty(s) => {
+                let name = s.local_name().as_ref().to_string();
+                let el = Element { name, ..Element::default() };
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(el),
+                    None => root = Some(el),
+                }
+            }
+            Event::End(_) => {
+                let el = stack.pop().ok_or_else(|| bad("unbalanced end tag"))?;
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(el),
+                    None => root = Some(el),
+                }
+            }
+            Event::Text(t) => {
+                if let Some(cur) = stack.last_mut() {
+                    cur.text.push_str(&t.xml10_content());
+                }
+            }
+            Event::CData(t) => {
+                if let Some(cur) = stack.last_mut() {
+                    cur.text.push_str(&t.xml10_content());
+                }
+            }
+            Event::GeneralRef(r) => {
+                let name = r.xml10_content();
+                let resolved = match r.resolve_char_ref().map_err(|e| bad(e))? {
+                    Some(c) => c.to_string(),
+                    None => quick_xml::escape::resolve_xml_entity(&name)
+                        .ok_or_else(|| bad(format!("unknown entity &{name};")))?
+                        .to_string(),
+                };
+                if let Some(cur) = stack.last_mut() {
+                    cur.text.push_str(&resolved);
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if !stack.is_empty() {
+        return Err(bad("document ended inside an element"));
+    }
+    root.ok_or_else(|| bad("empty document"))
+}
+
+/// An S3 error document: `<Error><Code>…</Code><Message>…</Message></Error>`.
+pub struct S3Error {
+    pub code: String,
+    pub message: String,
+}
+
+pub fn parse_error(body: &[u8]) -> Option<S3Error> {
+    let root = parse(body).ok()?;
+    if root.name != "Error" {
+        return None;
+    }
+    Some(S3Error {
+        code: root.text_of("Code").unwrap_or_default().to_string(),
+        message: root.text_of("Message").unwrap_or_default().to_string(),
+    })
+}
+
+pub struct ListedObject {
+    pub key: String,
+    pub size: i64,
+    pub etag: String,
+    pub last_modified: String,
+    pub storage_class: Option<String>,
+}
+
+pub struct ListPage {
+    pub objects: Vec<ListedObject>,
+    pub prefixes: Vec<String>,
+    pub next_token: Option<String>,
+    pub truncated: bool,
+}
+
+fn url_unescape(s: &str) -> Result<String> {
+    let bytes: Vec<u8> = percent_encoding::percent_decode_str(s).collect();
+    String::from_utf8(bytes).map_err(|_| bad("URL-encoded key is not UTF-8"))
+}
+
+/// A `ListObjectsV2` result page. Keys are URL-decoded when the server says it encoded them.
+pub fn parse_list(body: &[u8]) -> Result<ListPage> {
+    let root = parse(body)?;
+    if root.name != "ListBucketResult" {
+        return Err(bad(format!("expected ListBucketResult, got {}", root.name)));
+    }
+    let url = root.text_of("EncodingType").is_some_and(|t| t.eq_ignore_ascii_case("url"));
+    let dec = |s: &str| if url { url_unescape(s) } else { Ok(s.to_string()) };
+    let mut objects = Vec::new();
+    for c in root.children("Contents") {
+        let key = dec(c.text_of("Key").ok_or_else(|| bad("object without Key"))?)?;
+        let size = c.text_of("Size").unwrap_or("0").trim().parse::<i64>().map_err(|_| bad("bad Size"))?;
+        objects.push(ListedObject {
+            key,
+            size,
+            etag: c.text_of("ETag").unwrap_or_default().to_string(),
+            last_modified: c.text_of("LastModified").unwrap_or_default().to_string(),
+            storage_class: c.text_of("StorageClass").map(str::to_string),
+        });
+    }
+    let mut prefixes = Vec::new();
+    for p in root.children("CommonPrefixes") {
+        if let Some(pre) = p.text_of("Prefix") {
+            prefixes.push(dec(pre)?);
+        }
+    }
+    let truncated = root.text_of("IsTruncated").is_some_and(|t| t.trim() == "true");
+    let next_token = root.text_of("NextContinuationToken").filter(|t| !t.is_empty()).map(str::to_string);
+    Ok(ListPage { objects, prefixes, next_token, truncated })
+}
+
+pub fn parse_upload_id(body: &[u8]) -> Result<String> {
+    let root = parse(body)?;
+    root.text_of("UploadId").filter(|s| !s.is_empty()).map(str::to_string).ok_or_else(|| bad("no UploadId"))
+}
+
+/// The ETag of a CompleteMultipartUpload or CopyObject result. These calls can answer
+/// 200 with an `<Error>` body, which is reported as an error.
+pub fn parse_result_etag(body: &[u8]) -> Result<(String, Option<String>)> {
+    let root = parse(body)?;
+    if root.name == "Error" {
+        let code = root.text_of("Code").unwrap_or_default();
+        let msg = root.text_of("Message").unwrap_or_default();
+        return Err(Error::new(Kind::Server, format!("{code}: {msg}")).with_retryable(true));
+    }
+    let etag = root.text_of("ETag").unwrap_or_default().to_string();
+    Ok((etag, root.text_of("LastModified").map(str::to_string)))
+}
+
+/// Keys that a DeleteObjects call failed to delete, with the reason.
+pub fn parse_delete_errors(body: &[u8]) -> Result<Vec<(String, String)>> {
+    let root = parse(body)?;
+    Ok(root
+        .children("Error")
+        .map(|e| {
+            (
+                e.text_of("Key").unwrap_or_default().to_string(),
+                format!("{}: {}", e.text_of("Code").unwrap_or_default(), e.text_of("Message").unwrap_or_default()),
+            )
+        })
+        .collect())
+}
+
+pub fn parse_buckets(body: &[u8]) -> Result<Vec<(String, String)>> {
+    let root = parse(body)?;
+    let buckets = root.child("Buckets").ok_or_else(|| bad("no Buckets"))?;
+    Ok(buckets
+        .children("Bucket")
+        .map(|b| (b.text_of("Name").unwrap_or_default().to_string(), b.text_of("CreationDate").unwrap_or_default().to_string()))
+        .collect())
+}
+
+/// Escape text for an XML element body.
+pub fn escape(s: &str) -> String {
+    quick_xml::escape::escape(s).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_page_with_prefixes_entities_and_url_encoding() {
+        let body = br#"<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><Prefix>d/</Prefix>
+<EncodingType>url</EncodingType><IsTruncated>true</IsTruncated><NextContinuationToken>tok&amp;1</NextContinuationToken>
+<Contents><Key>d/a%20b%26c</Key><LastModified>2009-10-12T17:50:30.000Z</LastModified><ETag>&quot;0123456789abcdef0123456789abcdef&quot;</ETag><Size>12</Size><StorageClass>STANDARD</StorageClass></Contents>
+<CommonPrefixes><Prefix>d/sub%2F/</Prefix></CommonPrefixes></ListBucketResult>"#;
+        let p = parse_list(body).unwrap();
+        assert_eq!(p.objects.len(), 1);
+        assert_eq!(p.objects[0].key, "d/a b&c");
+        assert_eq!(p.objects[0].etag, "\"0123456789abcdef0123456789abcdef\"");
+        assert_eq!(p.objects[0].size, 12);
+        assert_eq!(p.prefixes, vec!["d/sub//".to_string()]);
+        assert!(p.truncated);
+        assert_eq!(p.next_token.as_deref(), Some("tok&1"));
+    }
+
+    #[test]
+    fn malformed_documents_are_errors_not_panics() {
+        for body in [&b""[..], b"<a>", b"</a>", b"<a><b></a>", b"\xff\xfe", b"<a>&bogus;</a>", b"<ListBucketResult><Contents><Size>x</Size><Key>k</Key></Contents></ListBucketResult>"] {
+            assert!(parse_list(body).is_err(), "{:?}", String::from_utf8_lossy(body));
+        }
+        assert!(parse_list(b"<Other/>").is_err());
+    }
+
+    #[test]
+    fn complete_multipart_can_fail_with_200() {
+        let e = parse_result_etag(b"<Error><Code>InternalError</Code><Message>try again</Message></Error>").unwrap_err();
+        assert!(e.to_string().contains("InternalError"));
+        let (etag, _) = parse_result_etag(b"<CompleteMultipartUploadResult><ETag>\"x-2\"</ETag></CompleteMultipartUploadResult>").unwrap();
+        assert_eq!(etag, "\"x-2\"");
+    }
+
+    #[test]
+    fn error_document() {
+        let e = parse_error(b"<Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message></Error>").unwrap();
+        assert_eq!(e.code, "NoSuchBucket");
+    }
+}
