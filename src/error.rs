@@ -219,7 +219,9 @@ impl fmt::Debug for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_ref().map(|s| s.as_ref() as &(dyn std::error::Error + 'static))
+        self.source
+            .as_ref()
+            .map(|s| s.as_ref() as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -275,8 +277,15 @@ mod tests {
 
     #[test]
     fn io_errors_read_as_sentences() {
-        let e = Error::io("open", "/mnt/tank/x", io::Error::from_raw_os_error(libc::ENOENT));
-        assert_eq!(e.to_string(), "/mnt/tank/x: open failed: No such file or directory");
+        let e = Error::io(
+            "open",
+            "/mnt/tank/x",
+            io::Error::from_raw_os_error(libc::ENOENT),
+        );
+        assert_eq!(
+            e.to_string(),
+            "/mnt/tank/x: open failed: No such file or directory"
+        );
         assert_eq!(e.kind(), Kind::NotFound);
     }
 

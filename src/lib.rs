@@ -6,6 +6,7 @@
 //!
 //! Data flows one way: CLI / C API / daemon → engine → `Remote` → providers.
 
+pub mod crypt;
 pub mod engine;
 pub mod error;
 mod ffi;

@@ -1,1 +1,455 @@
-fn main(){}
+//! `cloudsync`: the command line. Thin: parses flags, builds remotes and options, calls
+//! the library, maps the result to an rclone-compatible exit code.
+
+use clap::{Args, Parser, Subcommand};
+use cloudsync::engine::{
+    self, CompareOptions, FileEvent, Filter, FilterBuilder, Mode, Observer, Progress, SyncOptions,
+};
+use cloudsync::index::Index;
+use cloudsync::remote::local::LocalOptions;
+use cloudsync::remote::s3::client::ClientConfig;
+use cloudsync::remote::spec::{self, Connections, RemoteSpec};
+use cloudsync::{Error, Result};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "cloudsync",
+    version,
+    about = "Sync a NAS dataset with cloud storage (rclone-compatible)"
+)]
+struct Cli {
+    /// More logging: -v shows every file, -vv debug output.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Make DST identical to SRC, deleting files that are only in DST (after all transfers, and
+    /// only if nothing failed).
+    Sync(TransferArgs),
+    /// Copy new and changed files from SRC to DST; never delete.
+    Copy(TransferArgs),
+    /// Copy, then delete each source file.
+    Move(TransferArgs),
+}
+
+#[derive(Args)]
+struct TransferArgs {
+    /// Source: a local path or s3:BUCKET[/PATH].
+    src: String,
+    /// Destination: a local path or s3:BUCKET[/PATH].
+    dst: String,
+    /// Show what would be done; change nothing on either side.
+    #[arg(short = 'n', long)]
+    dry_run: bool,
+    /// Exclude files matching this rclone glob (repeatable).
+    #[arg(long, value_name = "PATTERN")]
+    exclude: Vec<String>,
+    /// Include only files matching this rclone glob (repeatable).
+    #[arg(long, value_name = "PATTERN")]
+    include: Vec<String>,
+    /// Parallel file transfers.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
+    transfers: u32,
+    /// Parallel directory listings and checks.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    checkers: u32,
+    /// Bandwidth limit: RATE, UP:DOWN or a timetable like "08:00,512k 18:00,off" (bytes/s; bare numbers are KiB/s).
+    #[arg(long, value_name = "SPEC")]
+    bwlimit: Option<String>,
+    /// Follow symlinks and copy what they point to (loops are detected and reported).
+    #[arg(short = 'L', long)]
+    follow_symlinks: bool,
+    /// Create empty source directories on the destination.
+    #[arg(long)]
+    create_empty_src_dirs: bool,
+    /// Move: remove source directories the move emptied.
+    #[arg(long)]
+    delete_empty_src_dirs: bool,
+    /// Compare by size and hash instead of size and modification time.
+    #[arg(short = 'c', long)]
+    checksum: bool,
+    /// Compare by size only.
+    #[arg(long)]
+    size_only: bool,
+    /// Transfer all files, even unchanged ones.
+    #[arg(short = 'I', long)]
+    ignore_times: bool,
+    /// Skip files that exist on the destination.
+    #[arg(long)]
+    ignore_existing: bool,
+    /// Skip files that are newer on the destination.
+    #[arg(short = 'u', long)]
+    update: bool,
+    /// Stop after deleting this many files (fatal error).
+    #[arg(long, value_name = "N")]
+    max_delete: Option<u64>,
+    /// Whole-run attempts while retryable errors remain.
+    #[arg(long, default_value_t = 3)]
+    retries: u32,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Metadata index (lets an unchanged tree cost listings only). Default: $CLOUDSYNC_INDEX or ~/.cache/cloudsync/index.db.
+    #[arg(long, value_name = "PATH", env = "CLOUDSYNC_INDEX")]
+    index: Option<PathBuf>,
+    /// Do not use a metadata index.
+    #[arg(long)]
+    no_index: bool,
+    #[command(flatten)]
+    s3: S3Args,
+}
+
+#[derive(Args)]
+struct S3Args {
+    /// S3 endpoint URL (empty: AWS).
+    #[arg(long, env = "CLOUDSYNC_S3_ENDPOINT", default_value = "")]
+    s3_endpoint: String,
+    /// S3 region.
+    #[arg(long, env = "CLOUDSYNC_S3_REGION", default_value = "us-east-1")]
+    s3_region: String,
+    #[arg(long, env = "CLOUDSYNC_S3_ACCESS_KEY_ID", hide_env_values = true)]
+    s3_access_key_id: Option<String>,
+    #[arg(long, env = "CLOUDSYNC_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    s3_secret_access_key: Option<String>,
+    /// Use virtual-host style addressing (bucket.host) instead of path style.
+    #[arg(long)]
+    s3_virtual_host: bool,
+    /// Storage class for uploads (STANDARD_IA, GLACIER, DEEP_ARCHIVE, ...).
+    #[arg(long, value_name = "CLASS")]
+    s3_storage_class: Option<String>,
+    /// Server-side encryption: AES256.
+    #[arg(long, value_name = "ALGO", value_parser = ["AES256"])]
+    s3_server_side_encryption: Option<String>,
+    /// Files at least this many MiB use multipart upload.
+    #[arg(long, value_name = "MIB", default_value_t = 200)]
+    s3_upload_cutoff: u64,
+    /// Multipart part size in MiB (raised automatically for huge files).
+    #[arg(long, value_name = "MIB", default_value_t = 5)]
+    s3_chunk_size: u64,
+    /// Parts in flight per file.
+    #[arg(long, default_value_t = 4)]
+    s3_upload_concurrency: usize,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => log::LevelFilter::Error,
+        (false, 0) => log::LevelFilter::Warn,
+        (false, 1) => log::LevelFilter::Info,
+        _ => log::LevelFilter::Debug,
+    };
+    let term = Arc::new(Term::new());
+    let _ = log::set_boxed_logger(Box::new(StderrLogger {
+        level,
+        term: term.clone(),
+    }));
+    log::set_max_level(level);
+    match run(cli, term.clone()) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            term.clear();
+            eprintln!("cloudsync: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+fn run(cli: Cli, term: Arc<Term>) -> Result<i32> {
+    let (mode, args) = match cli.command {
+        Command::Sync(a) => (Mode::Sync, a),
+        Command::Copy(a) => (Mode::Copy, a),
+        Command::Move(a) => (Mode::Move, a),
+    };
+    let src_spec = RemoteSpec::parse(&args.src)?;
+    let dst_spec = RemoteSpec::parse(&args.dst)?;
+    let index = open_index(&args);
+    let s3 = match (&args.s3.s3_access_key_id, &args.s3.s3_secret_access_key) {
+        (Some(k), Some(s)) => Some(ClientConfig {
+            endpoint: args.s3.s3_endpoint.clone(),
+            region: args.s3.s3_region.clone(),
+            access_key_id: k.clone(),
+            secret_access_key: s.clone(),
+            session_token: None,
+            path_style: !args.s3.s3_virtual_host,
+            connect_timeout: Duration::from_secs(60),
+            response_timeout: Duration::from_secs(300),
+            low_level_retries: 10,
+            sign_accept_encoding: true,
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(Error::usage(
+                "give both --s3-access-key-id and --s3-secret-access-key",
+            ));
+        }
+    };
+    let storage_class = args.s3.s3_storage_class.clone();
+    let sse = args.s3.s3_server_side_encryption.clone();
+    let (cutoff, chunk, conc, transfers) = (
+        args.s3.s3_upload_cutoff,
+        args.s3.s3_chunk_size,
+        args.s3.s3_upload_concurrency,
+        args.transfers as usize,
+    );
+    let conns = Connections {
+        s3,
+        s3_tune: Some(Arc::new(move |o: &mut cloudsync::remote::s3::S3Options| {
+            o.storage_class = storage_class.clone();
+            o.server_side_encryption = sse.clone();
+            o.upload_cutoff = cutoff * 1024 * 1024;
+            o.chunk_size = chunk * 1024 * 1024;
+            o.upload_concurrency = conc.max(1);
+            o.max_connections = (transfers * conc.max(1)).max(8);
+        })),
+        local: LocalOptions {
+            follow_symlinks: args.follow_symlinks,
+        },
+        index: index.clone(),
+    };
+    let src = spec::open(&src_spec, &conns)?;
+    let dst = spec::open(&dst_spec, &conns)?;
+
+    let filter = build_filter(&args.include, &args.exclude)?;
+    let bwlimit = match &args.bwlimit {
+        Some(s) => {
+            engine::BwTimetable::parse(s).map_err(|e| Error::usage(format!("--bwlimit: {e}")))?
+        }
+        None => engine::BwTimetable::unlimited(),
+    };
+    if args.checksum && args.size_only {
+        return Err(Error::usage(
+            "--checksum and --size-only cannot be used together",
+        ));
+    }
+    let show_progress = std::io::stderr().is_terminal() && !cli.quiet;
+    let opts = SyncOptions {
+        mode,
+        dry_run: args.dry_run,
+        filter: Arc::new(filter),
+        transfers,
+        checkers: args.checkers as usize,
+        create_empty_src_dirs: args.create_empty_src_dirs,
+        delete_empty_src_dirs: args.delete_empty_src_dirs,
+        bwlimit,
+        compare: CompareOptions {
+            checksum: args.checksum,
+            size_only: args.size_only,
+            ignore_times: args.ignore_times,
+            ignore_existing: args.ignore_existing,
+            update: args.update,
+            ..CompareOptions::default()
+        },
+        max_delete: args.max_delete,
+        retries: args.retries.max(1),
+        observer: Arc::new(CliObserver {
+            term: term.clone(),
+            show_progress,
+        }),
+        ..SyncOptions::default()
+    };
+    let report = engine::run(src.as_ref(), dst.as_ref(), &opts);
+    if let Some(index) = &index {
+        index.flush();
+    }
+    term.clear();
+    let code = report.exit_code();
+    if args.json {
+        let mut requests = serde_json::Map::new();
+        for (remote, side) in [(&src, "source"), (&dst, "destination")] {
+            let counts = remote.request_counts();
+            if !counts.is_empty() {
+                let m: serde_json::Map<String, serde_json::Value> = counts
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.into()))
+                    .collect();
+                requests.insert(side.to_string(), m.into());
+            }
+        }
+        let mut v =
+            serde_json::to_value(&report.summary).map_err(|e| Error::other(e.to_string()))?;
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("requests".into(), requests.into());
+            obj.insert("exit_code".into(), code.into());
+            obj.insert(
+                "error".into(),
+                report.error.as_ref().map(|e| e.to_string()).into(),
+            );
+        }
+        println!("{v}");
+    } else if !cli.quiet {
+        let s = &report.summary;
+        let verb = if s.dry_run {
+            "Would transfer"
+        } else {
+            "Transferred"
+        };
+        eprintln!(
+            "{verb}: {} files, {}; deleted: {}; checks: {}; errors: {}; elapsed: {:.1}s",
+            s.files_transferred,
+            engine::stats::human_bytes(s.bytes_transferred),
+            s.files_deleted,
+            s.checks,
+            s.errors,
+            s.elapsed_secs
+        );
+    }
+    if let Some(e) = &report.error {
+        if !args.json {
+            eprintln!("cloudsync: {e}");
+        }
+    }
+    Ok(code)
+}
+
+fn open_index(args: &TransferArgs) -> Option<Arc<Index>> {
+    if args.no_index {
+        return None;
+    }
+    let path = args.index.clone().or_else(|| {
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+        Some(base.join("cloudsync").join("index.db"))
+    })?;
+    match Index::open(&path) {
+        Ok(i) => Some(Arc::new(i)),
+        Err(e) => {
+            log::warn!("continuing without the metadata index: {e}");
+            None
+        }
+    }
+}
+
+fn build_filter(include: &[String], exclude: &[String]) -> Result<Filter> {
+    if include.is_empty() && exclude.is_empty() {
+        return Ok(Filter::empty());
+    }
+    let mut b = FilterBuilder::new();
+    for p in include {
+        b.add_include(p)
+            .map_err(|e| Error::usage(format!("--include {p:?}: {e}")))?;
+    }
+    for p in exclude {
+        b.add_exclude(p)
+            .map_err(|e| Error::usage(format!("--exclude {p:?}: {e}")))?;
+    }
+    b.build().map_err(|e| Error::usage(format!("filter: {e}")))
+}
+
+/// Serialises stderr between log lines and the progress line.
+struct Term {
+    line_shown: Mutex<bool>,
+}
+
+impl Term {
+    fn new() -> Term {
+        Term {
+            line_shown: Mutex::new(false),
+        }
+    }
+    fn clear(&self) {
+        if let Ok(mut shown) = self.line_shown.lock() {
+            if *shown {
+                eprint!("\r\x1b[K");
+                *shown = false;
+            }
+        }
+    }
+    fn print_line(&self, text: &str) {
+        if let Ok(mut shown) = self.line_shown.lock() {
+            let mut err = std::io::stderr().lock();
+            if *shown {
+                let _ = write!(err, "\r\x1b[K");
+            }
+            let _ = writeln!(err, "{text}");
+            *shown = false;
+        }
+    }
+    fn progress(&self, text: &str) {
+        if let Ok(mut shown) = self.line_shown.lock() {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[K{text}");
+            let _ = err.flush();
+            *shown = true;
+        }
+    }
+}
+
+struct StderrLogger {
+    level: log::LevelFilter,
+    term: Arc<Term>,
+}
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= self.level
+            && (m.target().starts_with("cloudsync") || m.level() <= log::Level::Warn)
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        if !self.enabled(r.metadata()) {
+            return;
+        }
+        let level = match r.level() {
+            log::Level::Error => "ERROR",
+            log::Level::Warn => "NOTICE",
+            log::Level::Info => "INFO ",
+            _ => "DEBUG",
+        };
+        self.term
+            .print_line(&format!("{} {level} : {}", timestamp(), r.args()));
+    }
+    fn flush(&self) {}
+}
+
+/// Local time as rclone prints it: `2026/11/24 14:00:00`.
+fn timestamp() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as libc::time_t)
+        .unwrap_or(0);
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: localtime_r only writes into `tm`, which we own.
+    unsafe { libc::localtime_r(&now, &mut tm) };
+    format!(
+        "{:04}/{:02}/{:02} {:02}:{:02}:{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
+}
+
+struct CliObserver {
+    term: Arc<Term>,
+    show_progress: bool,
+}
+
+impl Observer for CliObserver {
+    fn file_event(&self, _e: &FileEvent) {}
+    fn progress(&self, p: &Progress) {
+        if self.show_progress {
+            let desc = p.description();
+            let text = if desc.is_empty() {
+                "Listing…".to_string()
+            } else {
+                format!("{}% {desc}", p.percent())
+            };
+            self.term.progress(&text);
+        }
+    }
+}

@@ -55,8 +55,12 @@ impl Run<'_> {
         } else {
             (self.src, self.dst, src, dst)
         };
-        let Some(a) = first.md5(path, first_entry)? else { return Ok(None) };
-        let Some(b) = second.md5(path, second_entry)? else { return Ok(None) };
+        let Some(a) = first.md5(path, first_entry)? else {
+            return Ok(None);
+        };
+        let Some(b) = second.md5(path, second_entry)? else {
+            return Ok(None);
+        };
         Ok(Some(a == b))
     }
 
@@ -67,7 +71,9 @@ impl Run<'_> {
             return Ok(Decision::Skip("Destination exists, skipping"));
         }
         if c.ignore_times {
-            return Ok(Decision::Transfer("Transferring unconditionally as --ignore-times is in use"));
+            return Ok(Decision::Transfer(
+                "Transferring unconditionally as --ignore-times is in use",
+            ));
         }
         if c.update {
             let window = self.window.unwrap_or(1_000_000_000);
@@ -86,7 +92,9 @@ impl Run<'_> {
             if c.checksum && self.hashes_equal(path, src, dst)? == Some(false) {
                 return Ok(Decision::Transfer("Hashes differ"));
             }
-            return Ok(Decision::Skip("Destination mod time is within modify window, skipping"));
+            return Ok(Decision::Skip(
+                "Destination mod time is within modify window, skipping",
+            ));
         }
         self.equal(path, src, dst, false)
     }
@@ -97,7 +105,13 @@ impl Run<'_> {
 
     /// rclone `equal`. With `mtime_matched` (from --update, source newer) the time
     /// comparison is treated as done and the content decides.
-    fn equal(&self, path: &RelPath, src: &Entry, dst: &Entry, mtime_newer: bool) -> Result<Decision> {
+    fn equal(
+        &self,
+        path: &RelPath,
+        src: &Entry,
+        dst: &Entry,
+        mtime_newer: bool,
+    ) -> Result<Decision> {
         let c = &self.opts.compare;
         if !self.sizes_equal(src, dst) {
             return Ok(Decision::Transfer("Sizes differ"));
@@ -116,7 +130,9 @@ impl Run<'_> {
             });
         }
         let Some(window) = self.window else {
-            return Ok(Decision::Skip("Sizes identical (modification times not supported)"));
+            return Ok(Decision::Skip(
+                "Sizes identical (modification times not supported)",
+            ));
         };
         let src_time = self.src_mtime(path, src)?;
         if !mtime_newer {
@@ -127,15 +143,21 @@ impl Run<'_> {
         }
         match self.hashes_equal(path, src, dst)? {
             Some(false) => Ok(Decision::Transfer("Hashes differ")),
-            None if !c.refresh_times => Ok(Decision::Transfer("Modification times differ and no common hash")),
-            _ if c.no_update_modtime => Ok(Decision::Skip("Content identical, not updating modification time")),
+            None if !c.refresh_times => Ok(Decision::Transfer(
+                "Modification times differ and no common hash",
+            )),
+            _ if c.no_update_modtime => Ok(Decision::Skip(
+                "Content identical, not updating modification time",
+            )),
             _ => Ok(Decision::SetModTime(src_time)),
         }
     }
 
     fn note_checksum_fallback(&self) {
         use std::sync::atomic::Ordering::Relaxed;
-        if !(self.src.features().md5 && self.dst.features().md5) && !self.checksum_fallback_logged.swap(true, Relaxed) {
+        if !(self.src.features().md5 && self.dst.features().md5)
+            && !self.checksum_fallback_logged.swap(true, Relaxed)
+        {
             self.log(
                 log::Level::Warn,
                 "--checksum is in use but the source and destination have no hashes in common; falling back to --size-only",
@@ -150,11 +172,17 @@ impl Run<'_> {
             Err(e) if e.kind() == Kind::Unsupported => {
                 use std::sync::atomic::Ordering::Relaxed;
                 if !self.forced_upload_logged.swap(true, Relaxed) {
-                    self.log(log::Level::Info, "Forced to upload files to set modification times on this backend.");
+                    self.log(
+                        log::Level::Info,
+                        "Forced to upload files to set modification times on this backend.",
+                    );
                 }
                 self.log(
                     log::Level::Debug,
-                    &format!("{}: src and dst identical but can't set mod time without re-uploading", path.display()),
+                    &format!(
+                        "{}: src and dst identical but can't set mod time without re-uploading",
+                        path.display()
+                    ),
                 );
                 Ok(true)
             }

@@ -26,7 +26,11 @@ impl CancelToken {
     }
     /// `Err(cancelled)` once cancelled, for `?` in loops.
     pub fn check(&self) -> crate::Result<()> {
-        if self.is_cancelled() { Err(Error::cancelled()) } else { Ok(()) }
+        if self.is_cancelled() {
+            Err(Error::cancelled())
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -94,12 +98,22 @@ impl Progress {
     /// Overall percentage as TrueNAS computes it: the minimum of the file, byte and check
     /// percentages that have a total.
     pub fn percent(&self) -> u32 {
-        let pct = |d: u64, t: u64| if t == 0 { None } else { Some(((d.min(t) * 100) / t) as u32) };
-        [pct(self.files_done, self.files_total), pct(self.bytes_done, self.bytes_total), pct(self.checks_done, self.checks_total)]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(if self.listing_done { 100 } else { 0 })
+        let pct = |d: u64, t: u64| {
+            if t == 0 {
+                None
+            } else {
+                Some(((d.min(t) * 100) / t) as u32)
+            }
+        };
+        [
+            pct(self.files_done, self.files_total),
+            pct(self.bytes_done, self.bytes_total),
+            pct(self.checks_done, self.checks_total),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(if self.listing_done { 100 } else { 0 })
     }
 
     /// The TrueNAS-style one-line description: `75 / 3546, 752 MiB / 27.6 GiB, 7.9 MiB/s,
@@ -110,14 +124,22 @@ impl Progress {
             parts.push(format!("{} / {}", self.files_done, self.files_total));
         }
         if self.bytes_total > 0 {
-            let mut s = format!("{} / {}, {}/s", human_bytes(self.bytes_done), human_bytes(self.bytes_total), human_bytes(self.speed as u64));
+            let mut s = format!(
+                "{} / {}, {}/s",
+                human_bytes(self.bytes_done),
+                human_bytes(self.bytes_total),
+                human_bytes(self.speed as u64)
+            );
             if let Some(eta) = self.eta {
                 s.push_str(&format!(", ETA {}", human_duration(eta)));
             }
             parts.push(s);
         }
         if self.checks_total > 0 {
-            parts.push(format!("checks: {} / {}", self.checks_done, self.checks_total));
+            parts.push(format!(
+                "checks: {} / {}",
+                self.checks_done, self.checks_total
+            ));
         }
         parts.join(", ")
     }
@@ -131,7 +153,11 @@ pub fn human_bytes(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{n} B") } else { format!("{v:.3} {}", UNITS[u]) }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.3} {}", UNITS[u])
+    }
 }
 
 pub fn human_duration(secs: u64) -> String {
@@ -216,11 +242,16 @@ impl Stats {
         let transferring = self
             .transferring
             .lock()
-            .map(|v| v.iter().map(|t| (t.name.clone(), t.done.load(Relaxed), t.size)).collect())
+            .map(|v| {
+                v.iter()
+                    .map(|t| (t.name.clone(), t.done.load(Relaxed), t.size))
+                    .collect()
+            })
             .unwrap_or_default();
         let bytes_done = self.bytes_done.load(Relaxed);
         let bytes_total = self.bytes_total.load(Relaxed);
-        let eta = (speed > 0.0 && bytes_total > bytes_done).then(|| ((bytes_total - bytes_done) as f64 / speed) as u64);
+        let eta = (speed > 0.0 && bytes_total > bytes_done)
+            .then(|| ((bytes_total - bytes_done) as f64 / speed) as u64);
         Progress {
             files_done: self.files_done.load(Relaxed),
             files_total: self.files_total.load(Relaxed),
@@ -245,7 +276,15 @@ mod tests {
 
     #[test]
     fn percent_is_the_minimum_like_truenas() {
-        let p = Progress { files_done: 75, files_total: 3546, bytes_done: 50, bytes_total: 100, checks_done: 89, checks_total: 89, ..Default::default() };
+        let p = Progress {
+            files_done: 75,
+            files_total: 3546,
+            bytes_done: 50,
+            bytes_total: 100,
+            checks_done: 89,
+            checks_total: 89,
+            ..Default::default()
+        };
         assert_eq!(p.percent(), 2);
         assert!(p.description().starts_with("75 / 3546, 50 B / 100 B"));
         assert!(p.description().ends_with("checks: 89 / 89"));

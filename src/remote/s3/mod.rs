@@ -18,7 +18,9 @@ pub mod time;
 pub mod xml;
 
 use self::client::{Body, Client, ClientConfig, Op, Request, header, read_body};
-use super::{Entry, EntryKind, Extra, Features, Md5, Nanos, Opened, PutInfo, Remote, RootState, Source};
+use super::{
+    Entry, EntryKind, Extra, Features, Md5, Nanos, Opened, PutInfo, Remote, RootState, Source,
+};
 use crate::error::{Error, Kind, Result};
 use crate::index::{Index, ObjectMeta};
 use crate::path::{RelPath, decode_key_segment, display_bytes, encode_key_segment};
@@ -82,7 +84,10 @@ pub struct S3Remote {
 
 fn md5_from_etag(etag: &str) -> Option<Md5> {
     let e = etag.trim().trim_matches('"');
-    if e.len() == 32 && e.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if e.len() == 32
+        && e.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         hex::decode(e).ok()?.try_into().ok()
     } else {
         None
@@ -91,7 +96,11 @@ fn md5_from_etag(etag: &str) -> Option<Md5> {
 
 /// A Content-Type from the file extension; the default otherwise.
 fn content_type(name: &[u8]) -> &'static str {
-    let ext = name.rsplit(|&b| b == b'.').next().map(|e| e.to_ascii_lowercase()).unwrap_or_default();
+    let ext = name
+        .rsplit(|&b| b == b'.')
+        .next()
+        .map(|e| e.to_ascii_lowercase())
+        .unwrap_or_default();
     match ext.as_slice() {
         b"txt" | b"log" => "text/plain; charset=utf-8",
         b"html" | b"htm" => "text/html; charset=utf-8",
@@ -139,11 +148,19 @@ impl S3Remote {
             return Err(Error::usage("an S3 remote needs a bucket name"));
         }
         if opts.bucket.contains('/') {
-            return Err(Error::usage(format!("invalid bucket name {:?}", opts.bucket)));
+            return Err(Error::usage(format!(
+                "invalid bucket name {:?}",
+                opts.bucket
+            )));
         }
         let client = Client::new(opts.client.clone(), opts.max_connections)?;
         let remote_id = format!("s3:{}/{}", client.endpoint_id(), opts.bucket);
-        Ok(S3Remote { client, opts, index, remote_id })
+        Ok(S3Remote {
+            client,
+            opts,
+            index,
+            remote_id,
+        })
     }
 
     /// The HTTP client, for operations outside the `Remote` trait (bucket listing).
@@ -173,7 +190,10 @@ impl S3Remote {
     }
 
     fn index_loc(&self, path: &RelPath) -> (String, String) {
-        (self.key(&path.parent()), encode_key_segment(path.file_name()))
+        (
+            self.key(&path.parent()),
+            encode_key_segment(path.file_name()),
+        )
     }
 
     fn remember(&self, path: &RelPath, meta: ObjectMeta) {
@@ -202,42 +222,86 @@ impl S3Remote {
     fn head_meta(&self, path: &RelPath, entry: &Entry) -> Result<(Nanos, Option<Md5>)> {
         let key = self.key(path);
         let req = Request::new(Op::Head, "HEAD", Some(&self.opts.bucket), Some(&key));
-        let resp = self.client.send(&req).map_err(|e| e.with_path(self.shown(path)))?;
+        let resp = self
+            .client
+            .send(&req)
+            .map_err(|e| e.with_path(self.shown(path)))?;
         let mtime = header(&resp, "x-amz-meta-mtime")
             .and_then(time::parse_mtime)
             .or(entry.extra.server_time)
             .or_else(|| header(&resp, "last-modified").and_then(time::parse_http_date))
-            .ok_or_else(|| Error::new(Kind::Protocol, "object has no modification time").with_path(self.shown(path)))?;
+            .ok_or_else(|| {
+                Error::new(Kind::Protocol, "object has no modification time")
+                    .with_path(self.shown(path))
+            })?;
         let md5 = entry.md5.or_else(|| {
             header(&resp, "x-amz-meta-md5chksum")
-                .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+                .and_then(|b| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b.trim())
+                        .ok()
+                })
                 .and_then(|v| v.try_into().ok())
         });
         if let Some(etag) = &entry.extra.etag {
-            self.remember(path, ObjectMeta { size: entry.size, etag: etag.to_string(), server_time: entry.extra.server_time, mtime, md5 });
+            self.remember(
+                path,
+                ObjectMeta {
+                    size: entry.size,
+                    etag: etag.to_string(),
+                    server_time: entry.extra.server_time,
+                    mtime,
+                    md5,
+                },
+            );
         }
         Ok((mtime, md5))
     }
 
-    fn storage_headers<'r>(&self, mut req: Request<'r>, storage_class: Option<&str>) -> Request<'r> {
-        if let Some(sc) = storage_class.or(self.opts.storage_class.as_deref()).filter(|s| !s.is_empty()) {
+    fn storage_headers<'r>(
+        &self,
+        mut req: Request<'r>,
+        storage_class: Option<&str>,
+    ) -> Request<'r> {
+        if let Some(sc) = storage_class
+            .or(self.opts.storage_class.as_deref())
+            .filter(|s| !s.is_empty())
+        {
             req = req.header("x-amz-storage-class", sc);
         }
-        if let Some(sse) = self.opts.server_side_encryption.as_deref().filter(|s| !s.is_empty()) {
+        if let Some(sse) = self
+            .opts
+            .server_side_encryption
+            .as_deref()
+            .filter(|s| !s.is_empty())
+        {
             req = req.header("x-amz-server-side-encryption", sse);
         }
         req
     }
 
-    fn put_single(&self, key: &str, src: &dyn Source, info: &PutInfo, mtime: Nanos, ctype: &str) -> Result<(String, Option<Md5>)> {
+    fn put_single(
+        &self,
+        key: &str,
+        src: &dyn Source,
+        info: &PutInfo,
+        mtime: Nanos,
+        ctype: &str,
+    ) -> Result<(String, Option<Md5>)> {
         let size = src.size();
         let open = || src.open_at(0, size);
         let mut req = Request::new(Op::Put, "PUT", Some(&self.opts.bucket), Some(key))
             .header("content-type", ctype)
             .header("x-amz-meta-mtime", time::format_mtime(mtime))
-            .body(Body::Stream { len: size, open: &open });
+            .body(Body::Stream {
+                len: size,
+                open: &open,
+            });
         if let Some(md5) = info.md5 {
-            req = req.header("content-md5", base64::engine::general_purpose::STANDARD.encode(md5));
+            req = req.header(
+                "content-md5",
+                base64::engine::general_purpose::STANDARD.encode(md5),
+            );
         }
         let req = self.storage_headers(req, None);
         let resp = self.client.send(&req)?;
@@ -245,9 +309,18 @@ impl S3Remote {
         Ok((etag.clone(), md5_from_etag(&etag).or(info.md5)))
     }
 
-    fn put_multipart(&self, key: &str, src: &dyn Source, info: &PutInfo, mtime: Nanos, ctype: &str) -> Result<(String, Option<Md5>)> {
+    fn put_multipart(
+        &self,
+        key: &str,
+        src: &dyn Source,
+        info: &PutInfo,
+        mtime: Nanos,
+        ctype: &str,
+    ) -> Result<(String, Option<Md5>)> {
         let size = src.size();
-        let min_chunk = size.div_ceil(self.opts.max_upload_parts.max(1)).next_multiple_of(MIB);
+        let min_chunk = size
+            .div_ceil(self.opts.max_upload_parts.max(1))
+            .next_multiple_of(MIB);
         let chunk = self.opts.chunk_size.max(5 * MIB).max(min_chunk);
         let parts = size.div_ceil(chunk).max(1);
         let mut req = Request::new(Op::Post, "POST", Some(&self.opts.bucket), Some(key))
@@ -255,13 +328,17 @@ impl S3Remote {
             .header("content-type", ctype)
             .header("x-amz-meta-mtime", time::format_mtime(mtime));
         if let Some(md5) = info.md5 {
-            req = req.header("x-amz-meta-md5chksum", base64::engine::general_purpose::STANDARD.encode(md5));
+            req = req.header(
+                "x-amz-meta-md5chksum",
+                base64::engine::general_purpose::STANDARD.encode(md5),
+            );
         }
         let req = self.storage_headers(req, None);
         let mut resp = self.client.send(&req)?;
         let upload_id = xml::parse_upload_id(&read_body(&mut resp, MIB)?)?;
 
-        let results: Vec<Mutex<Option<(String, Md5)>>> = (0..parts).map(|_| Mutex::new(None)).collect();
+        let results: Vec<Mutex<Option<(String, Md5)>>> =
+            (0..parts).map(|_| Mutex::new(None)).collect();
         let next = AtomicU64::new(0);
         let failed: Mutex<Option<Error>> = Mutex::new(None);
         let workers = (self.opts.upload_concurrency.max(1) as u64).min(parts);
@@ -296,16 +373,26 @@ impl S3Remote {
             }
         });
         let finish = || -> Result<(String, Option<Md5>)> {
-            if let Some(e) = failed.lock().map_err(|_| Error::other("lock poisoned"))?.take() {
+            if let Some(e) = failed
+                .lock()
+                .map_err(|_| Error::other("lock poisoned"))?
+                .take()
+            {
                 return Err(e);
             }
             let mut body = String::from("<CompleteMultipartUpload>");
             let mut md5s = md5::Md5::new();
             for (i, r) in results.iter().enumerate() {
                 let r = r.lock().map_err(|_| Error::other("lock poisoned"))?;
-                let (etag, md5) = r.as_ref().ok_or_else(|| Error::other("a part is missing"))?;
+                let (etag, md5) = r
+                    .as_ref()
+                    .ok_or_else(|| Error::other("a part is missing"))?;
                 md5s.update(md5);
-                body.push_str(&format!("<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>", i + 1, xml::escape(etag)));
+                body.push_str(&format!(
+                    "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>",
+                    i + 1,
+                    xml::escape(etag)
+                ));
             }
             body.push_str("</CompleteMultipartUpload>");
             let req = Request::new(Op::Post, "POST", Some(&self.opts.bucket), Some(key))
@@ -317,15 +404,26 @@ impl S3Remote {
             let expected = format!("{}-{}", hex::encode(md5s.finalize()), parts);
             let got = etag.trim().trim_matches('"');
             if got.contains('-') && got != expected {
-                let _ = self.client.send(&Request::new(Op::Delete, "DELETE", Some(&self.opts.bucket), Some(key)));
-                return Err(Error::new(Kind::Corrupted, format!("corrupted on transfer: multipart ETag {got} is not the expected {expected}"))
-                    .with_retryable(true));
+                let _ = self.client.send(&Request::new(
+                    Op::Delete,
+                    "DELETE",
+                    Some(&self.opts.bucket),
+                    Some(key),
+                ));
+                return Err(Error::new(
+                    Kind::Corrupted,
+                    format!(
+                        "corrupted on transfer: multipart ETag {got} is not the expected {expected}"
+                    ),
+                )
+                .with_retryable(true));
             }
             Ok((etag, info.md5))
         };
         let result = finish();
         if result.is_err() {
-            let abort = Request::new(Op::Delete, "DELETE", Some(&self.opts.bucket), Some(key)).query("uploadId", upload_id.as_str());
+            let abort = Request::new(Op::Delete, "DELETE", Some(&self.opts.bucket), Some(key))
+                .query("uploadId", upload_id.as_str());
             if let Err(e) = self.client.send(&abort) {
                 log::warn!("{}: could not abort the multipart upload: {e}", key);
             }
@@ -333,13 +431,24 @@ impl S3Remote {
         result
     }
 
-    fn upload_part(&self, key: &str, upload_id: &str, number: u64, src: &dyn Source, offset: u64, len: u64) -> Result<(String, Md5)> {
+    fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u64,
+        src: &dyn Source,
+        offset: u64,
+        len: u64,
+    ) -> Result<(String, Md5)> {
         let hasher = Arc::new(Mutex::new(md5::Md5::new()));
         let open = || -> Result<Box<dyn Read + Send + '_>> {
             if let Ok(mut h) = hasher.lock() {
                 *h = md5::Md5::new();
             }
-            Ok(Box::new(HashingReader { inner: src.open_at(offset, len)?, hasher: hasher.clone() }))
+            Ok(Box::new(HashingReader {
+                inner: src.open_at(offset, len)?,
+                hasher: hasher.clone(),
+            }))
         };
         let req = Request::new(Op::Put, "PUT", Some(&self.opts.bucket), Some(key))
             .query("partNumber", number.to_string())
@@ -347,10 +456,19 @@ impl S3Remote {
             .body(Body::Stream { len, open: &open });
         let resp = self.client.send(&req)?;
         let etag = header(&resp, "etag").unwrap_or_default().to_string();
-        let md5: Md5 = hasher.lock().map_err(|_| Error::other("lock poisoned"))?.clone().finalize().into();
+        let md5: Md5 = hasher
+            .lock()
+            .map_err(|_| Error::other("lock poisoned"))?
+            .clone()
+            .finalize()
+            .into();
         if let Some(server) = md5_from_etag(&etag) {
             if server != md5 {
-                return Err(Error::new(Kind::Corrupted, format!("corrupted on transfer: part {number} MD5 differs")).with_retryable(true));
+                return Err(Error::new(
+                    Kind::Corrupted,
+                    format!("corrupted on transfer: part {number} MD5 differs"),
+                )
+                .with_retryable(true));
             }
         }
         Ok((etag, md5))
@@ -358,7 +476,9 @@ impl S3Remote {
 
     /// The buckets of this account (the bucket of this remote does not matter).
     pub fn list_buckets(&self) -> Result<Vec<(String, String)>> {
-        let mut resp = self.client.send(&Request::new(Op::List, "GET", None, None))?;
+        let mut resp = self
+            .client
+            .send(&Request::new(Op::List, "GET", None, None))?;
         xml::parse_buckets(&read_body(&mut resp, 16 * MIB)?)
     }
 
@@ -367,9 +487,13 @@ impl S3Remote {
         let body = if region.is_empty() || region == "us-east-1" {
             String::new()
         } else {
-            format!("<CreateBucketConfiguration><LocationConstraint>{}</LocationConstraint></CreateBucketConfiguration>", xml::escape(region))
+            format!(
+                "<CreateBucketConfiguration><LocationConstraint>{}</LocationConstraint></CreateBucketConfiguration>",
+                xml::escape(region)
+            )
         };
-        let req = Request::new(Op::Put, "PUT", Some(&self.opts.bucket), None).body(Body::Bytes(body.as_bytes()));
+        let req = Request::new(Op::Put, "PUT", Some(&self.opts.bucket), None)
+            .body(Body::Bytes(body.as_bytes()));
         match self.client.send(&req) {
             Ok(_) => Ok(()),
             Err(e) if e.http_status() == Some(409) => Ok(()), // exists already (ours)
@@ -405,7 +529,9 @@ impl Remote for S3Remote {
     fn root_state(&self) -> Result<RootState> {
         let prefix = self.dir_prefix(&RelPath::root());
         match self.list_page(&prefix, 1, None) {
-            Ok(p) if prefix.is_empty() || !p.objects.is_empty() || !p.prefixes.is_empty() => return Ok(RootState::Dir),
+            Ok(p) if prefix.is_empty() || !p.objects.is_empty() || !p.prefixes.is_empty() => {
+                return Ok(RootState::Dir);
+            }
             Ok(_) => {}
             Err(e) if e.kind() == Kind::DirNotFound => return Ok(RootState::Missing),
             Err(e) => return Err(e),
@@ -421,13 +547,21 @@ impl Remote for S3Remote {
 
     fn list_dir(&self, dir: &RelPath, bad: &mut dyn FnMut(Error)) -> Result<Vec<Entry>> {
         let prefix = self.dir_prefix(dir);
-        let known = self.index.as_ref().map(|i| i.object_dir(&self.remote_id, &self.key(dir))).unwrap_or_default();
+        let known = self
+            .index
+            .as_ref()
+            .map(|i| i.object_dir(&self.remote_id, &self.key(dir)))
+            .unwrap_or_default();
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let page = self.list_page(&prefix, self.opts.list_chunk, token.as_deref()).map_err(|e| e.with_path(self.shown(dir)))?;
+            let page = self
+                .list_page(&prefix, self.opts.list_chunk, token.as_deref())
+                .map_err(|e| e.with_path(self.shown(dir)))?;
             for o in page.objects {
-                let Some(rest) = o.key.strip_prefix(&prefix) else { continue };
+                let Some(rest) = o.key.strip_prefix(&prefix) else {
+                    continue;
+                };
                 if rest.is_empty() {
                     continue; // a directory marker for this directory itself
                 }
@@ -440,14 +574,11 @@ impl Remote for S3Remote {
                 let mut md5 = md5_from_etag(&o.etag);
                 let mut mtime = None;
                 if let Some(m) = known.get(rest) {
-                    if m.size == o.size && m.etag == o.etag && (m.server_time.is_none() || m.server_time == server_time) {
+                    if let Some(adopt) = validate(m, &o, server_time, md5) {
                         mtime = Some(m.mtime);
                         md5 = md5.or(m.md5);
-                        if m.server_time.is_none() && server_time.is_some() {
-                            // First listing after our own upload: adopt the server's time as a validator.
-                            if let Some(index) = &self.index {
-                                index.put_object(&self.remote_id, &self.key(dir), rest, ObjectMeta { server_time, ..m.clone() });
-                            }
+                        if let (Some(index), Some(updated)) = (&self.index, adopt) {
+                            index.put_object(&self.remote_id, &self.key(dir), rest, updated);
                         }
                     }
                 }
@@ -466,7 +597,9 @@ impl Remote for S3Remote {
                 });
             }
             for p in page.prefixes {
-                let Some(rest) = p.strip_prefix(&prefix).and_then(|r| r.strip_suffix('/')) else { continue };
+                let Some(rest) = p.strip_prefix(&prefix).and_then(|r| r.strip_suffix('/')) else {
+                    continue;
+                };
                 let name = decode_key_segment(rest);
                 if let Err(e) = dir.join(&name) {
                     bad(e.with_path(format!("s3:{}/{}", self.opts.bucket, p)));
@@ -480,8 +613,11 @@ impl Remote for S3Remote {
             match page.next_token {
                 Some(t) => token = Some(t),
                 None => {
-                    return Err(Error::new(Kind::Protocol, "the listing is truncated but has no continuation token")
-                        .with_path(self.shown(dir)));
+                    return Err(Error::new(
+                        Kind::Protocol,
+                        "the listing is truncated but has no continuation token",
+                    )
+                    .with_path(self.shown(dir)));
                 }
             }
         }
@@ -502,6 +638,21 @@ impl Remote for S3Remote {
         Ok(self.head_meta(path, entry)?.1)
     }
 
+    fn remember_md5(&self, path: &RelPath, entry: &Entry, md5: Md5) {
+        if let (Some(mtime), Some(etag)) = (entry.mtime, &entry.extra.etag) {
+            self.remember(
+                path,
+                ObjectMeta {
+                    size: entry.size,
+                    etag: etag.to_string(),
+                    server_time: entry.extra.server_time,
+                    mtime,
+                    md5: Some(md5),
+                },
+            );
+        }
+    }
+
     fn open(&self, path: &RelPath, entry: &Entry, offset: u64, len: u64) -> Result<Opened> {
         let key = self.key(path);
         let size = entry.size.max(0) as u64;
@@ -510,34 +661,65 @@ impl Remote for S3Remote {
         let ranged = offset > 0 || len < size;
         if ranged {
             if len == 0 {
-                return Ok(Opened { reader: Box::new(std::io::empty()), mtime: entry.mtime });
+                return Ok(Opened {
+                    reader: Box::new(std::io::empty()),
+                    mtime: entry.mtime,
+                });
             }
             req = req.header("range", format!("bytes={}-{}", offset, offset + len - 1));
         }
-        let resp = self.client.send(&req).map_err(|e| e.with_path(self.shown(path)))?;
+        let resp = self
+            .client
+            .send(&req)
+            .map_err(|e| e.with_path(self.shown(path)))?;
         let status = resp.status().as_u16();
         if ranged && status != 206 {
-            return Err(Error::new(Kind::Protocol, "the server ignored the requested byte range").with_path(self.shown(path)));
+            return Err(Error::new(
+                Kind::Protocol,
+                "the server ignored the requested byte range",
+            )
+            .with_path(self.shown(path)));
         }
         if let Some(cl) = header(&resp, "content-length").and_then(|v| v.parse::<u64>().ok()) {
             if cl != len {
-                return Err(Error::new(Kind::Protocol, format!("the server sent {cl} bytes where {len} were expected"))
-                    .with_path(self.shown(path))
-                    .with_retryable(true));
+                return Err(Error::new(
+                    Kind::Protocol,
+                    format!("the server sent {cl} bytes where {len} were expected"),
+                )
+                .with_path(self.shown(path))
+                .with_retryable(true));
             }
         }
-        let mtime = entry.mtime.or_else(|| header(&resp, "x-amz-meta-mtime").and_then(time::parse_mtime)).or(entry.extra.server_time);
+        let mtime = entry
+            .mtime
+            .or_else(|| header(&resp, "x-amz-meta-mtime").and_then(time::parse_mtime))
+            .or(entry.extra.server_time);
         if entry.mtime.is_none() {
             if let (Some(t), Some(etag)) = (mtime, &entry.extra.etag) {
-                self.remember(path, ObjectMeta { size: entry.size, etag: etag.to_string(), server_time: entry.extra.server_time, mtime: t, md5: entry.md5 });
+                self.remember(
+                    path,
+                    ObjectMeta {
+                        size: entry.size,
+                        etag: etag.to_string(),
+                        server_time: entry.extra.server_time,
+                        mtime: t,
+                        md5: entry.md5,
+                    },
+                );
             }
         }
-        Ok(Opened { reader: Box::new(resp.into_body().into_reader()), mtime })
+        Ok(Opened {
+            reader: Box::new(resp.into_body().into_reader()),
+            mtime,
+        })
     }
 
     fn put(&self, path: &RelPath, src: &dyn Source, info: &PutInfo) -> Result<Entry> {
         if path.is_root() {
-            return Err(Error::new(Kind::BadName, "cannot write an object at the root itself"));
+            return Err(Error::new(
+                Kind::BadName,
+                "cannot write an object at the root itself",
+            ));
         }
         let key = self.key(path);
         let size = src.size();
@@ -552,24 +734,43 @@ impl Remote for S3Remote {
             self.put_multipart(&key, src, info, mtime, ctype)
         }
         .map_err(|e| e.with_path(self.shown(path)))?;
-        self.remember(path, ObjectMeta { size: size as i64, etag: etag.clone(), server_time: None, mtime, md5 });
+        self.remember(
+            path,
+            ObjectMeta {
+                size: size as i64,
+                etag: etag.clone(),
+                server_time: None,
+                mtime,
+                md5,
+            },
+        );
         Ok(Entry {
             name: path.file_name().to_vec(),
             kind: EntryKind::File,
             size: size as i64,
             mtime: Some(mtime),
             md5: md5_from_etag(&etag),
-            extra: Extra { etag: Some(etag.into()), ..Extra::default() },
+            extra: Extra {
+                etag: Some(etag.into()),
+                ..Extra::default()
+            },
         })
     }
 
     fn set_mod_time(&self, path: &RelPath, entry: &Entry, mtime: Nanos) -> Result<()> {
         let class = entry.extra.storage_class.as_deref().unwrap_or("");
         if matches!(class, "GLACIER" | "DEEP_ARCHIVE") || entry.size > MAX_COPY {
-            return Err(Error::new(Kind::Unsupported, "can't set modification time without re-uploading"));
+            return Err(Error::new(
+                Kind::Unsupported,
+                "can't set modification time without re-uploading",
+            ));
         }
         let key = self.key(path);
-        let source = format!("/{}/{}", self.opts.bucket, percent_encoding::utf8_percent_encode(&key, client_key_set()));
+        let source = format!(
+            "/{}/{}",
+            self.opts.bucket,
+            percent_encoding::utf8_percent_encode(&key, client_key_set())
+        );
         let md5 = entry.md5.or_else(|| self.cached_md5(path, entry));
         let mut req = Request::new(Op::Copy, "PUT", Some(&self.opts.bucket), Some(&key))
             .header("x-amz-copy-source", source)
@@ -577,19 +778,32 @@ impl Remote for S3Remote {
             .header("content-type", content_type(path.file_name()))
             .header("x-amz-meta-mtime", time::format_mtime(mtime));
         if let (Some(m), None) = (md5, entry.extra.etag.as_deref().and_then(md5_from_etag)) {
-            req = req.header("x-amz-meta-md5chksum", base64::engine::general_purpose::STANDARD.encode(m));
+            req = req.header(
+                "x-amz-meta-md5chksum",
+                base64::engine::general_purpose::STANDARD.encode(m),
+            );
         }
         let req = self.storage_headers(req, (!class.is_empty()).then_some(class));
-        let mut resp = self.client.send(&req).map_err(|e| e.with_path(self.shown(path)))?;
+        let mut resp = self
+            .client
+            .send(&req)
+            .map_err(|e| e.with_path(self.shown(path)))?;
         let (etag, last_modified) = xml::parse_result_etag(&read_body(&mut resp, MIB)?)?;
-        let etag = if etag.is_empty() { entry.extra.etag.as_deref().unwrap_or_default().to_string() } else { etag };
-        self.remember(path, ObjectMeta {
-            size: entry.size,
-            etag,
-            server_time: last_modified.as_deref().and_then(time::parse_iso8601),
-            mtime,
-            md5,
-        });
+        let etag = if etag.is_empty() {
+            entry.extra.etag.as_deref().unwrap_or_default().to_string()
+        } else {
+            etag
+        };
+        self.remember(
+            path,
+            ObjectMeta {
+                size: entry.size,
+                etag,
+                server_time: last_modified.as_deref().and_then(time::parse_iso8601),
+                mtime,
+                md5,
+            },
+        );
         Ok(())
     }
 
@@ -608,7 +822,11 @@ impl Remote for S3Remote {
         Ok(())
     }
 
-    fn delete_many(&self, items: &[(RelPath, Entry)], report: &mut dyn FnMut(&RelPath, Result<()>)) {
+    fn delete_many(
+        &self,
+        items: &[(RelPath, Entry)],
+        report: &mut dyn FnMut(&RelPath, Result<()>),
+    ) {
         if items.len() < 2 {
             for (p, e) in items {
                 report(p, self.delete(p, e));
@@ -621,13 +839,19 @@ impl Remote for S3Remote {
             body.push_str(&format!("<Object><Key>{}</Key></Object>", xml::escape(k)));
         }
         body.push_str("</Delete>");
-        let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body.as_bytes()));
+        let md5 =
+            base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body.as_bytes()));
         let req = Request::new(Op::Post, "POST", Some(&self.opts.bucket), None)
             .query("delete", "")
             .header("content-md5", md5)
             .header("content-type", "application/xml")
             .body(Body::Bytes(body.as_bytes()));
-        let failures = match self.client.send(&req).and_then(|mut r| read_body(&mut r, 16 * MIB)).and_then(|b| xml::parse_delete_errors(&b)) {
+        let failures = match self
+            .client
+            .send(&req)
+            .and_then(|mut r| read_body(&mut r, 16 * MIB))
+            .and_then(|b| xml::parse_delete_errors(&b))
+        {
             Ok(f) => f,
             Err(e) => {
                 log::debug!("batch delete failed ({e}); deleting one by one");
@@ -639,7 +863,11 @@ impl Remote for S3Remote {
         };
         for ((path, _), key) in items.iter().zip(&keys) {
             match failures.iter().find(|(k, _)| k == key) {
-                Some((_, why)) => report(path, Err(Error::new(Kind::Server, format!("delete failed: {why}")).with_path(self.shown(path)))),
+                Some((_, why)) => report(
+                    path,
+                    Err(Error::new(Kind::Server, format!("delete failed: {why}"))
+                        .with_path(self.shown(path))),
+                ),
                 None => {
                     if let Some(index) = &self.index {
                         let (dir, name) = self.index_loc(path);
@@ -686,9 +914,60 @@ impl Remote for S3Remote {
     }
 }
 
+/// Whether what the index recorded for an object still describes the listed object.
+/// `Some(None)`: valid as is. `Some(Some(meta))`: valid, and the first listing after our
+/// own upload completes the record (the PUT answer carries no LastModified, and some
+/// servers send no ETag there either). `None`: stale.
+///
+/// Some servers list no ETags; then size and LastModified are the validators.
+fn validate(
+    m: &ObjectMeta,
+    o: &xml::ListedObject,
+    server_time: Option<Nanos>,
+    listed_md5: Option<Md5>,
+) -> Option<Option<ObjectMeta>> {
+    if m.size != o.size {
+        return None;
+    }
+    let first_listing = m.server_time.is_none();
+    if !first_listing && m.server_time != server_time {
+        return None;
+    }
+    let etag_ok = if o.etag.is_empty() || m.etag == o.etag {
+        true
+    } else if m.etag.is_empty() && first_listing {
+        // We uploaded it but were not told the ETag: accept the listed one only if it
+        // agrees with the MD5 we computed.
+        matches!((m.md5, listed_md5), (Some(a), Some(b)) if a == b)
+            || (m.md5.is_none() && listed_md5.is_none())
+    } else {
+        false
+    };
+    if !etag_ok {
+        return None;
+    }
+    if first_listing || (m.etag.is_empty() && !o.etag.is_empty()) {
+        let etag = if o.etag.is_empty() {
+            m.etag.clone()
+        } else {
+            o.etag.clone()
+        };
+        return Some(Some(ObjectMeta {
+            etag,
+            server_time: server_time.or(m.server_time),
+            ..m.clone()
+        }));
+    }
+    Some(None)
+}
+
 fn client_key_set() -> &'static percent_encoding::AsciiSet {
-    const SET: &percent_encoding::AsciiSet =
-        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~')
+        .remove(b'/');
     SET
 }
 
