@@ -9,7 +9,7 @@
 pub mod crypt;
 pub mod engine;
 pub mod error;
-mod ffi;
+pub mod ffi;
 pub mod index;
 pub mod path;
 pub mod remote;

@@ -22,6 +22,13 @@ pub enum Decision {
     SetModTime(Nanos),
 }
 
+/// The paths of one file on each side. They differ when the names matched only after
+/// Unicode normalisation: each side is then read under its own spelling.
+pub struct Paths<'a> {
+    pub src: &'a RelPath,
+    pub dst: &'a RelPath,
+}
+
 /// The modify window: max(--modify-window, both precisions); `None` = unsupported.
 pub fn modify_window(run: &Run<'_>) -> Option<Nanos> {
     let s = run.src.features().precision?;
@@ -45,27 +52,29 @@ impl Run<'_> {
     }
 
     /// Compare hashes: `Some(true)` equal, `Some(false)` different, `None` no usable hash.
-    fn hashes_equal(&self, path: &RelPath, src: &Entry, dst: &Entry) -> Result<Option<bool>> {
+    fn hashes_equal(&self, p: &Paths<'_>, src: &Entry, dst: &Entry) -> Result<Option<bool>> {
         if !(self.src.features().md5 && self.dst.features().md5) {
             return Ok(None);
         }
         // Ask the cheap side first: if it has no hash, the slow side need not read a file.
-        let (first, second, first_entry, second_entry) = if self.src.features().md5_is_slow {
-            (self.dst, self.src, dst, src)
+        let src_side = (self.src, p.src, src);
+        let dst_side = (self.dst, p.dst, dst);
+        let (first, second) = if self.src.features().md5_is_slow {
+            (dst_side, src_side)
         } else {
-            (self.src, self.dst, src, dst)
+            (src_side, dst_side)
         };
-        let Some(a) = first.md5(path, first_entry)? else {
+        let Some(a) = first.0.md5(first.1, first.2)? else {
             return Ok(None);
         };
-        let Some(b) = second.md5(path, second_entry)? else {
+        let Some(b) = second.0.md5(second.1, second.2)? else {
             return Ok(None);
         };
         Ok(Some(a == b))
     }
 
     /// rclone `NeedTransfer` for a file present on both sides.
-    pub fn decide(&self, path: &RelPath, src: &Entry, dst: &Entry) -> Result<Decision> {
+    pub fn decide(&self, p: &Paths<'_>, src: &Entry, dst: &Entry) -> Result<Decision> {
         let c: &CompareOptions = &self.opts.compare;
         if c.ignore_existing {
             return Ok(Decision::Skip("Destination exists, skipping"));
@@ -77,26 +86,26 @@ impl Run<'_> {
         }
         if c.update {
             let window = self.window.unwrap_or(1_000_000_000);
-            let st = self.src_mtime(path, src)?;
-            let dt = self.dst_mtime(path, dst)?.saturating_sub(st);
+            let st = self.src_mtime(p.src, src)?;
+            let dt = self.dst_mtime(p.dst, dst)?.saturating_sub(st);
             if dt >= window {
                 return Ok(Decision::Skip("Destination is newer than source, skipping"));
             }
             if dt <= -window {
-                return self.equal(path, src, dst, true);
+                return self.equal(p, src, dst, true);
             }
             // Within the window: size only (size and hash with --checksum).
             if !self.sizes_equal(src, dst) {
                 return Ok(Decision::Transfer("Sizes differ"));
             }
-            if c.checksum && self.hashes_equal(path, src, dst)? == Some(false) {
+            if c.checksum && self.hashes_equal(p, src, dst)? == Some(false) {
                 return Ok(Decision::Transfer("Hashes differ"));
             }
             return Ok(Decision::Skip(
                 "Destination mod time is within modify window, skipping",
             ));
         }
-        self.equal(path, src, dst, false)
+        self.equal(p, src, dst, false)
     }
 
     fn sizes_equal(&self, src: &Entry, dst: &Entry) -> bool {
@@ -107,7 +116,7 @@ impl Run<'_> {
     /// comparison is treated as done and the content decides.
     fn equal(
         &self,
-        path: &RelPath,
+        p: &Paths<'_>,
         src: &Entry,
         dst: &Entry,
         mtime_newer: bool,
@@ -120,7 +129,7 @@ impl Run<'_> {
             return Ok(Decision::Skip("Sizes identical"));
         }
         if c.checksum {
-            return Ok(match self.hashes_equal(path, src, dst)? {
+            return Ok(match self.hashes_equal(p, src, dst)? {
                 Some(false) => Decision::Transfer("Hashes differ"),
                 Some(true) => Decision::Skip("Size and hash identical"),
                 None => {
@@ -134,14 +143,14 @@ impl Run<'_> {
                 "Sizes identical (modification times not supported)",
             ));
         };
-        let src_time = self.src_mtime(path, src)?;
+        let src_time = self.src_mtime(p.src, src)?;
         if !mtime_newer {
-            let dt = (self.dst_mtime(path, dst)? - src_time).abs();
+            let dt = (self.dst_mtime(p.dst, dst)? - src_time).abs();
             if dt < window {
                 return Ok(Decision::Skip("Size and modification time the same"));
             }
         }
-        match self.hashes_equal(path, src, dst)? {
+        match self.hashes_equal(p, src, dst)? {
             Some(false) => Ok(Decision::Transfer("Hashes differ")),
             None if !c.refresh_times => Ok(Decision::Transfer(
                 "Modification times differ and no common hash",

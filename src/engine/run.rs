@@ -7,7 +7,7 @@
 //! are collected and applied after every transfer has finished, and only if the attempt
 //! counted no error.
 
-use super::decide::Decision;
+use super::decide::{Decision, Paths};
 use super::stats::{FileAction, FileEvent, InFlight, Stats};
 use super::{Mode, Run, Summary, SyncOptions};
 use crate::engine::bwlimit::RateLimiter;
@@ -39,6 +39,9 @@ struct DirJob {
 }
 
 struct TransferJob {
+    /// Source path: differs from `path` only when the names matched after Unicode
+    /// normalisation (each side keeps its own spelling).
+    src_path: RelPath,
     path: RelPath,
     src: Entry,
     dst: Option<Entry>,
@@ -494,13 +497,24 @@ fn process_dir(
                 continue;
             }
         };
+        let src_path = match (&se, &de) {
+            (Some(s), Some(d)) if s.name != d.name => match job.path.join(&s.name) {
+                Ok(p) => p,
+                Err(e) => {
+                    shared.fail(&job.path, "unusable name", e);
+                    continue;
+                }
+            },
+            _ => path.clone(),
+        };
         let probe = se.as_ref().or(de.as_ref());
         if let Some(p) = probe {
             if !include(&path, p) {
                 continue;
             }
         }
-        changed_here |= handle_pair(shared, queue, tx, &job, path, se, de);
+        let paths = (path, src_path);
+        changed_here |= handle_pair(shared, queue, tx, &job, paths, se, de);
     }
     // Directory modification times are set after all transfers (writing into a directory
     // changes its mtime), deepest first; only for directories that need it.
@@ -527,7 +541,7 @@ fn handle_pair(
     queue: &DirQueue,
     tx: &mpsc::SyncSender<TransferJob>,
     job: &DirJob,
-    path: RelPath,
+    (path, src_path): (RelPath, RelPath),
     se: Option<Entry>,
     de: Option<Entry>,
 ) -> bool {
@@ -568,7 +582,7 @@ fn handle_pair(
             changed
         }
         (Some(s), None) => {
-            queue_transfer(shared, tx, path, s, None);
+            queue_transfer(shared, tx, path, src_path, s, None);
             true
         }
         (None, Some(d)) => {
@@ -610,7 +624,14 @@ fn handle_pair(
         }
         (Some(s), Some(d)) => {
             run.stats.checks_total.fetch_add(1, Relaxed);
-            let decision = run.decide(&path, &s, &d);
+            let decision = run.decide(
+                &Paths {
+                    src: &src_path,
+                    dst: &path,
+                },
+                &s,
+                &d,
+            );
             run.stats.checks_done.fetch_add(1, Relaxed);
             match decision {
                 Err(e) => {
@@ -619,7 +640,7 @@ fn handle_pair(
                 }
                 Ok(Decision::Transfer(why)) => {
                     run.log(log::Level::Debug, &format!("{}: {why}", path.display()));
-                    queue_transfer(shared, tx, path, s, Some(d));
+                    queue_transfer(shared, tx, path, src_path, s, Some(d));
                     true
                 }
                 Ok(Decision::Skip(why)) => {
@@ -629,7 +650,7 @@ fn handle_pair(
                     );
                     shared.event(&path, FileAction::Unchanged, s.size);
                     if opts.mode == Mode::Move && !opts.compare.ignore_existing {
-                        delete_source(shared, &path, &s);
+                        delete_source(shared, &src_path, &s);
                     }
                     false
                 }
@@ -657,12 +678,12 @@ fn handle_pair(
                             );
                             shared.event(&path, FileAction::UpdatedModTime, s.size);
                             if opts.mode == Mode::Move {
-                                delete_source(shared, &path, &s);
+                                delete_source(shared, &src_path, &s);
                             }
                             false
                         }
                         Ok(true) => {
-                            queue_transfer(shared, tx, path, s, Some(d));
+                            queue_transfer(shared, tx, path, src_path, s, Some(d));
                             true
                         }
                         Err(e) => {
@@ -710,6 +731,7 @@ fn queue_transfer(
     shared: &Shared<'_>,
     tx: &mpsc::SyncSender<TransferJob>,
     path: RelPath,
+    src_path: RelPath,
     src: Entry,
     dst: Option<Entry>,
 ) {
@@ -730,14 +752,19 @@ fn queue_transfer(
         stats.bytes_total.fetch_add(size, Relaxed);
         stats.bytes_done.fetch_add(size, Relaxed);
         if shared.opts().mode == Mode::Move {
-            delete_source(shared, &path, &src);
+            delete_source(shared, &src_path, &src);
         }
         return;
     }
     stats.files_total.fetch_add(1, Relaxed);
     stats.bytes_total.fetch_add(size, Relaxed);
     shared.transfers_queued.fetch_add(1, Relaxed);
-    let _ = tx.send(TransferJob { path, src, dst });
+    let _ = tx.send(TransferJob {
+        path,
+        src_path,
+        src,
+        dst,
+    });
 }
 
 fn delete_source(shared: &Shared<'_>, path: &RelPath, src: &Entry) {
@@ -800,7 +827,7 @@ fn transfer(shared: &Shared<'_>, job: TransferJob) {
                 .log(log::Level::Info, &format!("{}: {text}", job.path.display()));
             shared.event(&job.path, action, job.src.size);
             if shared.opts().mode == Mode::Move {
-                delete_source(shared, &job.path, &job.src);
+                delete_source(shared, &job.src_path, &job.src);
             }
         }
         Err(e) => shared.fail(&job.path, "Failed to copy", e),
@@ -812,13 +839,13 @@ fn copy_one(shared: &Shared<'_>, job: &TransferJob, inflight: &Arc<InFlight>) ->
     let (sf, df) = (run.src.features(), run.dst.features());
     let common_hash = sf.md5 && df.md5;
     let expected = if common_hash {
-        run.src.cached_md5(&job.path, &job.src)
+        run.src.cached_md5(&job.src_path, &job.src)
     } else {
         None
     };
     let source = EngineSource {
         shared,
-        path: &job.path,
+        path: &job.src_path,
         entry: &job.src,
         expected,
         hash: common_hash,
@@ -830,7 +857,7 @@ fn copy_one(shared: &Shared<'_>, job: &TransferJob, inflight: &Arc<InFlight>) ->
     // a local destination sets it after writing, when a GET may already have revealed it.
     let mtime = match job.src.mtime {
         Some(t) => Some(t),
-        None if !df.is_local => Some(run.src.mod_time(&job.path, &job.src)?),
+        None if !df.is_local => Some(run.src.mod_time(&job.src_path, &job.src)?),
         None => None,
     };
     let info = PutInfo {
@@ -876,7 +903,7 @@ fn copy_one(shared: &Shared<'_>, job: &TransferJob, inflight: &Arc<InFlight>) ->
         .map_err(|_| Error::other("lock poisoned"))?
     {
         if sf.md5_is_slow {
-            run.src.remember_md5(&job.path, &job.src, md5);
+            run.src.remember_md5(&job.src_path, &job.src, md5);
         }
         // Every destination learns the digest: a local one saves re-reading the file, an
         // object store one can validate its metadata record with it.

@@ -85,13 +85,12 @@ impl LocalRemote {
     }
 
     fn open_root(&self) -> Result<OwnedFd> {
-        openat(
-            nix::fcntl::AT_FDCWD,
-            &self.root,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| self.errno(e, "open directory", &RelPath::root()))
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        openat(nix::fcntl::AT_FDCWD, &self.root, flags, Mode::empty()).map_err(|e| match e {
+            Errno::ENOENT => Error::new(Kind::DirNotFound, "directory not found")
+                .with_path(self.root.display().to_string()),
+            e => self.errno(e, "open directory", &RelPath::root()),
+        })
     }
 
     /// Open directory `dir` below the root without following symlinks (unless this remote

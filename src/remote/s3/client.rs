@@ -152,7 +152,7 @@ impl<'a> Request<'a> {
     }
 }
 
-pub type Response = http::Response<ureq::Body>;
+pub(crate) type Response = http::Response<ureq::Body>;
 
 struct Endpoint {
     scheme: String,

@@ -13,6 +13,7 @@
 //! ETag, the whole against the md5-of-md5s ETag; any failure aborts the upload, so no
 //! partial object is ever left behind.
 
+/// cbindgen:ignore
 pub mod client;
 pub mod time;
 pub mod xml;
@@ -234,15 +235,18 @@ impl S3Remote {
                 Error::new(Kind::Protocol, "object has no modification time")
                     .with_path(self.shown(path))
             })?;
-        let md5 = entry.md5.or_else(|| {
-            header(&resp, "x-amz-meta-md5chksum")
-                .and_then(|b| {
-                    base64::engine::general_purpose::STANDARD
-                        .decode(b.trim())
-                        .ok()
-                })
-                .and_then(|v| v.try_into().ok())
-        });
+        let md5 = entry
+            .md5
+            .or_else(|| header(&resp, "etag").and_then(md5_from_etag))
+            .or_else(|| {
+                header(&resp, "x-amz-meta-md5chksum")
+                    .and_then(|b| {
+                        base64::engine::general_purpose::STANDARD
+                            .decode(b.trim())
+                            .ok()
+                    })
+                    .and_then(|v| v.try_into().ok())
+            });
         if let Some(etag) = &entry.extra.etag {
             self.remember(
                 path,

@@ -1,0 +1,460 @@
+//! Test harness: real servers on loopback, fixtures with rclone's standard times, listings
+//! and the decision-log cross-check (sync-semantics.md §16.1).
+#![allow(dead_code)]
+
+use cloudsync::engine::{self, FileAction, FileEvent, Mode, Observer, Report, SyncOptions};
+use cloudsync::error::Result;
+use cloudsync::index::Index;
+use cloudsync::path::RelPath;
+use cloudsync::remote::local::{LocalOptions, LocalRemote};
+use cloudsync::remote::s3::client::ClientConfig;
+use cloudsync::remote::s3::{S3Options, S3Remote};
+use cloudsync::remote::{Entry, Nanos, PutInfo, Remote, Source};
+use md5::Digest;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// 2001-02-03T04:05:06.499999999Z
+pub const T1: Nanos = 981_173_106_499_999_999;
+/// 2011-12-25T12:59:59.123456789Z
+pub const T2: Nanos = 1_324_817_999_123_456_789;
+/// 2011-12-30T12:59:59Z
+pub const T3: Nanos = 1_325_249_999_000_000_000;
+
+pub const ACCESS_KEY: &str = "cloudsync-test";
+pub const SECRET_KEY: &str = "cloudsync-test-secret-k3y";
+
+fn find_binary(env: &str, name: &str) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(env) {
+        return Some(PathBuf::from(p));
+    }
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(PathBuf::from(home).join(".cargo/bin"));
+    }
+    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// An s3s-fs server on a free loopback port, killed when dropped.
+pub struct S3Server {
+    child: Child,
+    pub port: u16,
+    pub endpoint: String,
+    pub data: tempfile::TempDir,
+}
+
+impl S3Server {
+    pub fn start() -> S3Server {
+        let bin = find_binary("CLOUDSYNC_S3S_FS", "s3s-fs").expect(
+            "s3s-fs not found: run scripts/test (it installs it), or `cargo install s3s-fs@0.14.1 --features binary --locked`",
+        );
+        for _ in 0..20 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .expect("free port");
+            let data = tempfile::tempdir().expect("tempdir");
+            let mut child = Command::new(&bin)
+                .args([
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    &port.to_string(),
+                    "--access-key",
+                    ACCESS_KEY,
+                    "--secret-key",
+                    SECRET_KEY,
+                ])
+                .arg(data.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start s3s-fs");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return S3Server {
+                        child,
+                        port,
+                        endpoint: format!("http://127.0.0.1:{port}"),
+                        data,
+                    };
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // port taken meanwhile: try another
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("s3s-fs did not start");
+    }
+
+    pub fn client_config(&self) -> ClientConfig {
+        ClientConfig {
+            endpoint: self.endpoint.clone(),
+            region: "us-east-1".into(),
+            access_key_id: ACCESS_KEY.into(),
+            secret_access_key: SECRET_KEY.into(),
+            session_token: None,
+            path_style: true,
+            connect_timeout: Duration::from_secs(10),
+            response_timeout: Duration::from_secs(60),
+            low_level_retries: 3,
+            sign_accept_encoding: true,
+        }
+    }
+
+    /// An S3 remote on `bucket/prefix`, creating the bucket.
+    pub fn remote(&self, bucket: &str, prefix: &str, index: Option<Arc<Index>>) -> Arc<S3Remote> {
+        self.remote_with(bucket, prefix, index, |_| {})
+    }
+
+    pub fn remote_with(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        index: Option<Arc<Index>>,
+        tune: impl FnOnce(&mut S3Options),
+    ) -> Arc<S3Remote> {
+        let mut opts = S3Options::new(self.client_config(), bucket, prefix);
+        tune(&mut opts);
+        let r = Arc::new(S3Remote::new(opts, index).expect("s3 remote"));
+        let bucket_root = S3Remote::new(S3Options::new(self.client_config(), bucket, ""), None)
+            .expect("s3 remote");
+        bucket_root.mkdir(&RelPath::root()).expect("create bucket");
+        r
+    }
+
+    /// Environment variables for an rclone remote named `name` on this server.
+    pub fn rclone_env(&self, name: &str) -> Vec<(String, String)> {
+        let p = format!("RCLONE_CONFIG_{}_", name.to_uppercase());
+        vec![
+            (format!("{p}TYPE"), "s3".into()),
+            (format!("{p}PROVIDER"), "Other".into()),
+            (format!("{p}ACCESS_KEY_ID"), ACCESS_KEY.into()),
+            (format!("{p}SECRET_ACCESS_KEY"), SECRET_KEY.into()),
+            (format!("{p}ENDPOINT"), self.endpoint.clone()),
+            (format!("{p}FORCE_PATH_STYLE"), "true".into()),
+        ]
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Which backends a case runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pair {
+    LocalLocal,
+    LocalS3,
+    S3Local,
+}
+
+/// A source of bytes in memory, for writing fixtures through the `Remote` trait.
+pub struct Bytes(pub Vec<u8>, pub Nanos);
+
+impl Source for Bytes {
+    fn size(&self) -> u64 {
+        self.0.len() as u64
+    }
+    fn mtime(&self) -> Result<Nanos> {
+        Ok(self.1)
+    }
+    fn open_at(&self, offset: u64, len: u64) -> Result<Box<dyn Read + Send + '_>> {
+        let start = (offset as usize).min(self.0.len());
+        let end = (start + len as usize).min(self.0.len());
+        Ok(Box::new(&self.0[start..end]))
+    }
+}
+
+/// One side of a run: a remote, and where its data lives.
+pub struct Side {
+    pub remote: Arc<dyn Remote>,
+    pub local_root: Option<PathBuf>,
+}
+
+impl Side {
+    pub fn is_local(&self) -> bool {
+        self.local_root.is_some()
+    }
+
+    /// Write a file with content and modification time, creating parents.
+    pub fn write(&self, path: &str, content: &[u8], mtime: Nanos) {
+        match &self.local_root {
+            Some(root) => {
+                let p = root.join(path);
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                std::fs::write(&p, content).unwrap();
+                set_mtime(&p, mtime);
+            }
+            None => {
+                let rel = RelPath::from_str_checked(path).unwrap();
+                let src = Bytes(content.to_vec(), mtime);
+                let info = PutInfo {
+                    size: content.len() as u64,
+                    mtime: Some(mtime),
+                    ..PutInfo::default()
+                };
+                self.remote.put(&rel, &src, &info).unwrap();
+            }
+        }
+    }
+
+    pub fn mkdir(&self, path: &str) {
+        if let Some(root) = &self.local_root {
+            std::fs::create_dir_all(root.join(path)).unwrap();
+        }
+    }
+
+    pub fn remove(&self, path: &str) {
+        match &self.local_root {
+            Some(root) => std::fs::remove_file(root.join(path)).unwrap(),
+            None => {
+                let rel = RelPath::from_str_checked(path).unwrap();
+                self.remote
+                    .delete(&rel, &Entry::file(rel.file_name(), 0, None))
+                    .unwrap();
+            }
+        }
+    }
+
+    /// Every file: path → (content, mtime). Reads through the remote itself.
+    pub fn files(&self) -> BTreeMap<String, (Vec<u8>, Nanos)> {
+        let mut out = BTreeMap::new();
+        let mut stack = vec![RelPath::root()];
+        while let Some(dir) = stack.pop() {
+            let entries = match self
+                .remote
+                .list_dir(&dir, &mut |e| panic!("listing error: {e}"))
+            {
+                Ok(e) => e,
+                Err(e) if e.kind() == cloudsync::Kind::DirNotFound => continue,
+                Err(e) => panic!("list {dir}: {e}"),
+            };
+            for e in entries {
+                let p = dir.join(&e.name).unwrap();
+                if e.is_dir() {
+                    stack.push(p);
+                } else {
+                    let mut data = Vec::new();
+                    self.remote
+                        .open(&p, &e, 0, u64::MAX)
+                        .unwrap()
+                        .reader
+                        .read_to_end(&mut data)
+                        .unwrap();
+                    let mtime = self.remote.mod_time(&p, &e).unwrap();
+                    out.insert(
+                        String::from_utf8_lossy(p.as_bytes()).into_owned(),
+                        (data, mtime),
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    /// Every directory (local sides only; object stores have no directories of their own).
+    pub fn dirs(&self) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        if let Some(root) = &self.local_root {
+            walk_dirs(root, root, &mut out);
+        }
+        out
+    }
+
+    pub fn dir_mtime(&self, path: &str) -> Nanos {
+        let m = std::fs::metadata(self.local_root.as_ref().unwrap().join(path)).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        m.mtime() * 1_000_000_000 + m.mtime_nsec()
+    }
+
+    pub fn file_paths(&self) -> BTreeSet<String> {
+        self.files().into_keys().collect()
+    }
+}
+
+fn walk_dirs(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                out.insert(
+                    e.path()
+                        .strip_prefix(root)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+                walk_dirs(root, &e.path(), out);
+            }
+        }
+    }
+}
+
+pub fn set_mtime(p: &Path, mtime: Nanos) {
+    let ft = filetime::FileTime::from_unix_time(
+        mtime.div_euclid(1_000_000_000),
+        mtime.rem_euclid(1_000_000_000) as u32,
+    );
+    filetime::set_symlink_file_times(p, ft, ft).unwrap();
+}
+
+/// A test's world: temporary directories and, when needed, its own S3 server.
+pub struct World {
+    pub tmp: tempfile::TempDir,
+    pub s3: Option<S3Server>,
+    pub pair: Pair,
+    pub src: Side,
+    pub dst: Side,
+}
+
+impl World {
+    pub fn new(pair: Pair) -> World {
+        Self::with_options(pair, LocalOptions::default())
+    }
+
+    pub fn with_options(pair: Pair, local: LocalOptions) -> World {
+        let tmp = tempfile::tempdir().unwrap();
+        let s3 = (pair != Pair::LocalLocal).then(S3Server::start);
+        let local_side = |name: &str| {
+            let root = tmp.path().join(name);
+            std::fs::create_dir_all(&root).unwrap();
+            Side {
+                remote: Arc::new(LocalRemote::new(root.clone(), local.clone(), None)),
+                local_root: Some(root),
+            }
+        };
+        let s3_side = |s3: &S3Server, prefix: &str| Side {
+            remote: s3.remote("bucket", prefix, None),
+            local_root: None,
+        };
+        let (src, dst) = match pair {
+            Pair::LocalLocal => (local_side("src"), local_side("dst")),
+            Pair::LocalS3 => (local_side("src"), s3_side(s3.as_ref().unwrap(), "dst")),
+            Pair::S3Local => (s3_side(s3.as_ref().unwrap(), "src"), local_side("dst")),
+        };
+        World {
+            tmp,
+            s3,
+            pair,
+            src,
+            dst,
+        }
+    }
+
+    /// Run the engine and check that the decision log predicts the final destination
+    /// listing (rclone's `testLoggerVsLsf`).
+    pub fn run(
+        &self,
+        mode: Mode,
+        tweak: impl FnOnce(&mut SyncOptions),
+    ) -> (Report, Vec<FileEvent>) {
+        run_between(self.src.remote.as_ref(), &self.dst, mode, tweak)
+    }
+
+    pub fn sync(&self) -> Report {
+        self.run(Mode::Sync, |_| {}).0
+    }
+}
+
+pub fn run_between(
+    src: &dyn Remote,
+    dst: &Side,
+    mode: Mode,
+    tweak: impl FnOnce(&mut SyncOptions),
+) -> (Report, Vec<FileEvent>) {
+    let before = dst.file_paths();
+    let recorder = Arc::new(Recorder::default());
+    let mut opts = SyncOptions {
+        mode,
+        observer: recorder.clone(),
+        retries: 1,
+        ..SyncOptions::default()
+    };
+    tweak(&mut opts);
+    let report = engine::run(src, dst.remote.as_ref(), &opts);
+    let events = recorder.events.lock().unwrap().clone();
+    let mut predicted = before;
+    for e in &events {
+        let p = String::from_utf8_lossy(e.path.as_bytes()).into_owned();
+        match e.action {
+            FileAction::CopiedNew | FileAction::CopiedReplaced => {
+                predicted.insert(p);
+            }
+            FileAction::Deleted => {
+                predicted.remove(&p);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        dst.file_paths(),
+        predicted,
+        "the decision log does not predict the destination listing"
+    );
+    (report, events)
+}
+
+/// Records events and log lines.
+#[derive(Default)]
+pub struct Recorder {
+    pub events: Mutex<Vec<FileEvent>>,
+    pub logs: Mutex<Vec<(log::Level, String)>>,
+}
+
+impl Observer for Recorder {
+    fn log(&self, level: log::Level, message: &str) {
+        self.logs.lock().unwrap().push((level, message.to_string()));
+    }
+    fn file_event(&self, event: &FileEvent) {
+        self.events.lock().unwrap().push(event.clone());
+    }
+}
+
+pub fn count(events: &[FileEvent], action: FileAction) -> usize {
+    events.iter().filter(|e| e.action == action).count()
+}
+
+pub fn transfers(events: &[FileEvent]) -> usize {
+    count(events, FileAction::CopiedNew) + count(events, FileAction::CopiedReplaced)
+}
+
+/// Expected files: (path, content, mtime).
+pub fn expect_files(side: &Side, expected: &[(&str, &[u8], Nanos)]) {
+    let got = side.files();
+    let want: BTreeMap<String, (Vec<u8>, Nanos)> = expected
+        .iter()
+        .map(|(p, c, t)| (p.to_string(), (c.to_vec(), *t)))
+        .collect();
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "file sets differ"
+    );
+    for (p, (c, t)) in &want {
+        let (gc, gt) = &got[p];
+        assert_eq!(gc, c, "content of {p}");
+        assert_eq!(gt, t, "mtime of {p}");
+    }
+}
+
+pub fn md5_hex(data: &[u8]) -> String {
+    hex::encode(md5::Md5::digest(data))
+}
+
+pub fn rclone() -> Option<PathBuf> {
+    find_binary("CLOUDSYNC_RCLONE", "rclone")
+}
