@@ -108,6 +108,7 @@ impl Index {
     }
 
     pub fn get_local_md5(&self, key: &FileKey) -> Option<Md5> {
+        self.flush_if_pending();
         let conn = self.conn.lock().ok()?;
         let row: Option<(i64, i64, i64, i64, Vec<u8>)> = conn
             .query_row(
@@ -132,6 +133,7 @@ impl Index {
 
     /// Everything known about the objects of one directory of `remote`, by name.
     pub fn object_dir(&self, remote: &str, dir: &str) -> HashMap<String, ObjectMeta> {
+        self.flush_if_pending();
         let mut out = HashMap::new();
         let Ok(conn) = self.conn.lock() else {
             return out;
@@ -188,6 +190,13 @@ impl Index {
             pending.len() >= BATCH
         };
         if full {
+            self.flush();
+        }
+    }
+
+    /// Reads see every earlier write of this process.
+    fn flush_if_pending(&self) {
+        if self.pending.lock().map(|p| !p.is_empty()).unwrap_or(false) {
             self.flush();
         }
     }

@@ -312,6 +312,8 @@ pub(super) fn attempt(
         finished.1.notify_all();
     });
 
+    src.flush();
+    dst.flush();
     let st = &shared.run.stats;
     summary.files_transferred += st.files_done.load(Relaxed);
     summary.bytes_transferred += st.bytes_done.load(Relaxed);

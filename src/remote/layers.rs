@@ -67,6 +67,9 @@ impl Remote for DryRun<'_> {
     fn overlap_key(&self) -> Option<String> {
         self.inner.overlap_key()
     }
+    fn flush(&self) {
+        self.inner.flush();
+    }
     fn request_counts(&self) -> Vec<(&'static str, u64)> {
         self.inner.request_counts()
     }

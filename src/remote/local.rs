@@ -593,6 +593,12 @@ impl Remote for LocalRemote {
         self.open_dir(dir, true).map(drop)
     }
 
+    fn flush(&self) {
+        if let Some(index) = &self.index {
+            index.flush();
+        }
+    }
+
     fn rmdir(&self, dir: &RelPath) -> Result<()> {
         if dir.is_root() {
             return std::fs::remove_dir(&self.root)

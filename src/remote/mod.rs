@@ -259,6 +259,10 @@ pub trait Remote: Send + Sync {
         None
     }
 
+    /// Make what this remote learned durable (the metadata index). Called at the end of a
+    /// run; cheap when there is nothing to write.
+    fn flush(&self) {}
+
     /// Requests made so far, by type (e.g. `("HEAD", 3)`), for remotes that talk HTTP.
     fn request_counts(&self) -> Vec<(&'static str, u64)> {
         Vec::new()

@@ -2,6 +2,8 @@
 //! and the decision-log cross-check (sync-semantics.md §16.1).
 #![allow(dead_code)]
 
+pub mod fake;
+
 use cloudsync::engine::{self, FileAction, FileEvent, Mode, Observer, Report, SyncOptions};
 use cloudsync::error::Result;
 use cloudsync::index::Index;

@@ -214,9 +214,19 @@ impl S3Remote {
         if let Some(t) = token {
             req = req.query("continuation-token", t);
         }
-        let mut resp = self.client.send(&req)?;
-        let body = read_body(&mut resp, 64 * MIB)?;
-        xml::parse_list(&body).map_err(|e| e.with_remote(self.describe()))
+        // A garbled page is retried like a failed request: proxies and overloaded
+        // servers do send truncated bodies.
+        let mut attempt = 1;
+        loop {
+            let mut resp = self.client.send(&req)?;
+            let parsed = read_body(&mut resp, 64 * MIB).and_then(|body| xml::parse_list(&body));
+            match parsed {
+                Err(e) if e.is_retryable() && attempt < self.opts.client.low_level_retries => {
+                    attempt += 1
+                }
+                other => return other.map_err(|e| e.with_remote(self.describe())),
+            }
+        }
     }
 
     /// HEAD an object and record what it tells (mtime, md5) in the index.
@@ -899,6 +909,12 @@ impl Remote for S3Remote {
             }
         }
         Ok(())
+    }
+
+    fn flush(&self) {
+        if let Some(index) = &self.index {
+            index.flush();
+        }
     }
 
     fn rmdir(&self, _dir: &RelPath) -> Result<()> {
