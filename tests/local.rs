@@ -1,0 +1,113 @@
+//! Local filesystem behaviour: symlinks (skipped, followed, loops), writes that a planted
+//! symlink cannot redirect, the bandwidth limit.
+
+mod common;
+
+use cloudsync::engine::{self, BwTimetable, Mode, SyncOptions};
+use cloudsync::remote::local::{LocalOptions, LocalRemote};
+use common::*;
+use std::os::unix::fs::symlink;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn side(dir: &std::path::Path, follow: bool) -> Side {
+    Side {
+        remote: Arc::new(LocalRemote::new(dir.to_path_buf(), LocalOptions { follow_symlinks: follow }, None)),
+        local_root: Some(dir.to_path_buf()),
+    }
+}
+
+#[test]
+fn symlinks_are_skipped_with_a_warning_by_default() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("real")).unwrap();
+    std::fs::write(src.join("real/f"), b"f").unwrap();
+    std::fs::write(tmp.path().join("outside"), b"secret").unwrap();
+    symlink(tmp.path().join("outside"), src.join("link-to-file")).unwrap();
+    symlink(src.join("real"), src.join("link-to-dir")).unwrap();
+    let (rep, _) = run_between(side(&src, false).remote.as_ref(), &side(&tmp.path().join("dst"), false), Mode::Sync, |_| {});
+    assert!(rep.error.is_none());
+    assert_eq!(side(&tmp.path().join("dst"), false).file_paths().into_iter().collect::<Vec<_>>(), vec!["real/f"]);
+}
+
+#[test]
+fn follow_symlinks_copies_targets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("real")).unwrap();
+    std::fs::write(src.join("real/f"), b"f").unwrap();
+    std::fs::write(tmp.path().join("outside"), b"target content").unwrap();
+    symlink(tmp.path().join("outside"), src.join("link-to-file")).unwrap();
+    symlink(src.join("real"), src.join("link-to-dir")).unwrap();
+    let dst = side(&tmp.path().join("dst"), false);
+    let (rep, _) = run_between(side(&src, true).remote.as_ref(), &dst, Mode::Sync, |_| {});
+    assert!(rep.error.is_none(), "{:?}", rep.error);
+    let files = dst.files();
+    assert_eq!(files.keys().collect::<Vec<_>>(), vec!["link-to-dir/f", "link-to-file", "real/f"]);
+    assert_eq!(files["link-to-file"].0, b"target content");
+}
+
+/// rclone 1.60 follows `self -> .` forever; cloudsync detects the loop, reports it as an
+/// error, copies everything else and (because of the error) deletes nothing.
+#[test]
+fn symlink_loops_are_detected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("a/b")).unwrap();
+    std::fs::write(src.join("a/b/f"), b"f").unwrap();
+    symlink(".", src.join("self")).unwrap();
+    symlink("..", src.join("a/b/up")).unwrap();
+    let dst_dir = tmp.path().join("dst");
+    std::fs::create_dir_all(&dst_dir).unwrap();
+    std::fs::write(dst_dir.join("dst-only"), b"x").unwrap();
+    let dst = side(&dst_dir, false);
+    let started = Instant::now();
+    let (rep, _) = run_between(side(&src, true).remote.as_ref(), &dst, Mode::Sync, |_| {});
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let err = rep.error.expect("a loop is an error");
+    assert!(err.to_string().contains("directory loop detected"), "{err}");
+    let files = dst.file_paths();
+    assert!(files.contains("a/b/f"));
+    assert!(files.contains("dst-only"), "no deletions after an error");
+    assert!(files.len() < 10, "{files:?}");
+}
+
+/// A symlink planted in the destination cannot redirect a pulled file outside it.
+#[test]
+fn planted_symlink_cannot_redirect_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("docs")).unwrap();
+    std::fs::write(src.join("docs/report"), b"data").unwrap();
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let dst_dir = tmp.path().join("dst");
+    std::fs::create_dir_all(&dst_dir).unwrap();
+    symlink(&outside, dst_dir.join("docs")).unwrap();
+    let dst = LocalRemote::new(dst_dir.clone(), LocalOptions::default(), None);
+    let rep = engine::run(&LocalRemote::new(src, LocalOptions::default(), None), &dst, &SyncOptions { retries: 1, ..Default::default() });
+    assert!(rep.error.is_some(), "writing through a symlink must fail");
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "nothing may appear outside the destination");
+}
+
+/// The bandwidth limit holds across all transfers (a lower bound only: a slow machine
+/// cannot make it fail).
+#[test]
+fn bandwidth_limit_applies_across_transfers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..4 {
+        std::fs::write(src.join(format!("f{i}")), vec![0u8; 512 * 1024]).unwrap();
+    }
+    let opts = SyncOptions { bwlimit: BwTimetable::parse("1M").unwrap(), ..Default::default() };
+    let started = Instant::now();
+    let rep = engine::run(
+        &LocalRemote::new(src, LocalOptions::default(), None),
+        &LocalRemote::new(tmp.path().join("dst"), LocalOptions::default(), None),
+        &opts,
+    );
+    assert!(rep.error.is_none());
+    assert!(started.elapsed() >= Duration::from_millis(1500), "2 MiB at 1 MiB/s took {:?}", started.elapsed());
+}
