@@ -184,10 +184,10 @@ impl fmt::Display for Error {
             write!(f, "{path}: ")?;
         }
         f.write_str(&self.message)?;
-        if let Some(status) = self.http_status {
-            if !self.message.contains(&status.to_string()) {
-                write!(f, " (HTTP {status})")?;
-            }
+        if let Some(status) = self.http_status
+            && !self.message.contains(&status.to_string())
+        {
+            write!(f, " (HTTP {status})")?;
         }
         if let Some(remote) = &self.remote {
             write!(f, " [{remote}]")?;
@@ -229,10 +229,10 @@ impl From<io::Error> for Error {
     fn from(err: io::Error) -> Error {
         // An io::Error that carries our own Error (from a Read adapter) unwraps back to it.
         if err.get_ref().is_some_and(|inner| inner.is::<Error>()) {
-            if let Some(inner) = err.into_inner() {
-                if let Ok(ours) = inner.downcast::<Error>() {
-                    return *ours;
-                }
+            if let Some(inner) = err.into_inner()
+                && let Ok(ours) = inner.downcast::<Error>()
+            {
+                return *ours;
             }
             return Error::other("I/O error");
         }

@@ -67,11 +67,11 @@ pub struct Index {
 impl Index {
     /// Open (creating if needed) the index database at `path`, mode 0600.
     pub fn open(path: &Path) -> Result<Index> {
-        if let Some(parent) = path.parent() {
-            if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| Error::io("create directory", parent.display(), e))?;
-            }
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::io("create directory", parent.display(), e))?;
         }
         let conn = Connection::open(path).map_err(|e| db_error(path, e))?;
         {

@@ -232,15 +232,15 @@ pub fn decode_key_segment(seg: &str) -> Vec<u8> {
                         continue;
                     }
                     let rest = &seg[i + c.len_utf8()..];
-                    if rest.len() >= 2 && rest.is_char_boundary(2) {
-                        if let Ok(b) = u8::from_str_radix(&rest[..2], 16) {
-                            if rest.as_bytes()[..2].iter().all(|x| x.is_ascii_hexdigit()) {
-                                out.push(b);
-                                chars.next();
-                                chars.next();
-                                continue;
-                            }
-                        }
+                    if rest.len() >= 2
+                        && rest.is_char_boundary(2)
+                        && let Ok(b) = u8::from_str_radix(&rest[..2], 16)
+                        && rest.as_bytes()[..2].iter().all(|x| x.is_ascii_hexdigit())
+                    {
+                        out.push(b);
+                        chars.next();
+                        chars.next();
+                        continue;
                     }
                 }
                 out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());

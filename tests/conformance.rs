@@ -479,7 +479,7 @@ fn s35_errors_block_deletions(p: Pair) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(
         w.src.local_root.as_ref().unwrap().join("locked"),
-        std::fs::Permissions::from_mode(0),
+        std::fs::Permissions::from_mode(0o0),
     )
     .unwrap();
     w.dst.write("b/potato", b"old", T3);

@@ -12,7 +12,13 @@ use std::time::{Duration, Instant};
 
 fn side(dir: &std::path::Path, follow: bool) -> Side {
     Side {
-        remote: Arc::new(LocalRemote::new(dir.to_path_buf(), LocalOptions { follow_symlinks: follow }, None)),
+        remote: Arc::new(LocalRemote::new(
+            dir.to_path_buf(),
+            LocalOptions {
+                follow_symlinks: follow,
+            },
+            None,
+        )),
         local_root: Some(dir.to_path_buf()),
     }
 }
@@ -26,9 +32,20 @@ fn symlinks_are_skipped_with_a_warning_by_default() {
     std::fs::write(tmp.path().join("outside"), b"secret").unwrap();
     symlink(tmp.path().join("outside"), src.join("link-to-file")).unwrap();
     symlink(src.join("real"), src.join("link-to-dir")).unwrap();
-    let (rep, _) = run_between(side(&src, false).remote.as_ref(), &side(&tmp.path().join("dst"), false), Mode::Sync, |_| {});
+    let (rep, _) = run_between(
+        side(&src, false).remote.as_ref(),
+        &side(&tmp.path().join("dst"), false),
+        Mode::Sync,
+        |_| {},
+    );
     assert!(rep.error.is_none());
-    assert_eq!(side(&tmp.path().join("dst"), false).file_paths().into_iter().collect::<Vec<_>>(), vec!["real/f"]);
+    assert_eq!(
+        side(&tmp.path().join("dst"), false)
+            .file_paths()
+            .into_iter()
+            .collect::<Vec<_>>(),
+        vec!["real/f"]
+    );
 }
 
 #[test]
@@ -44,7 +61,10 @@ fn follow_symlinks_copies_targets() {
     let (rep, _) = run_between(side(&src, true).remote.as_ref(), &dst, Mode::Sync, |_| {});
     assert!(rep.error.is_none(), "{:?}", rep.error);
     let files = dst.files();
-    assert_eq!(files.keys().collect::<Vec<_>>(), vec!["link-to-dir/f", "link-to-file", "real/f"]);
+    assert_eq!(
+        files.keys().collect::<Vec<_>>(),
+        vec!["link-to-dir/f", "link-to-file", "real/f"]
+    );
     assert_eq!(files["link-to-file"].0, b"target content");
 }
 
@@ -86,9 +106,20 @@ fn planted_symlink_cannot_redirect_writes() {
     std::fs::create_dir_all(&dst_dir).unwrap();
     symlink(&outside, dst_dir.join("docs")).unwrap();
     let dst = LocalRemote::new(dst_dir.clone(), LocalOptions::default(), None);
-    let rep = engine::run(&LocalRemote::new(src, LocalOptions::default(), None), &dst, &SyncOptions { retries: 1, ..Default::default() });
+    let rep = engine::run(
+        &LocalRemote::new(src, LocalOptions::default(), None),
+        &dst,
+        &SyncOptions {
+            retries: 1,
+            ..Default::default()
+        },
+    );
     assert!(rep.error.is_some(), "writing through a symlink must fail");
-    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "nothing may appear outside the destination");
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        0,
+        "nothing may appear outside the destination"
+    );
 }
 
 /// The bandwidth limit holds across all transfers (a lower bound only: a slow machine
@@ -101,7 +132,10 @@ fn bandwidth_limit_applies_across_transfers() {
     for i in 0..4 {
         std::fs::write(src.join(format!("f{i}")), vec![0u8; 512 * 1024]).unwrap();
     }
-    let opts = SyncOptions { bwlimit: BwTimetable::parse("1M").unwrap(), ..Default::default() };
+    let opts = SyncOptions {
+        bwlimit: BwTimetable::parse("1M").unwrap(),
+        ..Default::default()
+    };
     let started = Instant::now();
     let rep = engine::run(
         &LocalRemote::new(src, LocalOptions::default(), None),
@@ -109,5 +143,9 @@ fn bandwidth_limit_applies_across_transfers() {
         &opts,
     );
     assert!(rep.error.is_none());
-    assert!(started.elapsed() >= Duration::from_millis(1500), "2 MiB at 1 MiB/s took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "2 MiB at 1 MiB/s took {:?}",
+        started.elapsed()
+    );
 }

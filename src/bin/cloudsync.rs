@@ -306,10 +306,10 @@ fn run(cli: Cli, term: Arc<Term>) -> Result<i32> {
             s.elapsed_secs
         );
     }
-    if let Some(e) = &report.error {
-        if !args.json {
-            eprintln!("cloudsync: {e}");
-        }
+    if let Some(e) = &report.error
+        && !args.json
+    {
+        eprintln!("cloudsync: {e}");
     }
     Ok(code)
 }
@@ -361,11 +361,11 @@ impl Term {
         }
     }
     fn clear(&self) {
-        if let Ok(mut shown) = self.line_shown.lock() {
-            if *shown {
-                eprint!("\r\x1b[K");
-                *shown = false;
-            }
+        if let Ok(mut shown) = self.line_shown.lock()
+            && *shown
+        {
+            eprint!("\r\x1b[K");
+            *shown = false;
         }
     }
     fn print_line(&self, text: &str) {

@@ -164,9 +164,8 @@ impl Run<'_> {
 
     fn note_checksum_fallback(&self) {
         use std::sync::atomic::Ordering::Relaxed;
-        if !(self.src.features().md5 && self.dst.features().md5)
-            && !self.checksum_fallback_logged.swap(true, Relaxed)
-        {
+        let common_hash = self.src.features().md5 && self.dst.features().md5;
+        if !common_hash && !self.checksum_fallback_logged.swap(true, Relaxed) {
             self.log(
                 log::Level::Warn,
                 "--checksum is in use but the source and destination have no hashes in common; falling back to --size-only",

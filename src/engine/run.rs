@@ -170,16 +170,16 @@ pub(super) fn attempt(
     if dst.features().read_only {
         return Err(Error::usage(format!("{} is read-only", dst.describe())));
     }
-    if let (Some(a), Some(b)) = (src.overlap_key(), dst.overlap_key()) {
-        if let Some(rest) = overlaps(&a, &b) {
-            // Allowed only when a filter excludes the nested tree (sync-semantics.md §2).
-            let excluded = !rest.is_empty() && !opts.filter.include_dir(rest.as_bytes());
-            if !excluded {
-                return Err(Error::new(
-                    Kind::Fatal,
-                    "can't sync or move files on overlapping remotes (try excluding the destination with a filter rule)",
-                ));
-            }
+    if let (Some(a), Some(b)) = (src.overlap_key(), dst.overlap_key())
+        && let Some(rest) = overlaps(&a, &b)
+    {
+        // Allowed only when a filter excludes the nested tree (sync-semantics.md §2).
+        let excluded = !rest.is_empty() && !opts.filter.include_dir(rest.as_bytes());
+        if !excluded {
+            return Err(Error::new(
+                Kind::Fatal,
+                "can't sync or move files on overlapping remotes (try excluding the destination with a filter rule)",
+            ));
         }
     }
     match src.root_state()? {
@@ -346,10 +346,10 @@ fn ticker(shared: &Shared<'_>, started: Instant, finished: &(Mutex<bool>, Condva
     let mut samples: VecDeque<(Instant, u64)> = VecDeque::new();
     let mut last_rate = shared.current_rate();
     loop {
-        if let Ok(guard) = finished.0.lock() {
-            if !*guard {
-                let _ = finished.1.wait_timeout(guard, Duration::from_secs(1));
-            }
+        if let Ok(guard) = finished.0.lock()
+            && !*guard
+        {
+            let _ = finished.1.wait_timeout(guard, Duration::from_secs(1));
         }
         let now = Instant::now();
         let bytes = shared.stats().bytes_done.load(Relaxed);
@@ -451,10 +451,9 @@ fn process_dir(
         && !job.path.is_root()
         && opts.mode == Mode::Move
         && opts.delete_empty_src_dirs
+        && let Ok(mut v) = shared.src_dirs.lock()
     {
-        if let Ok(mut v) = shared.src_dirs.lock() {
-            v.push(job.path.clone());
-        }
+        v.push(job.path.clone());
     }
     let include = |path: &RelPath, e: &Entry| {
         if e.is_dir() {
@@ -510,10 +509,10 @@ fn process_dir(
             _ => path.clone(),
         };
         let probe = se.as_ref().or(de.as_ref());
-        if let Some(p) = probe {
-            if !include(&path, p) {
-                continue;
-            }
+        if let Some(p) = probe
+            && !include(&path, p)
+        {
+            continue;
         }
         let paths = (path, src_path);
         changed_here |= handle_pair(shared, queue, tx, &job, paths, se, de);
@@ -524,14 +523,13 @@ fn process_dir(
         && job.src_present
         && !opts.no_update_dir_modtime
         && run.dst.features().dir_mod_time
+        && let (Some(src_t), Some(w)) = (job.src_mtime, run.window)
     {
-        if let (Some(src_t), Some(w)) = (job.src_mtime, run.window) {
-            let differs = job.dst_mtime.is_none_or(|d| (d - src_t).abs() >= w);
-            if !job.dst_present || changed_here || differs {
-                if let Ok(mut v) = shared.dir_times.lock() {
-                    v.push((job.path.clone(), src_t));
-                }
-            }
+        let differs = job.dst_mtime.is_none_or(|d| (d - src_t).abs() >= w);
+        if (!job.dst_present || changed_here || differs)
+            && let Ok(mut v) = shared.dir_times.lock()
+        {
+            v.push((job.path.clone(), src_t));
         }
     }
 }
@@ -592,10 +590,10 @@ fn handle_pair(
                 return false;
             }
             if d.kind == EntryKind::Dir {
-                if run.dst.features().empty_dirs {
-                    if let Ok(mut v) = shared.dst_only_dirs.lock() {
-                        v.push(path.clone());
-                    }
+                if run.dst.features().empty_dirs
+                    && let Ok(mut v) = shared.dst_only_dirs.lock()
+                {
+                    v.push(path.clone());
                 }
                 queue.push(DirJob {
                     path,
@@ -949,10 +947,10 @@ impl Source for EngineSource<'_, '_> {
             .run
             .src
             .open(self.path, self.entry, offset, want)?;
-        if let Some(t) = opened.mtime {
-            if let Ok(mut m) = self.mtime.lock() {
-                m.get_or_insert(t);
-            }
+        if let Some(t) = opened.mtime
+            && let Ok(mut m) = self.mtime.lock()
+        {
+            m.get_or_insert(t);
         }
         let full = offset == 0 && want == size;
         Ok(Box::new(MeterReader {
@@ -991,15 +989,15 @@ impl MeterReader<'_, '_, '_> {
             .with_retryable(true)
             .into());
         }
-        if let (Some(got), Some(exp)) = (self.digest, self.src.expected) {
-            if got != exp {
-                return Err(Error::new(
+        if let (Some(got), Some(exp)) = (self.digest, self.src.expected)
+            && got != exp
+        {
+            return Err(Error::new(
                     Kind::Corrupted,
                     format!("md5 hash differs from the source's ({} vs {}): the data changed or was corrupted in transit", hex::encode(got), hex::encode(exp)),
                 )
                 .with_retryable(true)
                 .into());
-            }
         }
         Ok(0)
     }

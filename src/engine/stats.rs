@@ -98,13 +98,7 @@ impl Progress {
     /// Overall percentage as TrueNAS computes it: the minimum of the file, byte and check
     /// percentages that have a total.
     pub fn percent(&self) -> u32 {
-        let pct = |d: u64, t: u64| {
-            if t == 0 {
-                None
-            } else {
-                Some(((d.min(t) * 100) / t) as u32)
-            }
-        };
+        let pct = |d: u64, t: u64| (d.min(t) * 100).checked_div(t).map(|p| p as u32);
         [
             pct(self.files_done, self.files_total),
             pct(self.bytes_done, self.bytes_total),

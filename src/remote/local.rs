@@ -208,7 +208,7 @@ impl LocalRemote {
     fn probe_precision(&self) -> Nanos {
         // Known filesystems first: a probe would have to write into the user's tree.
         if let Ok(st) = nix::sys::statfs::statfs(&self.root) {
-            let t = st.filesystem_type().0 as i64;
+            let t = st.filesystem_type().0;
             match t {
                 0x4d44 => return 2 * super::NANOS_PER_SEC, // FAT: 2 s
                 0x2011_BAB0 => return 10_000_000,          // exFAT: 10 ms
@@ -457,10 +457,10 @@ impl Remote for LocalRemote {
 
     fn md5(&self, path: &RelPath, entry: &Entry) -> Result<Option<Md5>> {
         let key = self.file_key(path, entry);
-        if let Some(index) = &self.index {
-            if let Some(md5) = index.get_local_md5(&key) {
-                return Ok(Some(md5));
-            }
+        if let Some(index) = &self.index
+            && let Some(md5) = index.get_local_md5(&key)
+        {
+            return Ok(Some(md5));
         }
         let mut f = self.open_file(path)?;
         let mut h = md5::Md5::new();

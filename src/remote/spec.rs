@@ -38,13 +38,16 @@ impl RemoteSpec {
     }
 }
 
+/// Adjusts the options of an S3 remote opened from a spec.
+pub type S3Tune = Arc<dyn Fn(&mut S3Options) + Send + Sync>;
+
 /// Everything needed to open remotes besides their specs.
 #[derive(Clone, Default)]
 pub struct Connections {
     /// S3 connection; required for `s3:` specs.
     pub s3: Option<ClientConfig>,
     /// Adjusts the S3 options of an `s3:` spec (storage class, cutoffs, ...).
-    pub s3_tune: Option<Arc<dyn Fn(&mut S3Options) + Send + Sync>>,
+    pub s3_tune: Option<S3Tune>,
     pub local: LocalOptions,
     pub index: Option<Arc<Index>>,
 }

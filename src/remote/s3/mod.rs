@@ -476,14 +476,14 @@ impl S3Remote {
             .clone()
             .finalize()
             .into();
-        if let Some(server) = md5_from_etag(&etag) {
-            if server != md5 {
-                return Err(Error::new(
-                    Kind::Corrupted,
-                    format!("corrupted on transfer: part {number} MD5 differs"),
-                )
-                .with_retryable(true));
-            }
+        if let Some(server) = md5_from_etag(&etag)
+            && server != md5
+        {
+            return Err(Error::new(
+                Kind::Corrupted,
+                format!("corrupted on transfer: part {number} MD5 differs"),
+            )
+            .with_retryable(true));
         }
         Ok((etag, md5))
     }
@@ -587,13 +587,13 @@ impl Remote for S3Remote {
                 let server_time = time::parse_iso8601(&o.last_modified);
                 let mut md5 = md5_from_etag(&o.etag);
                 let mut mtime = None;
-                if let Some(m) = known.get(rest) {
-                    if let Some(adopt) = validate(m, &o, server_time, md5) {
-                        mtime = Some(m.mtime);
-                        md5 = md5.or(m.md5);
-                        if let (Some(index), Some(updated)) = (&self.index, adopt) {
-                            index.put_object(&self.remote_id, &self.key(dir), rest, updated);
-                        }
+                if let Some(m) = known.get(rest)
+                    && let Some(adopt) = validate(m, &o, server_time, md5)
+                {
+                    mtime = Some(m.mtime);
+                    md5 = md5.or(m.md5);
+                    if let (Some(index), Some(updated)) = (&self.index, adopt) {
+                        index.put_object(&self.remote_id, &self.key(dir), rest, updated);
                     }
                 }
                 out.push(Entry {
@@ -694,33 +694,33 @@ impl Remote for S3Remote {
             )
             .with_path(self.shown(path)));
         }
-        if let Some(cl) = header(&resp, "content-length").and_then(|v| v.parse::<u64>().ok()) {
-            if cl != len {
-                return Err(Error::new(
-                    Kind::Protocol,
-                    format!("the server sent {cl} bytes where {len} were expected"),
-                )
-                .with_path(self.shown(path))
-                .with_retryable(true));
-            }
+        if let Some(cl) = header(&resp, "content-length").and_then(|v| v.parse::<u64>().ok())
+            && cl != len
+        {
+            return Err(Error::new(
+                Kind::Protocol,
+                format!("the server sent {cl} bytes where {len} were expected"),
+            )
+            .with_path(self.shown(path))
+            .with_retryable(true));
         }
         let mtime = entry
             .mtime
             .or_else(|| header(&resp, "x-amz-meta-mtime").and_then(time::parse_mtime))
             .or(entry.extra.server_time);
-        if entry.mtime.is_none() {
-            if let (Some(t), Some(etag)) = (mtime, &entry.extra.etag) {
-                self.remember(
-                    path,
-                    ObjectMeta {
-                        size: entry.size,
-                        etag: etag.to_string(),
-                        server_time: entry.extra.server_time,
-                        mtime: t,
-                        md5: entry.md5,
-                    },
-                );
-            }
+        if entry.mtime.is_none()
+            && let (Some(t), Some(etag)) = (mtime, &entry.extra.etag)
+        {
+            self.remember(
+                path,
+                ObjectMeta {
+                    size: entry.size,
+                    etag: etag.to_string(),
+                    server_time: entry.extra.server_time,
+                    mtime: t,
+                    md5: entry.md5,
+                },
+            );
         }
         Ok(Opened {
             reader: Box::new(resp.into_body().into_reader()),
@@ -901,12 +901,11 @@ impl Remote for S3Remote {
                 }
                 return Err(e);
             }
-        } else if dir.is_root() {
-            if let Err(e) = self.list_page("", 1, None) {
-                if e.kind() == Kind::DirNotFound {
-                    return self.create_bucket();
-                }
-            }
+        } else if dir.is_root()
+            && let Err(e) = self.list_page("", 1, None)
+            && e.kind() == Kind::DirNotFound
+        {
+            return self.create_bucket();
         }
         Ok(())
     }

@@ -42,7 +42,7 @@ pub fn parse(body: &[u8]) -> Result<Element> {
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
     loop {
-        let ev = reader.read_event().map_err(|e| bad(e))?;
+        let ev = reader.read_event().map_err(bad)?;
         match ev {
             Event::Start(s) => {
                 if stack.len() > 64 {
@@ -84,7 +84,7 @@ pub fn parse(body: &[u8]) -> Result<Element> {
             }
             Event::GeneralRef(r) => {
                 let name = r.xml10_content();
-                let resolved = match r.resolve_char_ref().map_err(|e| bad(e))? {
+                let resolved = match r.resolve_char_ref().map_err(bad)? {
                     Some(c) => c.to_string(),
                     None => quick_xml::escape::resolve_xml_entity(&name)
                         .ok_or_else(|| bad(format!("unknown entity &{name};")))?
