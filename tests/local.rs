@@ -149,3 +149,28 @@ fn bandwidth_limit_applies_across_transfers() {
         started.elapsed()
     );
 }
+
+/// More deletions than are kept in memory: the list continues on disk and every file goes.
+#[test]
+fn many_deletions_spill_to_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("keep"), b"k").unwrap();
+    let dst = tmp.path().join("dst");
+    for d in 0..21 {
+        let dir = dst.join(format!("d{d}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..500 {
+            std::fs::write(dir.join(format!("f{i}")), b"").unwrap();
+        }
+    }
+    let rep = engine::run(
+        &LocalRemote::new(src, LocalOptions::default(), None),
+        &LocalRemote::new(dst.clone(), LocalOptions::default(), None),
+        &SyncOptions::default(),
+    );
+    assert!(rep.error.is_none(), "{:?}", rep.error);
+    assert_eq!(rep.summary.files_deleted, 10_500);
+    assert_eq!(std::fs::read_dir(&dst).unwrap().count(), 1, "only `keep` is left");
+}

@@ -13,6 +13,7 @@ pub mod bwlimit;
 mod decide;
 pub mod filter;
 mod run;
+mod spill;
 pub mod stats;
 
 pub use bwlimit::{BwTimetable, RateLimiter};

@@ -8,6 +8,7 @@
 //! counted no error.
 
 use super::decide::{Decision, Paths};
+use super::spill::SpillList;
 use super::stats::{FileAction, FileEvent, InFlight, Stats};
 use super::{Mode, Run, Summary, SyncOptions};
 use crate::engine::bwlimit::RateLimiter;
@@ -27,6 +28,8 @@ const TRANSFER_TRIES: u32 = 3;
 /// Queue depth between checkers and transfer workers (rclone `--max-backlog` is 10000;
 /// a smaller queue keeps memory flat and is enough to keep the workers busy).
 const BACKLOG: usize = 1024;
+/// Files to delete kept in memory before the list continues in a temporary file.
+const DELETIONS_IN_MEMORY: usize = 10_000;
 
 struct DirJob {
     path: RelPath,
@@ -89,7 +92,8 @@ impl DirQueue {
 
 struct Shared<'a> {
     run: Run<'a>,
-    deletions: Mutex<Vec<(RelPath, Entry)>>,
+    /// Destination files to delete after the transfers (spills to disk when large).
+    deletions: Mutex<SpillList>,
     dst_only_dirs: Mutex<Vec<RelPath>>,
     src_dirs: Mutex<Vec<RelPath>>,
     dir_times: Mutex<Vec<(RelPath, Nanos)>>,
@@ -228,7 +232,7 @@ pub(super) fn attempt(
             checksum_fallback_logged: AtomicBool::new(false),
             forced_upload_logged: AtomicBool::new(false),
         },
-        deletions: Mutex::new(Vec::new()),
+        deletions: Mutex::new(SpillList::new(DELETIONS_IN_MEMORY)),
         dst_only_dirs: Mutex::new(Vec::new()),
         src_dirs: Mutex::new(Vec::new()),
         dir_times: Mutex::new(Vec::new()),
@@ -603,8 +607,15 @@ fn handle_pair(
                     dst_mtime: d.mtime,
                     ancestors: job.ancestors.clone(),
                 });
-            } else if let Ok(mut v) = shared.deletions.lock() {
-                v.push((path, d));
+            } else {
+                let pushed = shared
+                    .deletions
+                    .lock()
+                    .map_err(|_| Error::other("lock poisoned"))
+                    .and_then(|mut v| v.push(path.clone(), d.size));
+                if let Err(e) = pushed {
+                    shared.fail(&path, "cannot remember a file to delete", e);
+                }
             }
             true
         }
@@ -1057,8 +1068,8 @@ fn finish_phase(shared: &Shared<'_>) {
     let deletions = shared
         .deletions
         .lock()
-        .map(|mut v| std::mem::take(&mut *v))
-        .unwrap_or_default();
+        .map(|mut v| std::mem::replace(&mut *v, SpillList::new(1)))
+        .unwrap_or_else(|_| SpillList::new(1));
     let mut dirs = shared
         .dst_only_dirs
         .lock()
@@ -1151,13 +1162,30 @@ fn finish_phase(shared: &Shared<'_>) {
     }
 }
 
-fn delete_files(shared: &Shared<'_>, deletions: Vec<(RelPath, Entry)>) {
+fn delete_files(shared: &Shared<'_>, deletions: SpillList) {
+    let drained = deletions.drain(1000, |batch| {
+        let chunk: Vec<(RelPath, Entry)> = batch
+            .into_iter()
+            .map(|(p, size)| {
+                let e = Entry::file(p.file_name(), size, None);
+                (p, e)
+            })
+            .collect();
+        delete_chunk(shared, &chunk)
+    });
+    if let Err(e) = drained {
+        shared.fail(&RelPath::root(), "reading the list of files to delete", e);
+    }
+}
+
+/// Delete one chunk; false stops the deletions.
+fn delete_chunk(shared: &Shared<'_>, chunk: &[(RelPath, Entry)]) -> bool {
     let run = &shared.run;
     let opts = shared.opts();
     let stats = shared.stats();
-    for chunk in deletions.chunks(1000) {
+    {
         if shared.cancelled() {
-            return;
+            return false;
         }
         let mut allowed = chunk.len();
         if let Some(max) = opts.max_delete {
@@ -1190,7 +1218,8 @@ fn delete_files(shared: &Shared<'_>, deletions: Vec<(RelPath, Entry)>) {
                 "Got fatal error on delete",
                 Error::new(Kind::Fatal, "--max-delete threshold reached"),
             );
-            return;
+            return false;
         }
     }
+    true
 }
