@@ -174,3 +174,42 @@ fn many_deletions_spill_to_disk() {
     assert_eq!(rep.summary.files_deleted, 10_500);
     assert_eq!(std::fs::read_dir(&dst).unwrap().count(), 1, "only `keep` is left");
 }
+
+/// Large files are written with several ranged streams in parallel; the result is exact.
+#[test]
+fn large_file_parallel_write() {
+    use cloudsync::path::RelPath;
+    use cloudsync::remote::{PutInfo, Remote, Source};
+    struct Pattern(u64);
+    impl Source for Pattern {
+        fn size(&self) -> u64 {
+            self.0
+        }
+        fn mtime(&self) -> cloudsync::Result<i64> {
+            Ok(T1)
+        }
+        fn open_at(&self, offset: u64, len: u64) -> cloudsync::Result<Box<dyn std::io::Read + Send + '_>> {
+            struct R(u64, u64);
+            impl std::io::Read for R {
+                fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                    let n = (buf.len() as u64).min(self.1 - self.0) as usize;
+                    for (i, b) in buf[..n].iter_mut().enumerate() {
+                        *b = ((self.0 + i as u64) % 251) as u8;
+                    }
+                    self.0 += n as u64;
+                    Ok(n)
+                }
+            }
+            Ok(Box::new(R(offset, offset + len)))
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let size = 256 * 1024 * 1024 + 12_345;
+    let dst = LocalRemote::new(tmp.path().to_path_buf(), LocalOptions::default(), None);
+    let p = RelPath::from_str_checked("big").unwrap();
+    let e = dst.put(&p, &Pattern(size), &PutInfo { size, mtime: Some(T1), ..Default::default() }).unwrap();
+    assert_eq!(e.size as u64, size);
+    let data = std::fs::read(tmp.path().join("big")).unwrap();
+    assert!(data.iter().enumerate().all(|(i, b)| *b == (i as u64 % 251) as u8), "content differs");
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1, "no temporary file left");
+}
