@@ -172,7 +172,11 @@ fn many_deletions_spill_to_disk() {
     );
     assert!(rep.error.is_none(), "{:?}", rep.error);
     assert_eq!(rep.summary.files_deleted, 10_500);
-    assert_eq!(std::fs::read_dir(&dst).unwrap().count(), 1, "only `keep` is left");
+    assert_eq!(
+        std::fs::read_dir(&dst).unwrap().count(),
+        1,
+        "only `keep` is left"
+    );
 }
 
 /// Large files are written with several ranged streams in parallel; the result is exact.
@@ -188,7 +192,11 @@ fn large_file_parallel_write() {
         fn mtime(&self) -> cloudsync::Result<i64> {
             Ok(T1)
         }
-        fn open_at(&self, offset: u64, len: u64) -> cloudsync::Result<Box<dyn std::io::Read + Send + '_>> {
+        fn open_at(
+            &self,
+            offset: u64,
+            len: u64,
+        ) -> cloudsync::Result<Box<dyn std::io::Read + Send + '_>> {
             struct R(u64, u64);
             impl std::io::Read for R {
                 fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -207,9 +215,28 @@ fn large_file_parallel_write() {
     let size = 256 * 1024 * 1024 + 12_345;
     let dst = LocalRemote::new(tmp.path().to_path_buf(), LocalOptions::default(), None);
     let p = RelPath::from_str_checked("big").unwrap();
-    let e = dst.put(&p, &Pattern(size), &PutInfo { size, mtime: Some(T1), ..Default::default() }).unwrap();
+    let e = dst
+        .put(
+            &p,
+            &Pattern(size),
+            &PutInfo {
+                size,
+                mtime: Some(T1),
+                ..Default::default()
+            },
+        )
+        .unwrap();
     assert_eq!(e.size as u64, size);
     let data = std::fs::read(tmp.path().join("big")).unwrap();
-    assert!(data.iter().enumerate().all(|(i, b)| *b == (i as u64 % 251) as u8), "content differs");
-    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1, "no temporary file left");
+    assert!(
+        data.iter()
+            .enumerate()
+            .all(|(i, b)| *b == (i as u64 % 251) as u8),
+        "content differs"
+    );
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        1,
+        "no temporary file left"
+    );
 }

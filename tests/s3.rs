@@ -642,23 +642,51 @@ fn upload_headers() {
     opts.server_side_encryption = Some("AES256".into());
     let r = S3Remote::new(opts, None).unwrap();
     let data = b"hello headers".to_vec();
-    let md5: [u8; 16] = md5::Digest::finalize(<md5::Md5 as md5::Digest>::new_with_prefix(&data)).into();
+    let md5: [u8; 16] =
+        md5::Digest::finalize(<md5::Md5 as md5::Digest>::new_with_prefix(&data)).into();
     let p = RelPath::from_str_checked("dir/a b.txt").unwrap();
     let e = r
-        .put(&p, &Bytes(data.clone(), 1_354_040_105_123_456_789), &PutInfo { size: 13, mtime: Some(1_354_040_105_123_456_789), md5: Some(md5), ..Default::default() })
+        .put(
+            &p,
+            &Bytes(data.clone(), 1_354_040_105_123_456_789),
+            &PutInfo {
+                size: 13,
+                mtime: Some(1_354_040_105_123_456_789),
+                md5: Some(md5),
+                ..Default::default()
+            },
+        )
         .unwrap();
     assert_eq!(e.md5, Some(md5));
     let reqs = server.requests.lock().unwrap();
     let put = reqs.iter().find(|r| r.method == "PUT").unwrap();
     assert_eq!(put.path, "/b/pre/fix/dir/a%20b.txt");
-    let h = |k: &str| put.headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    assert_eq!(h("x-amz-meta-mtime").as_deref(), Some("1354040105.123456789"));
+    let h = |k: &str| {
+        put.headers
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(
+        h("x-amz-meta-mtime").as_deref(),
+        Some("1354040105.123456789")
+    );
     assert_eq!(h("x-amz-storage-class").as_deref(), Some("STANDARD_IA"));
     assert_eq!(h("x-amz-server-side-encryption").as_deref(), Some("AES256"));
-    assert_eq!(h("content-type").as_deref(), Some("text/plain; charset=utf-8"));
+    assert_eq!(
+        h("content-type").as_deref(),
+        Some("text/plain; charset=utf-8")
+    );
     assert_eq!(h("content-md5").as_deref(), Some(base64_std(&md5).as_str()));
-    assert_eq!(h("x-amz-content-sha256").as_deref(), Some("UNSIGNED-PAYLOAD"));
-    assert!(h("authorization").unwrap().contains("/eu-west-1/s3/aws4_request"));
+    assert_eq!(
+        h("x-amz-content-sha256").as_deref(),
+        Some("UNSIGNED-PAYLOAD")
+    );
+    assert!(
+        h("authorization")
+            .unwrap()
+            .contains("/eu-west-1/s3/aws4_request")
+    );
     assert_eq!(put.body, data);
 }
 

@@ -21,6 +21,7 @@ mod encoding;
 pub mod keys;
 pub mod names;
 pub mod obscure;
+pub mod remote;
 mod version;
 
 pub use content::{

@@ -163,6 +163,20 @@ pub enum Pair {
     LocalLocal,
     LocalS3,
     S3Local,
+    /// Local → rclone crypt over a local directory.
+    LocalCryptLocal,
+    /// Local → rclone crypt over S3.
+    LocalCryptS3,
+    /// rclone crypt over S3 → local.
+    CryptS3Local,
+}
+
+/// A crypt remote with the fixed test password and salt (standard names, base32).
+pub fn crypt(inner: Arc<dyn Remote>) -> Arc<dyn Remote> {
+    use cloudsync::crypt::{Keys, NameCipher, NameEncoding, NameMode, remote::CryptRemote};
+    let keys = Keys::derive("potato", "sausage").unwrap();
+    let names = NameCipher::new(&keys, NameMode::Standard, NameEncoding::Base32, true);
+    Arc::new(CryptRemote::new(inner, keys, names))
 }
 
 /// A source of bytes in memory, for writing fixtures through the `Remote` trait.
@@ -330,7 +344,11 @@ impl World {
 
     pub fn with_options(pair: Pair, local: LocalOptions) -> World {
         let tmp = tempfile::tempdir().unwrap();
-        let s3 = (pair != Pair::LocalLocal).then(S3Server::start);
+        let s3 = matches!(
+            pair,
+            Pair::LocalS3 | Pair::S3Local | Pair::LocalCryptS3 | Pair::CryptS3Local
+        )
+        .then(S3Server::start);
         let local_side = |name: &str| {
             let root = tmp.path().join(name);
             std::fs::create_dir_all(&root).unwrap();
@@ -347,6 +365,36 @@ impl World {
             Pair::LocalLocal => (local_side("src"), local_side("dst")),
             Pair::LocalS3 => (local_side("src"), s3_side(s3.as_ref().unwrap(), "dst")),
             Pair::S3Local => (s3_side(s3.as_ref().unwrap(), "src"), local_side("dst")),
+            Pair::LocalCryptLocal => {
+                let inner = local_side("dst-encrypted");
+                (
+                    local_side("src"),
+                    Side {
+                        remote: crypt(inner.remote),
+                        local_root: None,
+                    },
+                )
+            }
+            Pair::LocalCryptS3 => {
+                let inner = s3_side(s3.as_ref().unwrap(), "dst");
+                (
+                    local_side("src"),
+                    Side {
+                        remote: crypt(inner.remote),
+                        local_root: None,
+                    },
+                )
+            }
+            Pair::CryptS3Local => {
+                let inner = s3_side(s3.as_ref().unwrap(), "src");
+                (
+                    Side {
+                        remote: crypt(inner.remote),
+                        local_root: None,
+                    },
+                    local_side("dst"),
+                )
+            }
         };
         World {
             tmp,
