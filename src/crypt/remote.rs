@@ -155,10 +155,10 @@ impl<R: Read> Read for HashingRead<'_, R> {
         if let Some(h) = self.hasher.as_mut() {
             h.update(&buf[..n]);
             self.pos += n as u64;
-            if self.pos == self.total {
-                if let (Some(h), Ok(mut slot)) = (self.hasher.take(), self.slot.lock()) {
-                    *slot = Some(h.finalize().into());
-                }
+            if self.pos == self.total
+                && let (Some(h), Ok(mut slot)) = (self.hasher.take(), self.slot.lock())
+            {
+                *slot = Some(h.finalize().into());
             }
         }
         Ok(n)
@@ -321,16 +321,16 @@ impl Remote for CryptRemote {
         };
         let stored = self.inner.put(&p, &enc, &inner_info)?;
         let computed = enc.md5.lock().ok().and_then(|m| *m);
-        if let (Some(a), Some(b)) = (computed, stored.md5) {
-            if a != b {
-                let _ = self.inner.delete(&p, &stored);
-                return Err(Error::new(
-                    Kind::Corrupted,
-                    "corrupted on transfer: md5 of the encrypted data differs",
-                )
-                .with_path(path.display())
-                .with_retryable(true));
-            }
+        if let (Some(a), Some(b)) = (computed, stored.md5)
+            && a != b
+        {
+            let _ = self.inner.delete(&p, &stored);
+            return Err(Error::new(
+                Kind::Corrupted,
+                "corrupted on transfer: md5 of the encrypted data differs",
+            )
+            .with_path(path.display())
+            .with_retryable(true));
         }
         if let Some(md5) = computed {
             self.inner.remember_md5(&p, &stored, md5);
