@@ -219,9 +219,7 @@ impl fmt::Debug for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_ref()
-            .map(|s| s.as_ref() as &(dyn std::error::Error + 'static))
+        self.source.as_ref().map(|s| s.as_ref() as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -267,25 +265,15 @@ mod tests {
             .with_path("photos/a.jpg")
             .with_status(503)
             .with_remote("s3:bucket");
-        assert_eq!(
-            e.to_string(),
-            "photos/a.jpg: upload failed: service unavailable (HTTP 503) [s3:bucket]"
-        );
+        assert_eq!(e.to_string(), "photos/a.jpg: upload failed: service unavailable (HTTP 503) [s3:bucket]");
         assert!(e.is_retryable());
         assert_eq!(e.exit_code(), 5);
     }
 
     #[test]
     fn io_errors_read_as_sentences() {
-        let e = Error::io(
-            "open",
-            "/mnt/tank/x",
-            io::Error::from_raw_os_error(libc::ENOENT),
-        );
-        assert_eq!(
-            e.to_string(),
-            "/mnt/tank/x: open failed: No such file or directory"
-        );
+        let e = Error::io("open", "/mnt/tank/x", io::Error::from_raw_os_error(libc::ENOENT));
+        assert_eq!(e.to_string(), "/mnt/tank/x: open failed: No such file or directory");
         assert_eq!(e.kind(), Kind::NotFound);
     }
 

@@ -46,17 +46,8 @@ pub struct ObjectMeta {
 
 enum Pending {
     Local(FileKey, Md5),
-    Object {
-        remote: String,
-        dir: String,
-        name: String,
-        meta: ObjectMeta,
-    },
-    ForgetObject {
-        remote: String,
-        dir: String,
-        name: String,
-    },
+    Object { remote: String, dir: String, name: String, meta: ObjectMeta },
+    ForgetObject { remote: String, dir: String, name: String },
 }
 
 pub struct Index {
@@ -70,8 +61,7 @@ impl Index {
         if let Some(parent) = path.parent()
             && !parent.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| Error::io("create directory", parent.display(), e))?;
+            std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent.display(), e))?;
         }
         let conn = Connection::open(path).map_err(|e| db_error(path, e))?;
         {
@@ -101,10 +91,7 @@ impl Index {
                 etag TEXT NOT NULL, server_time INTEGER, mtime INTEGER NOT NULL, md5 BLOB,
                 PRIMARY KEY (remote, dir, name)) WITHOUT ROWID;",
         )?;
-        Ok(Index {
-            conn: Mutex::new(conn),
-            pending: Mutex::new(Vec::new()),
-        })
+        Ok(Index { conn: Mutex::new(conn), pending: Mutex::new(Vec::new()) })
     }
 
     pub fn get_local_md5(&self, key: &FileKey) -> Option<Md5> {
@@ -165,20 +152,11 @@ impl Index {
     }
 
     pub fn put_object(&self, remote: &str, dir: &str, name: &str, meta: ObjectMeta) {
-        self.push(Pending::Object {
-            remote: remote.into(),
-            dir: dir.into(),
-            name: name.into(),
-            meta,
-        });
+        self.push(Pending::Object { remote: remote.into(), dir: dir.into(), name: name.into(), meta });
     }
 
     pub fn forget_object(&self, remote: &str, dir: &str, name: &str) {
-        self.push(Pending::ForgetObject {
-            remote: remote.into(),
-            dir: dir.into(),
-            name: name.into(),
-        });
+        self.push(Pending::ForgetObject { remote: remote.into(), dir: dir.into(), name: name.into() });
     }
 
     fn push(&self, p: Pending) {
@@ -219,14 +197,17 @@ impl Index {
                             "INSERT OR REPLACE INTO local_md5 (root, path, size, mtime, ino, ctime, md5)
                              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                         )?
-                        .execute(params![k.root, k.path, k.size, k.mtime, k.ino as i64, k.ctime, &md5[..]])?;
+                        .execute(params![
+                            k.root,
+                            k.path,
+                            k.size,
+                            k.mtime,
+                            k.ino as i64,
+                            k.ctime,
+                            &md5[..]
+                        ])?;
                     }
-                    Pending::Object {
-                        remote,
-                        dir,
-                        name,
-                        meta,
-                    } => {
+                    Pending::Object { remote, dir, name, meta } => {
                         tx.prepare_cached(
                             "INSERT OR REPLACE INTO object_meta (remote, dir, name, size, etag, server_time, mtime, md5)
                              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -243,20 +224,15 @@ impl Index {
                         ])?;
                     }
                     Pending::ForgetObject { remote, dir, name } => {
-                        tx.prepare_cached(
-                            "DELETE FROM object_meta WHERE remote = ?1 AND dir = ?2 AND name = ?3",
-                        )?
-                        .execute(params![remote, dir, name])?;
+                        tx.prepare_cached("DELETE FROM object_meta WHERE remote = ?1 AND dir = ?2 AND name = ?3")?
+                            .execute(params![remote, dir, name])?;
                     }
                 }
             }
             tx.commit()
         })();
         if let Err(e) = result {
-            log::warn!(
-                "metadata index: could not save {} entries: {e}",
-                batch.len()
-            );
+            log::warn!("metadata index: could not save {} entries: {e}", batch.len());
         }
     }
 }
@@ -268,8 +244,7 @@ impl Drop for Index {
 }
 
 fn db_error(path: &Path, e: rusqlite::Error) -> Error {
-    Error::new(Kind::Io, format!("cannot open the metadata index: {e}"))
-        .with_path(path.display().to_string())
+    Error::new(Kind::Io, format!("cannot open the metadata index: {e}")).with_path(path.display().to_string())
 }
 
 #[cfg(test)]
@@ -277,14 +252,7 @@ mod tests {
     use super::*;
 
     fn key() -> FileKey {
-        FileKey {
-            root: "/r".into(),
-            path: b"a/b\xff".to_vec(),
-            size: 3,
-            mtime: 10,
-            ino: 7,
-            ctime: 11,
-        }
+        FileKey { root: "/r".into(), path: b"a/b\xff".to_vec(), size: 3, mtime: 10, ino: 7, ctime: 11 }
     }
 
     #[test]
@@ -306,13 +274,7 @@ mod tests {
     #[test]
     fn object_meta_round_trips_per_directory() {
         let idx = Index::in_memory().unwrap();
-        let m = ObjectMeta {
-            size: 5,
-            etag: "\"e\"".into(),
-            server_time: None,
-            mtime: -3,
-            md5: Some([9; 16]),
-        };
+        let m = ObjectMeta { size: 5, etag: "\"e\"".into(), server_time: None, mtime: -3, md5: Some([9; 16]) };
         idx.put_object("s3:b", "d", "n", m.clone());
         idx.put_object("s3:b", "other", "n", m.clone());
         idx.flush();
@@ -334,9 +296,6 @@ mod tests {
         drop(idx);
         let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        assert_eq!(
-            Index::open(&p).unwrap().get_local_md5(&key()),
-            Some([2; 16])
-        );
+        assert_eq!(Index::open(&p).unwrap().get_local_md5(&key()), Some([2; 16]));
     }
 }

@@ -79,11 +79,7 @@ impl RelPath {
 
     /// Number of segments (0 for the root).
     pub fn depth(&self) -> usize {
-        if self.0.is_empty() {
-            0
-        } else {
-            self.0.iter().filter(|&&b| b == b'/').count() + 1
-        }
+        if self.0.is_empty() { 0 } else { self.0.iter().filter(|&&b| b == b'/').count() + 1 }
     }
 
     pub fn segments(&self) -> impl Iterator<Item = &[u8]> {
@@ -94,8 +90,7 @@ impl RelPath {
     /// Whether `self` is `other` or lies below it.
     pub fn starts_with(&self, other: &RelPath) -> bool {
         other.is_root()
-            || (self.0.starts_with(&other.0)
-                && (self.0.len() == other.0.len() || self.0[other.0.len()] == b'/'))
+            || (self.0.starts_with(&other.0) && (self.0.len() == other.0.len() || self.0[other.0.len()] == b'/'))
     }
 
     /// A printable form: UTF-8 as is, other bytes as `\xNN`.
@@ -127,8 +122,7 @@ fn check_segment(seg: &[u8]) -> std::result::Result<(), &'static str> {
 }
 
 fn bad_name(bytes: &[u8], why: &str) -> Error {
-    Error::new(Kind::BadName, format!("refusing unsafe name: {why}"))
-        .with_path(display_bytes(bytes))
+    Error::new(Kind::BadName, format!("refusing unsafe name: {why}")).with_path(display_bytes(bytes))
 }
 
 /// Whether `seg` is a usable single name (not empty, `.`, `..`; no `/` or NUL).
@@ -153,10 +147,7 @@ pub fn display_bytes(bytes: &[u8]) -> String {
 /// for files so that directories sort first and never match a file.
 pub fn match_key(name: &[u8], is_dir: bool) -> Vec<u8> {
     let mut key = match std::str::from_utf8(name) {
-        Ok(s)
-            if !s.is_ascii()
-                && is_nfc_quick(s.chars()) != unicode_normalization::IsNormalized::Yes =>
-        {
+        Ok(s) if !s.is_ascii() && is_nfc_quick(s.chars()) != unicode_normalization::IsNormalized::Yes => {
             s.nfc().collect::<String>().into_bytes()
         }
         _ => name.to_vec(),
@@ -257,16 +248,7 @@ mod tests {
 
     #[test]
     fn rejects_escapes() {
-        for bad in [
-            &b"/etc/passwd"[..],
-            b"a/../b",
-            b"..",
-            b".",
-            b"a//b",
-            b"a/",
-            b"a\0b",
-            b"./a",
-        ] {
+        for bad in [&b"/etc/passwd"[..], b"a/../b", b"..", b".", b"a//b", b"a/", b"a\0b", b"./a"] {
             let e = RelPath::new(bad).unwrap_err();
             assert_eq!(e.kind(), Kind::BadName, "{:?}", display_bytes(bad));
         }
@@ -274,15 +256,7 @@ mod tests {
 
     #[test]
     fn accepts_odd_but_safe_names() {
-        for ok in [
-            &b"a b/c"[..],
-            b"...",
-            b".hidden/x",
-            b"caf\xc3\xa9",
-            b"bad\xfe\xffname",
-            b" lead",
-            b"a\\b",
-        ] {
+        for ok in [&b"a b/c"[..], b"...", b".hidden/x", b"caf\xc3\xa9", b"bad\xfe\xffname", b" lead", b"a\\b"] {
             let p = RelPath::new(ok).unwrap();
             assert_eq!(p.as_bytes(), ok);
         }
@@ -297,11 +271,7 @@ mod tests {
         assert_eq!(p.parent().parent(), RelPath::root());
         assert_eq!(p.depth(), 2);
         assert!(p.starts_with(&RelPath::new(b"a").unwrap()));
-        assert!(
-            !RelPath::new(b"ab")
-                .unwrap()
-                .starts_with(&RelPath::new(b"a").unwrap())
-        );
+        assert!(!RelPath::new(b"ab").unwrap().starts_with(&RelPath::new(b"a").unwrap()));
         assert!(RelPath::root().join(b"..").is_err());
         assert!(RelPath::root().join(b"x/y").is_err());
     }
@@ -337,20 +307,12 @@ mod tests {
             ("repl\u{FFFD}".as_bytes(), "repl\u{FFFD}"),
         ];
         for (raw, key) in cases {
-            assert_eq!(
-                encode_key_segment(raw),
-                *key,
-                "encode {:?}",
-                display_bytes(raw)
-            );
+            assert_eq!(encode_key_segment(raw), *key, "encode {:?}", display_bytes(raw));
             assert_eq!(decode_key_segment(key), *raw, "decode {key:?}");
         }
         // Keys written by others: a raw NUL survives decoding and is refused as a local name.
         let dec = decode_key_segment("a\0b");
         assert!(RelPath::root().join(&dec).is_err());
-        assert_eq!(
-            decode_key_segment("\u{201B}\u{2400}"),
-            "\u{2400}".as_bytes()
-        );
+        assert_eq!(decode_key_segment("\u{201B}\u{2400}"), "\u{2400}".as_bytes());
     }
 }

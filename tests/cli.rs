@@ -26,17 +26,11 @@ fn usage_errors_exit_2_with_a_sentence() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().to_str().unwrap();
     for (args, needle) in [
-        (
-            vec!["sync", d, "x", "--bwlimit", "25:00,1M"],
-            "invalid hour",
-        ),
+        (vec!["sync", d, "x", "--bwlimit", "25:00,1M"], "invalid hour"),
         (vec!["sync", d, "x", "--exclude", "***"], "too many stars"),
         (vec!["sync", d, "s3:bucket"], "needs S3 credentials"),
         (vec!["sync", d, "s3:"], "s3:BUCKET"),
-        (
-            vec!["sync", d, "x", "--checksum", "--size-only"],
-            "cannot be used together",
-        ),
+        (vec!["sync", d, "x", "--checksum", "--size-only"], "cannot be used together"),
         (vec!["frobnicate"], "unrecognized subcommand"),
     ] {
         let o = cloudsync(&args, &[("CLOUDSYNC_INDEX", &format!("{d}/i.db"))]);
@@ -49,12 +43,7 @@ fn usage_errors_exit_2_with_a_sentence() {
 fn missing_source_exits_3() {
     let tmp = tempfile::tempdir().unwrap();
     let o = cloudsync(
-        &[
-            "copy",
-            tmp.path().join("nope").to_str().unwrap(),
-            tmp.path().join("d").to_str().unwrap(),
-            "--no-index",
-        ],
+        &["copy", tmp.path().join("nope").to_str().unwrap(), tmp.path().join("d").to_str().unwrap(), "--no-index"],
         &[],
     );
     assert_eq!(o.status.code(), Some(3));
@@ -82,61 +71,30 @@ fn json_summary_and_s3_round_trip_without_leaking_the_secret() {
         assert!(!all.contains(SECRET_KEY), "the secret leaked: {all}");
         o
     };
-    let o = run(&[
-        "sync",
-        src.to_str().unwrap(),
-        "s3:cli/backup",
-        "--json",
-        "-vv",
-    ]);
+    let o = run(&["sync", src.to_str().unwrap(), "s3:cli/backup", "--json", "-vv"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["files_transferred"], 2);
     assert_eq!(v["bytes_transferred"], 5);
     assert_eq!(v["exit_code"], 0);
     assert_eq!(v["error"], serde_json::Value::Null);
-    assert_eq!(
-        v["requests"]["destination"]["PUT"], 3,
-        "two objects and the bucket creation"
-    );
+    assert_eq!(v["requests"]["destination"]["PUT"], 3, "two objects and the bucket creation");
 
     let o = run(&["sync", src.to_str().unwrap(), "s3:cli/backup", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(
-        (
-            v["files_transferred"].as_u64(),
-            v["requests"]["destination"]["HEAD"].as_u64()
-        ),
-        (Some(0), Some(0))
-    );
+    assert_eq!((v["files_transferred"].as_u64(), v["requests"]["destination"]["HEAD"].as_u64()), (Some(0), Some(0)));
 
     std::fs::remove_file(src.join("a")).unwrap();
-    let o = run(&[
-        "sync",
-        src.to_str().unwrap(),
-        "s3:cli/backup",
-        "--dry-run",
-        "--json",
-    ]);
+    let o = run(&["sync", src.to_str().unwrap(), "s3:cli/backup", "--dry-run", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["dry_run"], true);
     assert_eq!(v["files_deleted"], 1, "the plan reports the deletion");
     let back = tmp.path().join("back");
     let o = run(&["copy", "s3:cli/backup", back.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0));
-    assert_eq!(
-        std::fs::read(back.join("a")).unwrap(),
-        b"aaa",
-        "the dry run deleted nothing"
-    );
+    assert_eq!(std::fs::read(back.join("a")).unwrap(), b"aaa", "the dry run deleted nothing");
 
-    let o = run(&[
-        "sync",
-        src.to_str().unwrap(),
-        "s3:cli/backup",
-        "--s3-secret-access-key",
-        "another-wrong-secret",
-    ]);
+    let o = run(&["sync", src.to_str().unwrap(), "s3:cli/backup", "--s3-secret-access-key", "another-wrong-secret"]);
     assert_ne!(o.status.code(), Some(0));
     assert!(!stderr(&o).contains("another-wrong-secret"));
     assert!(

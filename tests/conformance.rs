@@ -51,16 +51,8 @@ fn s03_copy_missing_source(p: Pair) {
     let w = World::new(p);
     w.dst.write("keep", b"x", T1);
     let missing: Arc<dyn cloudsync::remote::Remote> = match p {
-        Pair::S3Local => {
-            w.s3.as_ref()
-                .unwrap()
-                .remote("bucket", "does/not/exist", None)
-        }
-        _ => Arc::new(cloudsync::remote::local::LocalRemote::new(
-            w.tmp.path().join("nope"),
-            Default::default(),
-            None,
-        )),
+        Pair::S3Local => w.s3.as_ref().unwrap().remote("bucket", "does/not/exist", None),
+        _ => Arc::new(cloudsync::remote::local::LocalRemote::new(w.tmp.path().join("nope"), Default::default(), None)),
     };
     for mode in [Mode::Copy, Mode::Sync] {
         let (r, _) = run_between(missing.as_ref(), &w.dst, mode, |_| {});
@@ -74,42 +66,24 @@ fn s03_copy_missing_source(p: Pair) {
 
 /// S9/S10/S12: empty source directories are created only with create_empty_src_dirs.
 fn s09_s10_empty_dirs(p: Pair) {
-    for (mode, flag) in [
-        (Mode::Copy, true),
-        (Mode::Copy, false),
-        (Mode::Sync, true),
-        (Mode::Sync, false),
-    ] {
+    for (mode, flag) in [(Mode::Copy, true), (Mode::Copy, false), (Mode::Sync, true), (Mode::Sync, false)] {
         let w = World::new(p);
         if !w.src.is_local() || !dst_has_empty_dirs(&w) {
             return; // rclone skips: the source or destination cannot hold empty directories
         }
         w.src.write("sub dir/hello world", b"hello world", T1);
         w.src.mkdir("sub dir2/sub sub dir2");
-        set_mtime(
-            &w.src
-                .local_root
-                .as_ref()
-                .unwrap()
-                .join("sub dir2/sub sub dir2"),
-            T2,
-        );
+        set_mtime(&w.src.local_root.as_ref().unwrap().join("sub dir2/sub sub dir2"), T2);
         set_mtime(&w.src.local_root.as_ref().unwrap().join("sub dir2"), T2);
         let (r, _) = w.run(mode, |o| o.create_empty_src_dirs = flag);
         assert!(r.error.is_none());
         let dirs = w.dst.dirs();
         if flag {
-            assert!(
-                dirs.contains("sub dir2") && dirs.contains("sub dir2/sub sub dir2"),
-                "{dirs:?}"
-            );
+            assert!(dirs.contains("sub dir2") && dirs.contains("sub dir2/sub sub dir2"), "{dirs:?}");
             assert_eq!(w.dst.dir_mtime("sub dir2"), T2);
             assert_eq!(w.dst.dir_mtime("sub dir2/sub sub dir2"), T2);
         } else {
-            assert_eq!(
-                dirs.into_iter().collect::<Vec<_>>(),
-                vec!["sub dir".to_string()]
-            );
+            assert_eq!(dirs.into_iter().collect::<Vec<_>>(), vec!["sub dir".to_string()]);
         }
     }
 }
@@ -139,8 +113,7 @@ fn s13_delayed_dir_modtimes(p: Pair) {
     for a in 0..3 {
         for b in 0..4 {
             let d = format!("a{a}/b{b}");
-            w.src
-                .write(&format!("{d}/file"), format!("{a}{b}").as_bytes(), T1);
+            w.src.write(&format!("{d}/file"), format!("{a}{b}").as_bytes(), T1);
             dirs.push(d);
         }
         dirs.push(format!("a{a}"));
@@ -175,15 +148,11 @@ fn s16_copy_over_self(p: Pair) {
     let w = World::new(p);
     w.src.write("sub dir/hello world", b"hello world", T1);
     assert!(w.run(Mode::Copy, |_| {}).0.error.is_none());
-    w.src
-        .write("sub dir/hello world", b"hello world, changed", T2);
+    w.src.write("sub dir/hello world", b"hello world, changed", T2);
     let (r, ev) = w.run(Mode::Copy, |_| {});
     assert!(r.error.is_none());
     assert_eq!(count(&ev, FileAction::CopiedReplaced), 1);
-    expect_files(
-        &w.dst,
-        &[("sub dir/hello world", b"hello world, changed", T2)],
-    );
+    expect_files(&w.dst, &[("sub dir/hello world", b"hello world, changed", T2)]);
 }
 
 /// S17: move overwrites the destination and empties the source.
@@ -215,13 +184,7 @@ fn s19_copy_redownload(p: Pair) {
     w.src.write("sub dir/hello world", b"hello world", T1);
     w.src.write("sub dir/empty", b"", T2);
     assert!(w.run(Mode::Copy, |_| {}).0.error.is_none());
-    expect_files(
-        &w.dst,
-        &[
-            ("sub dir/empty", b"", T2),
-            ("sub dir/hello world", b"hello world", T1),
-        ],
-    );
+    expect_files(&w.dst, &[("sub dir/empty", b"", T2), ("sub dir/hello world", b"hello world", T1)]);
 }
 
 /// S20: --checksum: an mtime-only change transfers nothing and keeps the old mtime.
@@ -289,11 +252,7 @@ fn s26_modtime_only_change(p: Pair) {
     w.src.write("empty space", b"stuff", T2);
     let (r, ev) = w.run(Mode::Sync, |o| o.dry_run = true);
     assert!(r.error.is_none());
-    let planned = if common_hash(&w) {
-        FileAction::WouldUpdateModTime
-    } else {
-        FileAction::WouldCopy
-    };
+    let planned = if common_hash(&w) { FileAction::WouldUpdateModTime } else { FileAction::WouldCopy };
     assert_eq!(count(&ev, planned), 1);
     expect_files(&w.dst, &[("empty space", b"stuff", T1)]);
     let (r, ev) = w.run(Mode::Sync, |_| {});
@@ -342,11 +301,7 @@ fn s29_after_adding_a_file(p: Pair) {
     let w = World::new(p);
     w.src.write("empty space", b"stuff", T2);
     assert!(w.sync().error.is_none());
-    w.src.write(
-        "potato",
-        b"------------------------------------------------------------",
-        T3,
-    );
+    w.src.write("potato", b"------------------------------------------------------------", T3);
     let (_, ev) = w.run(Mode::Sync, |_| {});
     assert_eq!(transfers(&ev), 1);
     assert_eq!(count(&ev, FileAction::CopiedNew), 1);
@@ -356,8 +311,7 @@ fn s29_after_adding_a_file(p: Pair) {
 fn s30_size_change_only(p: Pair) {
     let w = World::new(p);
     w.src.write("potato", b"potato", T3);
-    w.dst
-        .write("potato", b"different size to make sure it syncs", T3);
+    w.dst.write("potato", b"different size to make sure it syncs", T3);
     let (_, ev) = w.run(Mode::Sync, |_| {});
     assert_eq!(transfers(&ev), 1);
     expect_files(&w.dst, &[("potato", b"potato", T3)]);
@@ -377,11 +331,7 @@ fn s31_contents_change_only(p: Pair) {
 fn s32_remove_add_dry_run(p: Pair) {
     let w = World::new(p);
     w.src.write("empty space", b"stuff", T2);
-    w.src.write(
-        "potato2",
-        b"------------------------------------------------------------",
-        T1,
-    );
+    w.src.write("potato2", b"------------------------------------------------------------", T1);
     w.dst.write("potato", b"SMALLER BUT SAME", T3);
     w.dst.write("empty space", b"stuff", T2);
     let before_src = w.src.files();
@@ -398,37 +348,20 @@ fn s32_remove_add_dry_run(p: Pair) {
 fn s33_remove_add(p: Pair) {
     let w = World::new(p);
     w.src.write("empty space", b"stuff", T2);
-    w.src.write(
-        "potato2",
-        b"------------------------------------------------------------",
-        T1,
-    );
+    w.src.write("potato2", b"------------------------------------------------------------", T1);
     w.dst.write("potato", b"SMALLER BUT SAME", T3);
     w.dst.write("empty space", b"stuff", T2);
     let (r, ev) = w.run(Mode::Sync, |_| {});
     assert!(r.error.is_none());
     assert_eq!(count(&ev, FileAction::Deleted), 1);
-    let last_copy = ev
-        .iter()
-        .rposition(|e| e.action == FileAction::CopiedNew)
-        .unwrap();
-    let first_delete = ev
-        .iter()
-        .position(|e| e.action == FileAction::Deleted)
-        .unwrap();
-    assert!(
-        last_copy < first_delete,
-        "deletions must come after every transfer"
-    );
+    let last_copy = ev.iter().rposition(|e| e.action == FileAction::CopiedNew).unwrap();
+    let first_delete = ev.iter().position(|e| e.action == FileAction::Deleted).unwrap();
+    assert!(last_copy < first_delete, "deletions must come after every transfer");
     expect_files(
         &w.dst,
         &[
             ("empty space", b"stuff", T2),
-            (
-                "potato2",
-                b"------------------------------------------------------------",
-                T1,
-            ),
+            ("potato2", b"------------------------------------------------------------", T1),
         ],
     );
 }
@@ -436,30 +369,16 @@ fn s33_remove_add(p: Pair) {
 /// S34: as S33 in subdirectories; dst-only directories go away (where directories exist).
 fn s34_remove_add_subdirs(p: Pair) {
     let w = World::new(p);
-    w.src.write(
-        "a/potato2",
-        b"------------------------------------------------------------",
-        T1,
-    );
-    w.src.write(
-        "e/f/potato3",
-        b"------------------------------------------------------------",
-        T1,
-    );
+    w.src.write("a/potato2", b"------------------------------------------------------------", T1);
+    w.src.write("e/f/potato3", b"------------------------------------------------------------", T1);
     w.dst.write("b/potato", b"SMALLER BUT SAME", T3);
     w.dst.write("c/non empty space", b"AhHa!", T2);
     w.dst.mkdir("d/e");
     let (r, _) = w.run(Mode::Sync, |_| {});
     assert!(r.error.is_none(), "{:?}", r.error);
-    assert_eq!(
-        w.dst.file_paths().into_iter().collect::<Vec<_>>(),
-        vec!["a/potato2", "e/f/potato3"]
-    );
+    assert_eq!(w.dst.file_paths().into_iter().collect::<Vec<_>>(), vec!["a/potato2", "e/f/potato3"]);
     if dst_has_empty_dirs(&w) {
-        assert_eq!(
-            w.dst.dirs().into_iter().collect::<Vec<_>>(),
-            vec!["a", "e", "e/f"]
-        );
+        assert_eq!(w.dst.dirs().into_iter().collect::<Vec<_>>(), vec!["a", "e", "e/f"]);
     }
 }
 
@@ -471,38 +390,23 @@ fn s35_errors_block_deletions(p: Pair) {
     }
     if nix::unistd::geteuid().is_root() {
         // root reads every file: provoke the error with a dangling symlink under -L.
-        let w = World::with_options(
-            p,
-            cloudsync::remote::local::LocalOptions {
-                follow_symlinks: true,
-            },
-        );
+        let w = World::with_options(p, cloudsync::remote::local::LocalOptions { follow_symlinks: true });
         w.src.write("a/potato2", b"new", T1);
-        std::os::unix::fs::symlink(
-            "/nonexistent/target",
-            w.src.local_root.as_ref().unwrap().join("dangling"),
-        )
-        .unwrap();
+        std::os::unix::fs::symlink("/nonexistent/target", w.src.local_root.as_ref().unwrap().join("dangling")).unwrap();
         w.dst.write("b/potato", b"old", T3);
         let (r, _) = w.run(Mode::Sync, |_| {});
         assert!(r.error.is_some());
         assert_eq!(r.exit_code(), 6);
         let files = w.dst.file_paths();
         assert!(files.contains("a/potato2"), "new files are still copied");
-        assert!(
-            files.contains("b/potato"),
-            "nothing is deleted after an error"
-        );
+        assert!(files.contains("b/potato"), "nothing is deleted after an error");
         return;
     }
     w.src.write("a/potato2", b"new", T1);
     w.src.write("locked", b"x", T1);
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(
-        w.src.local_root.as_ref().unwrap().join("locked"),
-        std::fs::Permissions::from_mode(0o0),
-    )
-    .unwrap();
+    std::fs::set_permissions(w.src.local_root.as_ref().unwrap().join("locked"), std::fs::Permissions::from_mode(0o0))
+        .unwrap();
     w.dst.write("b/potato", b"old", T3);
     let (r, _) = w.run(Mode::Sync, |_| {});
     assert!(r.error.is_some());
@@ -531,10 +435,7 @@ fn s37_exclude_neither_copied_nor_deleted(p: Pair) {
     let filter = Arc::new(b.build().unwrap());
     let (r, _) = w.run(Mode::Sync, |o| o.filter = filter);
     assert!(r.error.is_none());
-    assert_eq!(
-        w.dst.file_paths().into_iter().collect::<Vec<_>>(),
-        vec!["keep.txt", "other.tmp"]
-    );
+    assert_eq!(w.dst.file_paths().into_iter().collect::<Vec<_>>(), vec!["keep.txt", "other.tmp"]);
 }
 
 /// S39: --update.
@@ -613,17 +514,10 @@ fn s46_overlap(p: Pair) {
     let inner = w.src.local_root.as_ref().unwrap().join("inner");
     std::fs::create_dir_all(&inner).unwrap();
     let inner_side = Side {
-        remote: Arc::new(cloudsync::remote::local::LocalRemote::new(
-            inner,
-            Default::default(),
-            None,
-        )),
+        remote: Arc::new(cloudsync::remote::local::LocalRemote::new(inner, Default::default(), None)),
         local_root: Some(w.src.local_root.as_ref().unwrap().join("inner")),
     };
-    for (src, dst) in [
-        (w.src.remote.as_ref(), &inner_side),
-        (w.src.remote.as_ref(), &w.src),
-    ] {
+    for (src, dst) in [(w.src.remote.as_ref(), &inner_side), (w.src.remote.as_ref(), &w.src)] {
         let (r, _) = run_between(src, dst, Mode::Sync, |_| {});
         let e = r.error.as_ref().expect("overlap must fail");
         assert_eq!(e.kind(), Kind::Fatal);
@@ -633,9 +527,7 @@ fn s46_overlap(p: Pair) {
     let mut b = FilterBuilder::new();
     b.add_exclude("/inner/**").unwrap();
     let filter = Arc::new(b.build().unwrap());
-    let (r, _) = run_between(w.src.remote.as_ref(), &inner_side, Mode::Copy, |o| {
-        o.filter = filter
-    });
+    let (r, _) = run_between(w.src.remote.as_ref(), &inner_side, Mode::Copy, |o| o.filter = filter);
     assert!(r.error.is_none(), "{:?}", r.error);
 }
 
@@ -664,12 +556,7 @@ fn s57_zero_length(p: Pair) {
     }
     assert!(w.sync().error.is_none());
     assert_eq!(w.dst.files().len(), 5);
-    assert!(
-        w.dst
-            .files()
-            .values()
-            .all(|(c, t)| c.is_empty() && *t == T1)
-    );
+    assert!(w.dst.files().values().all(|(c, t)| c.is_empty() && *t == T1));
 }
 
 /// S59: a second identical run transfers nothing and says so.
@@ -704,12 +591,7 @@ fn o1_max_delete(p: Pair) {
     let e = r.error.as_ref().expect("max-delete must fail");
     assert_eq!(e.kind(), Kind::Fatal);
     assert_eq!(r.exit_code(), 7);
-    let left: Vec<_> = w
-        .dst
-        .file_paths()
-        .into_iter()
-        .filter(|p| p != "keep")
-        .collect();
+    let left: Vec<_> = w.dst.file_paths().into_iter().filter(|p| p != "keep").collect();
     assert_eq!(left.len(), 1);
 }
 
@@ -723,10 +605,7 @@ fn truenas_zfs_rules(p: Pair) {
     let filter = Arc::new(cloudsync::engine::Filter::truenas(&[], &[], false).unwrap());
     let (r, _) = w.run(Mode::Sync, |o| o.filter = filter);
     assert!(r.error.is_none());
-    assert_eq!(
-        w.dst.file_paths().into_iter().collect::<Vec<_>>(),
-        vec![".zfs_not", "office/doc"]
-    );
+    assert_eq!(w.dst.file_paths().into_iter().collect::<Vec<_>>(), vec![".zfs_not", "office/doc"]);
 }
 
 /// TrueNAS include rules: only the included top-level directories reach the destination.
@@ -735,16 +614,11 @@ fn truenas_include_rules(p: Pair) {
     for f in ["office/a", "photos/b/c", "other/deep/w", "rootfile"] {
         w.src.write(f, f.as_bytes(), T1);
     }
-    let filter = Arc::new(
-        cloudsync::engine::Filter::truenas(&[], &["/office/**".into(), "/photos/**".into()], false)
-            .unwrap(),
-    );
+    let filter =
+        Arc::new(cloudsync::engine::Filter::truenas(&[], &["/office/**".into(), "/photos/**".into()], false).unwrap());
     let (r, _) = w.run(Mode::Sync, |o| o.filter = filter);
     assert!(r.error.is_none());
-    assert_eq!(
-        w.dst.file_paths().into_iter().collect::<Vec<_>>(),
-        vec!["office/a", "photos/b/c"]
-    );
+    assert_eq!(w.dst.file_paths().into_iter().collect::<Vec<_>>(), vec!["office/a", "photos/b/c"]);
 }
 
 /// Names that are not UTF-8 are transferred byte for byte (and through S3 both ways).
@@ -764,21 +638,14 @@ fn non_utf8_names(p: Pair) {
         // And back again into a fresh directory.
         let back = w.tmp.path().join("back");
         let back_side = Side {
-            remote: Arc::new(cloudsync::remote::local::LocalRemote::new(
-                back.clone(),
-                Default::default(),
-                None,
-            )),
+            remote: Arc::new(cloudsync::remote::local::LocalRemote::new(back.clone(), Default::default(), None)),
             local_root: Some(back.clone()),
         };
         let (r, _) = run_between(w.dst.remote.as_ref(), &back_side, Mode::Copy, |_| {});
         assert!(r.error.is_none());
         assert_eq!(std::fs::read(back.join(&name)).unwrap(), b"latin-1 name");
     } else {
-        assert_eq!(
-            std::fs::read(w.dst.local_root.as_ref().unwrap().join(&name)).unwrap(),
-            b"latin-1 name"
-        );
+        assert_eq!(std::fs::read(w.dst.local_root.as_ref().unwrap().join(&name)).unwrap(), b"latin-1 name");
     }
 }
 

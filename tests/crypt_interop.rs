@@ -40,10 +40,7 @@ fn fixture(dir: &Path, long_name_bytes: usize) -> BTreeMap<String, Vec<u8>> {
         ("sub dir/65536".into(), 65536),
         ("sub dir/deeper/65537".into(), 65537),
         ("mib plus one.bin".into(), 1024 * 1024 + 1),
-        (
-            "caf\u{e9} \u{65e5}\u{672c}\u{8a9e}/r\u{e9}sum\u{e9}.txt".into(),
-            (rnd() % 200_000) as usize,
-        ),
+        ("caf\u{e9} \u{65e5}\u{672c}\u{8a9e}/r\u{e9}sum\u{e9}.txt".into(), (rnd() % 200_000) as usize),
         (long_name, (rnd() % 5000) as usize),
         ("random/a".into(), (rnd() % 300_000) as usize),
     ];
@@ -67,11 +64,7 @@ fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
                 stack.push(e.path());
             } else {
                 out.insert(
-                    e.path()
-                        .strip_prefix(dir)
-                        .unwrap()
-                        .to_string_lossy()
-                        .into_owned(),
+                    e.path().strip_prefix(dir).unwrap().to_string_lossy().into_owned(),
                     std::fs::read(e.path()).unwrap(),
                 );
             }
@@ -94,9 +87,7 @@ fn crypt_remote(inner: Arc<dyn Remote>, s: &Setup) -> CryptRemote {
 
 fn rclone(s3: Option<&S3Server>, crypt_target: &str, setup: &Setup, args: &[&str]) -> String {
     let mut c = Command::new(common::rclone().expect("rclone not found: scripts/test installs it"));
-    c.args(args)
-        .env_remove("AWS_CA_BUNDLE")
-        .env("RCLONE_CONFIG", "/dev/null");
+    c.args(args).env_remove("AWS_CA_BUNDLE").env("RCLONE_CONFIG", "/dev/null");
     if let Some(s3) = s3 {
         for (k, v) in s3.rclone_env("t") {
             c.env(k, v);
@@ -111,16 +102,8 @@ fn rclone(s3: Option<&S3Server>, crypt_target: &str, setup: &Setup, args: &[&str
         c.env("RCLONE_CONFIG_C_PASSWORD2", obscure(setup.salt).unwrap());
     }
     let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "rclone {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    assert!(out.status.success(), "rclone {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 fn both_ways(over_s3: bool, setup: Setup) {
@@ -128,81 +111,43 @@ fn both_ways(over_s3: bool, setup: Setup) {
     let s3 = over_s3.then(S3Server::start);
     let src = tmp.path().join("src");
     let expected = fixture(&src, if over_s3 { 80 } else { 143 });
-    let (ours_inner, ours_target, theirs_inner, theirs_target): (
-        Arc<dyn Remote>,
-        String,
-        Arc<dyn Remote>,
-        String,
-    ) = match &s3 {
-        Some(s3) => (
-            s3.remote("ours", "", None),
-            "t:ours".into(),
-            s3.remote("theirs", "", None),
-            "t:theirs".into(),
-        ),
-        None => {
-            let a = tmp.path().join("ours-encrypted");
-            let b = tmp.path().join("theirs-encrypted");
-            std::fs::create_dir_all(&b).unwrap();
-            (
-                Arc::new(LocalRemote::new(a.clone(), Default::default(), None)),
-                a.to_string_lossy().into_owned(),
-                Arc::new(LocalRemote::new(b.clone(), Default::default(), None)),
-                b.to_string_lossy().into_owned(),
-            )
-        }
-    };
+    let (ours_inner, ours_target, theirs_inner, theirs_target): (Arc<dyn Remote>, String, Arc<dyn Remote>, String) =
+        match &s3 {
+            Some(s3) => {
+                (s3.remote("ours", "", None), "t:ours".into(), s3.remote("theirs", "", None), "t:theirs".into())
+            }
+            None => {
+                let a = tmp.path().join("ours-encrypted");
+                let b = tmp.path().join("theirs-encrypted");
+                std::fs::create_dir_all(&b).unwrap();
+                (
+                    Arc::new(LocalRemote::new(a.clone(), Default::default(), None)),
+                    a.to_string_lossy().into_owned(),
+                    Arc::new(LocalRemote::new(b.clone(), Default::default(), None)),
+                    b.to_string_lossy().into_owned(),
+                )
+            }
+        };
     // cloudsync encrypts; rclone decrypts.
     let ours = crypt_remote(ours_inner.clone(), &setup);
-    let rep = engine::run(
-        &LocalRemote::new(src.clone(), Default::default(), None),
-        &ours,
-        &SyncOptions::default(),
-    );
+    let rep = engine::run(&LocalRemote::new(src.clone(), Default::default(), None), &ours, &SyncOptions::default());
     assert!(rep.error.is_none(), "{:?}", rep.error);
     let out_dir = tmp.path().join("rclone-decrypted");
-    rclone(
-        s3.as_ref(),
-        &ours_target,
-        &setup,
-        &["copy", "c:", out_dir.to_str().unwrap()],
-    );
-    assert_eq!(
-        read_tree(&out_dir),
-        expected,
-        "rclone reads cloudsync's encryption"
-    );
-    let check = rclone(
-        s3.as_ref(),
-        &ours_target,
-        &setup,
-        &["cryptcheck", src.to_str().unwrap(), "c:"],
-    );
+    rclone(s3.as_ref(), &ours_target, &setup, &["copy", "c:", out_dir.to_str().unwrap()]);
+    assert_eq!(read_tree(&out_dir), expected, "rclone reads cloudsync's encryption");
+    let check = rclone(s3.as_ref(), &ours_target, &setup, &["cryptcheck", src.to_str().unwrap(), "c:"]);
     assert!(check.contains("0 differences found"), "{check}");
 
     // rclone encrypts; cloudsync decrypts. Same names on both sides.
-    rclone(
-        s3.as_ref(),
-        &theirs_target,
-        &setup,
-        &["copy", src.to_str().unwrap(), "c:"],
-    );
+    rclone(s3.as_ref(), &theirs_target, &setup, &["copy", src.to_str().unwrap(), "c:"]);
     let ours_listing = read_names(ours_inner.as_ref());
     let theirs_listing = read_names(theirs_inner.as_ref());
     assert_eq!(ours_listing, theirs_listing, "identical encrypted names");
     let back = tmp.path().join("cloudsync-decrypted");
     let theirs = crypt_remote(theirs_inner, &setup);
-    let rep = engine::run(
-        &theirs,
-        &LocalRemote::new(back.clone(), Default::default(), None),
-        &SyncOptions::default(),
-    );
+    let rep = engine::run(&theirs, &LocalRemote::new(back.clone(), Default::default(), None), &SyncOptions::default());
     assert!(rep.error.is_none(), "{:?}", rep.error);
-    assert_eq!(
-        read_tree(&back),
-        expected,
-        "cloudsync reads rclone's encryption"
-    );
+    assert_eq!(read_tree(&back), expected, "cloudsync reads rclone's encryption");
 }
 
 /// The encrypted names (and sizes) of every object, as stored.
@@ -248,22 +193,11 @@ fn tampered_truncated_and_wrong_password() {
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("f"), vec![5u8; 200_000]).unwrap();
     let enc_dir = tmp.path().join("enc");
-    let setup = Setup {
-        mode: NameMode::Off,
-        mode_name: "off",
-        salt: "",
-    };
-    let inner: Arc<dyn Remote> =
-        Arc::new(LocalRemote::new(enc_dir.clone(), Default::default(), None));
+    let setup = Setup { mode: NameMode::Off, mode_name: "off", salt: "" };
+    let inner: Arc<dyn Remote> = Arc::new(LocalRemote::new(enc_dir.clone(), Default::default(), None));
     let ours = crypt_remote(inner.clone(), &setup);
     assert!(
-        engine::run(
-            &LocalRemote::new(src, Default::default(), None),
-            &ours,
-            &SyncOptions::default()
-        )
-        .error
-        .is_none()
+        engine::run(&LocalRemote::new(src, Default::default(), None), &ours, &SyncOptions::default()).error.is_none()
     );
     let enc_file = enc_dir.join("f.bin");
     let pristine = std::fs::read(&enc_file).unwrap();
@@ -273,10 +207,7 @@ fn tampered_truncated_and_wrong_password() {
         let rep = engine::run(
             crypt,
             &LocalRemote::new(dst.clone(), Default::default(), None),
-            &SyncOptions {
-                retries: 1,
-                ..Default::default()
-            },
+            &SyncOptions { retries: 1, ..Default::default() },
         );
         (rep, dst)
     };
@@ -286,14 +217,8 @@ fn tampered_truncated_and_wrong_password() {
     std::fs::write(&enc_file, &bad).unwrap();
     let (rep, dst) = pull(&ours, "tampered");
     let e = rep.error.expect("tampering must fail");
-    assert!(
-        e.to_string()
-            .contains("failed to authenticate decrypted block"),
-        "{e}"
-    );
-    assert!(
-        !dst.join("f").exists() && std::fs::read_dir(&dst).map(|d| d.count()).unwrap_or(0) == 0
-    );
+    assert!(e.to_string().contains("failed to authenticate decrypted block"), "{e}");
+    assert!(!dst.join("f").exists() && std::fs::read_dir(&dst).map(|d| d.count()).unwrap_or(0) == 0);
     // Truncated inside the last block.
     std::fs::write(&enc_file, &pristine[..pristine.len() - 10]).unwrap();
     let (rep, dst) = pull(&ours, "truncated");
@@ -308,12 +233,7 @@ fn tampered_truncated_and_wrong_password() {
         NameCipher::new(&keys, NameMode::Off, NameEncoding::Base32, true),
     );
     let (rep, dst) = pull(&wrong, "wrongpw");
-    assert!(
-        rep.error
-            .expect("wrong password must fail")
-            .to_string()
-            .contains("bad password")
-    );
+    assert!(rep.error.expect("wrong password must fail").to_string().contains("bad password"));
     assert!(!dst.join("f").exists());
 }
 
@@ -325,16 +245,8 @@ fn wrong_password_pull_sync_deletes_nothing() {
     let src = tmp.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("a"), b"a").unwrap();
-    let inner: Arc<dyn Remote> = Arc::new(LocalRemote::new(
-        tmp.path().join("enc"),
-        Default::default(),
-        None,
-    ));
-    let setup = Setup {
-        mode: NameMode::Standard,
-        mode_name: "standard",
-        salt: SALT,
-    };
+    let inner: Arc<dyn Remote> = Arc::new(LocalRemote::new(tmp.path().join("enc"), Default::default(), None));
+    let setup = Setup { mode: NameMode::Standard, mode_name: "standard", salt: SALT };
     assert!(
         engine::run(
             &LocalRemote::new(src, Default::default(), None),
@@ -347,30 +259,13 @@ fn wrong_password_pull_sync_deletes_nothing() {
     let local_dir = tmp.path().join("nas");
     std::fs::create_dir_all(&local_dir).unwrap();
     std::fs::write(local_dir.join("precious"), b"do not delete").unwrap();
-    let wrong = crypt_remote(
-        inner,
-        &Setup {
-            mode: NameMode::Standard,
-            mode_name: "standard",
-            salt: "wrong salt",
-        },
-    );
+    let wrong = crypt_remote(inner, &Setup { mode: NameMode::Standard, mode_name: "standard", salt: "wrong salt" });
     let rep = engine::run(
         &wrong,
         &LocalRemote::new(local_dir.clone(), Default::default(), None),
-        &SyncOptions {
-            retries: 1,
-            ..Default::default()
-        },
+        &SyncOptions { retries: 1, ..Default::default() },
     );
     let e = rep.error.expect("must fail");
-    assert!(
-        e.to_string()
-            .contains(cloudsync::crypt::remote::NO_NAME_DECRYPTS),
-        "{e}"
-    );
-    assert_eq!(
-        std::fs::read(local_dir.join("precious")).unwrap(),
-        b"do not delete"
-    );
+    assert!(e.to_string().contains(cloudsync::crypt::remote::NO_NAME_DECRYPTS), "{e}");
+    assert_eq!(std::fs::read(local_dir.join("precious")).unwrap(), b"do not delete");
 }

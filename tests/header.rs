@@ -4,13 +4,8 @@
 #[test]
 fn header_is_fresh() {
     let dir = env!("CARGO_MANIFEST_DIR");
-    let config =
-        cbindgen::Config::from_file(format!("{dir}/cbindgen.toml")).expect("cbindgen.toml");
-    let bindings = cbindgen::Builder::new()
-        .with_crate(dir)
-        .with_config(config)
-        .generate()
-        .expect("cbindgen failed");
+    let config = cbindgen::Config::from_file(format!("{dir}/cbindgen.toml")).expect("cbindgen.toml");
+    let bindings = cbindgen::Builder::new().with_crate(dir).with_config(config).generate().expect("cbindgen failed");
     let mut generated = Vec::new();
     bindings.write(&mut generated);
     let path = format!("{dir}/include/cloudsync.h");

@@ -12,13 +12,7 @@ use std::time::{Duration, Instant};
 
 fn side(dir: &std::path::Path, follow: bool) -> Side {
     Side {
-        remote: Arc::new(LocalRemote::new(
-            dir.to_path_buf(),
-            LocalOptions {
-                follow_symlinks: follow,
-            },
-            None,
-        )),
+        remote: Arc::new(LocalRemote::new(dir.to_path_buf(), LocalOptions { follow_symlinks: follow }, None)),
         local_root: Some(dir.to_path_buf()),
     }
 }
@@ -32,20 +26,10 @@ fn symlinks_are_skipped_with_a_warning_by_default() {
     std::fs::write(tmp.path().join("outside"), b"secret").unwrap();
     symlink(tmp.path().join("outside"), src.join("link-to-file")).unwrap();
     symlink(src.join("real"), src.join("link-to-dir")).unwrap();
-    let (rep, _) = run_between(
-        side(&src, false).remote.as_ref(),
-        &side(&tmp.path().join("dst"), false),
-        Mode::Sync,
-        |_| {},
-    );
+    let (rep, _) =
+        run_between(side(&src, false).remote.as_ref(), &side(&tmp.path().join("dst"), false), Mode::Sync, |_| {});
     assert!(rep.error.is_none());
-    assert_eq!(
-        side(&tmp.path().join("dst"), false)
-            .file_paths()
-            .into_iter()
-            .collect::<Vec<_>>(),
-        vec!["real/f"]
-    );
+    assert_eq!(side(&tmp.path().join("dst"), false).file_paths().into_iter().collect::<Vec<_>>(), vec!["real/f"]);
 }
 
 #[test]
@@ -61,10 +45,7 @@ fn follow_symlinks_copies_targets() {
     let (rep, _) = run_between(side(&src, true).remote.as_ref(), &dst, Mode::Sync, |_| {});
     assert!(rep.error.is_none(), "{:?}", rep.error);
     let files = dst.files();
-    assert_eq!(
-        files.keys().collect::<Vec<_>>(),
-        vec!["link-to-dir/f", "link-to-file", "real/f"]
-    );
+    assert_eq!(files.keys().collect::<Vec<_>>(), vec!["link-to-dir/f", "link-to-file", "real/f"]);
     assert_eq!(files["link-to-file"].0, b"target content");
 }
 
@@ -109,17 +90,10 @@ fn planted_symlink_cannot_redirect_writes() {
     let rep = engine::run(
         &LocalRemote::new(src, LocalOptions::default(), None),
         &dst,
-        &SyncOptions {
-            retries: 1,
-            ..Default::default()
-        },
+        &SyncOptions { retries: 1, ..Default::default() },
     );
     assert!(rep.error.is_some(), "writing through a symlink must fail");
-    assert_eq!(
-        std::fs::read_dir(&outside).unwrap().count(),
-        0,
-        "nothing may appear outside the destination"
-    );
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "nothing may appear outside the destination");
 }
 
 /// The bandwidth limit holds across all transfers (a lower bound only: a slow machine
@@ -132,10 +106,7 @@ fn bandwidth_limit_applies_across_transfers() {
     for i in 0..4 {
         std::fs::write(src.join(format!("f{i}")), vec![0u8; 512 * 1024]).unwrap();
     }
-    let opts = SyncOptions {
-        bwlimit: BwTimetable::parse("1M").unwrap(),
-        ..Default::default()
-    };
+    let opts = SyncOptions { bwlimit: BwTimetable::parse("1M").unwrap(), ..Default::default() };
     let started = Instant::now();
     let rep = engine::run(
         &LocalRemote::new(src, LocalOptions::default(), None),
@@ -143,11 +114,7 @@ fn bandwidth_limit_applies_across_transfers() {
         &opts,
     );
     assert!(rep.error.is_none());
-    assert!(
-        started.elapsed() >= Duration::from_millis(1500),
-        "2 MiB at 1 MiB/s took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() >= Duration::from_millis(1500), "2 MiB at 1 MiB/s took {:?}", started.elapsed());
 }
 
 /// More deletions than are kept in memory: the list continues on disk and every file goes.
@@ -172,11 +139,7 @@ fn many_deletions_spill_to_disk() {
     );
     assert!(rep.error.is_none(), "{:?}", rep.error);
     assert_eq!(rep.summary.files_deleted, 10_500);
-    assert_eq!(
-        std::fs::read_dir(&dst).unwrap().count(),
-        1,
-        "only `keep` is left"
-    );
+    assert_eq!(std::fs::read_dir(&dst).unwrap().count(), 1, "only `keep` is left");
 }
 
 /// Large files are written with several ranged streams in parallel; the result is exact.
@@ -192,11 +155,7 @@ fn large_file_parallel_write() {
         fn mtime(&self) -> cloudsync::Result<i64> {
             Ok(T1)
         }
-        fn open_at(
-            &self,
-            offset: u64,
-            len: u64,
-        ) -> cloudsync::Result<Box<dyn std::io::Read + Send + '_>> {
+        fn open_at(&self, offset: u64, len: u64) -> cloudsync::Result<Box<dyn std::io::Read + Send + '_>> {
             struct R(u64, u64);
             impl std::io::Read for R {
                 fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -215,28 +174,9 @@ fn large_file_parallel_write() {
     let size = 256 * 1024 * 1024 + 12_345;
     let dst = LocalRemote::new(tmp.path().to_path_buf(), LocalOptions::default(), None);
     let p = RelPath::from_str_checked("big").unwrap();
-    let e = dst
-        .put(
-            &p,
-            &Pattern(size),
-            &PutInfo {
-                size,
-                mtime: Some(T1),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let e = dst.put(&p, &Pattern(size), &PutInfo { size, mtime: Some(T1), ..Default::default() }).unwrap();
     assert_eq!(e.size as u64, size);
     let data = std::fs::read(tmp.path().join("big")).unwrap();
-    assert!(
-        data.iter()
-            .enumerate()
-            .all(|(i, b)| *b == (i as u64 % 251) as u8),
-        "content differs"
-    );
-    assert_eq!(
-        std::fs::read_dir(tmp.path()).unwrap().count(),
-        1,
-        "no temporary file left"
-    );
+    assert!(data.iter().enumerate().all(|(i, b)| *b == (i as u64 % 251) as u8), "content differs");
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1, "no temporary file left");
 }

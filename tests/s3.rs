@@ -23,11 +23,7 @@ fn counts(r: &dyn Remote) -> std::collections::HashMap<&'static str, u64> {
 
 fn local(dir: &std::path::Path) -> Side {
     Side {
-        remote: Arc::new(LocalRemote::new(
-            dir.to_path_buf(),
-            Default::default(),
-            None,
-        )),
+        remote: Arc::new(LocalRemote::new(dir.to_path_buf(), Default::default(), None)),
         local_root: Some(dir.to_path_buf()),
     }
 }
@@ -49,11 +45,7 @@ fn steady_state_needs_no_head() {
     let tmp = tempfile::tempdir().unwrap();
     tree(&tmp.path().join("src"), 50);
     let index = Arc::new(Index::open(&tmp.path().join("index.db")).unwrap());
-    let src = LocalRemote::new(
-        tmp.path().join("src"),
-        Default::default(),
-        Some(index.clone()),
-    );
+    let src = LocalRemote::new(tmp.path().join("src"), Default::default(), Some(index.clone()));
     let push = |remote: &S3Remote| engine::run(&src, remote, &SyncOptions::default());
 
     let r1 = s3.remote("bkt", "data", Some(index.clone()));
@@ -65,16 +57,8 @@ fn steady_state_needs_no_head() {
     assert!(rep.error.is_none());
     assert_eq!(rep.summary.files_transferred, 0);
     let c = counts(r2.as_ref());
-    assert_eq!(
-        (c["HEAD"], c["PUT"], c["GET"], c["COPY"]),
-        (0, 0, 0, 0),
-        "{c:?}"
-    );
-    assert_eq!(
-        c["LIST"],
-        1 + 6,
-        "one root probe plus one listing per directory"
-    );
+    assert_eq!((c["HEAD"], c["PUT"], c["GET"], c["COPY"]), (0, 0, 0, 0), "{c:?}");
+    assert_eq!(c["LIST"], 1 + 6, "one root probe plus one listing per directory");
 
     set_mtime(&tmp.path().join("src/d0/f0.txt"), T2);
     let r3 = s3.remote("bkt", "data", Some(index.clone()));
@@ -86,16 +70,9 @@ fn steady_state_needs_no_head() {
 
     // The new time is really stored in the object (read without the index).
     let plain = s3.remote("bkt", "data", None);
-    let e = plain
-        .list_dir(&RelPath::from_str_checked("d0").unwrap(), &mut |_| {})
-        .unwrap();
+    let e = plain.list_dir(&RelPath::from_str_checked("d0").unwrap(), &mut |_| {}).unwrap();
     let f0 = e.iter().find(|e| e.name == b"f0.txt").unwrap();
-    assert_eq!(
-        plain
-            .mod_time(&RelPath::from_str_checked("d0/f0.txt").unwrap(), f0)
-            .unwrap(),
-        T2
-    );
+    assert_eq!(plain.mod_time(&RelPath::from_str_checked("d0/f0.txt").unwrap(), f0).unwrap(), T2);
 }
 
 /// Objects the index has not seen (uploaded by another tool) are HEADed once, then not.
@@ -106,30 +83,14 @@ fn foreign_objects_are_headed_once() {
     tree(&tmp.path().join("src"), 10);
     let src = LocalRemote::new(tmp.path().join("src"), Default::default(), None);
     // "Another tool": a push without our index.
-    assert!(
-        engine::run(
-            &src,
-            s3.remote("bkt", "x", None).as_ref(),
-            &SyncOptions::default()
-        )
-        .error
-        .is_none()
-    );
+    assert!(engine::run(&src, s3.remote("bkt", "x", None).as_ref(), &SyncOptions::default()).error.is_none());
     let index = Arc::new(Index::open(&tmp.path().join("index.db")).unwrap());
     let first = s3.remote("bkt", "x", Some(index.clone()));
-    assert!(
-        engine::run(&src, first.as_ref(), &SyncOptions::default())
-            .error
-            .is_none()
-    );
+    assert!(engine::run(&src, first.as_ref(), &SyncOptions::default()).error.is_none());
     assert_eq!(counts(first.as_ref())["HEAD"], 10);
     assert_eq!(counts(first.as_ref())["PUT"], 0);
     let second = s3.remote("bkt", "x", Some(index));
-    assert!(
-        engine::run(&src, second.as_ref(), &SyncOptions::default())
-            .error
-            .is_none()
-    );
+    assert!(engine::run(&src, second.as_ref(), &SyncOptions::default()).error.is_none());
     assert_eq!(counts(second.as_ref())["HEAD"], 0);
 }
 
@@ -138,12 +99,7 @@ fn foreign_objects_are_headed_once() {
 fn multipart_boundary_sizes() {
     let s3 = S3Server::start();
     let mib = 1024 * 1024;
-    for (size, parts) in [
-        (5 * mib, 1),
-        (5 * mib + 1, 2),
-        (10 * mib, 2),
-        (12 * mib + 7, 3),
-    ] {
+    for (size, parts) in [(5 * mib, 1), (5 * mib + 1, 2), (10 * mib, 2), (12 * mib + 7, 3)] {
         let r = s3.remote_with("bkt", "mp", None, |o| {
             o.upload_cutoff = 5 * mib as u64;
             o.chunk_size = 5 * mib as u64;
@@ -151,31 +107,15 @@ fn multipart_boundary_sizes() {
         let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
         let path = RelPath::from_str_checked(&format!("f{size}")).unwrap();
         let e = r
-            .put(
-                &path,
-                &Bytes(data.clone(), T1),
-                &PutInfo {
-                    size: size as u64,
-                    mtime: Some(T1),
-                    ..Default::default()
-                },
-            )
+            .put(&path, &Bytes(data.clone(), T1), &PutInfo { size: size as u64, mtime: Some(T1), ..Default::default() })
             .unwrap();
         assert_eq!(e.size, size as i64);
         let c = counts(r.as_ref());
-        assert_eq!(
-            (c["POST"], c["PUT"]),
-            (2, parts),
-            "size {size}: create+complete, one PUT per part"
-        );
+        assert_eq!((c["POST"], c["PUT"]), (2, parts), "size {size}: create+complete, one PUT per part");
         let listed = r.list_dir(&RelPath::root(), &mut |_| {}).unwrap();
         let entry = listed.iter().find(|x| x.name == path.as_bytes()).unwrap();
         let mut back = Vec::new();
-        r.open(&path, entry, 0, u64::MAX)
-            .unwrap()
-            .reader
-            .read_to_end(&mut back)
-            .unwrap();
+        r.open(&path, entry, 0, u64::MAX).unwrap().reader.read_to_end(&mut back).unwrap();
         assert!(back == data, "content of {size}");
         assert_eq!(r.mod_time(&path, entry).unwrap(), T1);
     }
@@ -205,19 +145,13 @@ impl Source for Failing {
                 if self.pos >= self.fail_at {
                     return Err(Error::new(Kind::Io, "disk read error").into());
                 }
-                let n = (buf.len() as u64)
-                    .min(self.end - self.pos)
-                    .min(self.fail_at - self.pos) as usize;
+                let n = (buf.len() as u64).min(self.end - self.pos).min(self.fail_at - self.pos) as usize;
                 buf[..n].fill(b'x');
                 self.pos += n as u64;
                 Ok(n)
             }
         }
-        Ok(Box::new(R {
-            pos: offset,
-            end: offset + len,
-            fail_at: self.fail_at,
-        }))
+        Ok(Box::new(R { pos: offset, end: offset + len, fail_at: self.fail_at }))
     }
 }
 
@@ -233,23 +167,10 @@ fn failed_uploads_leave_nothing() {
     for (size, fail_at) in [(1000, 500), (12 * mib, 7 * mib)] {
         let path = RelPath::from_str_checked("victim").unwrap();
         let err = r
-            .put(
-                &path,
-                &Failing { size, fail_at },
-                &PutInfo {
-                    size,
-                    mtime: Some(T1),
-                    ..Default::default()
-                },
-            )
+            .put(&path, &Failing { size, fail_at }, &PutInfo { size, mtime: Some(T1), ..Default::default() })
             .unwrap_err();
         assert!(err.to_string().contains("disk read error"), "{err}");
-        assert!(
-            r.list_dir(&RelPath::root(), &mut |_| {})
-                .unwrap()
-                .is_empty(),
-            "size {size}: nothing must be visible"
-        );
+        assert!(r.list_dir(&RelPath::root(), &mut |_| {}).unwrap().is_empty(), "size {size}: nothing must be visible");
     }
 }
 
@@ -272,23 +193,12 @@ fn cancel_leaves_no_partial_object() {
         std::thread::sleep(Duration::from_millis(400));
         c2.cancel();
     });
-    let opts = SyncOptions {
-        cancel,
-        bwlimit: engine::BwTimetable::parse("4M").unwrap(),
-        ..SyncOptions::default()
-    };
+    let opts = SyncOptions { cancel, bwlimit: engine::BwTimetable::parse("4M").unwrap(), ..SyncOptions::default() };
     let started = Instant::now();
     let rep = engine::run(&src, dst.as_ref(), &opts);
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "cancel must take effect promptly"
-    );
+    assert!(started.elapsed() < Duration::from_secs(10), "cancel must take effect promptly");
     assert_eq!(rep.error.map(|e| e.kind()), Some(Kind::Cancelled));
-    assert!(
-        dst.list_dir(&RelPath::root(), &mut |_| {})
-            .unwrap()
-            .is_empty()
-    );
+    assert!(dst.list_dir(&RelPath::root(), &mut |_| {}).unwrap().is_empty());
 }
 
 /// B26: ranged reads return the right bytes.
@@ -298,34 +208,12 @@ fn ranged_reads() {
     let r = s3.remote("bkt", "", None);
     let data: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
     let p = RelPath::from_str_checked("r").unwrap();
-    r.put(
-        &p,
-        &Bytes(data.clone(), T1),
-        &PutInfo {
-            size: data.len() as u64,
-            mtime: Some(T1),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let e = r
-        .list_dir(&RelPath::root(), &mut |_| {})
-        .unwrap()
-        .pop()
+    r.put(&p, &Bytes(data.clone(), T1), &PutInfo { size: data.len() as u64, mtime: Some(T1), ..Default::default() })
         .unwrap();
-    for (off, len) in [
-        (0u64, 10u64),
-        (99_990, 10),
-        (12_345, 54_321),
-        (50_000, u64::MAX),
-        (100_000, 5),
-    ] {
+    let e = r.list_dir(&RelPath::root(), &mut |_| {}).unwrap().pop().unwrap();
+    for (off, len) in [(0u64, 10u64), (99_990, 10), (12_345, 54_321), (50_000, u64::MAX), (100_000, 5)] {
         let mut got = Vec::new();
-        r.open(&p, &e, off, len)
-            .unwrap()
-            .reader
-            .read_to_end(&mut got)
-            .unwrap();
+        r.open(&p, &e, off, len).unwrap().reader.read_to_end(&mut got).unwrap();
         let end = (off.saturating_add(len)).min(100_000) as usize;
         assert_eq!(got, &data[off as usize..end], "range {off}+{len}");
     }
@@ -341,10 +229,7 @@ fn wrong_secret_is_a_clear_permission_error() {
     let err = r.list_dir(&RelPath::root(), &mut |_| {}).unwrap_err();
     assert_eq!(err.kind(), Kind::Permission, "{err:?}");
     let text = format!("{err} {err:?}");
-    assert!(
-        text.contains("secret access key is wrong") || text.contains("access denied"),
-        "{text}"
-    );
+    assert!(text.contains("secret access key is wrong") || text.contains("access denied"), "{text}");
     assert!(!text.contains("definitely-wrong-secret"));
 }
 
@@ -354,11 +239,8 @@ fn missing_bucket_on_pull() {
     let s3 = S3Server::start();
     let tmp = tempfile::tempdir().unwrap();
     let r = S3Remote::new(S3Options::new(s3.client_config(), "nosuchbucket", ""), None).unwrap();
-    let rep = engine::run(
-        &r,
-        &LocalRemote::new(tmp.path().join("d"), Default::default(), None),
-        &SyncOptions::default(),
-    );
+    let rep =
+        engine::run(&r, &LocalRemote::new(tmp.path().join("d"), Default::default(), None), &SyncOptions::default());
     assert_eq!(rep.exit_code(), 3, "{:?}", rep.error);
 }
 
@@ -391,26 +273,15 @@ fn hostile_keys_are_refused() {
     let ok_md5 = md5_hex(b"fine");
     let server = FakeServer::start(move |req| {
         if req.method == "GET" && req.has_query("list-type") {
-            let mut xml = list_xml(&[
-                ("../evil", 4, "x"),
-                ("ok.txt", 4, &ok_md5),
-                ("..", 4, "x"),
-                (".", 4, "x"),
-            ]);
-            xml = xml.replace(
-                "<IsTruncated>",
-                "<EncodingType>url</EncodingType><IsTruncated>",
-            );
+            let mut xml = list_xml(&[("../evil", 4, "x"), ("ok.txt", 4, &ok_md5), ("..", 4, "x"), (".", 4, "x")]);
+            xml = xml.replace("<IsTruncated>", "<EncodingType>url</EncodingType><IsTruncated>");
             xml = xml.replace("</ListBucketResult>", "<Contents><Key>nul%00name</Key><Size>1</Size><ETag></ETag><LastModified>2020-01-01T00:00:00Z</LastModified></Contents><CommonPrefixes><Prefix>../</Prefix></CommonPrefixes><CommonPrefixes><Prefix>/</Prefix></CommonPrefixes></ListBucketResult>");
             return Resp::new(200, xml);
         }
         if req.method == "GET" && req.path == "/b/ok.txt" {
             return get_ok(b"fine");
         }
-        Resp::new(
-            404,
-            "<Error><Code>NoSuchKey</Code><Message>no</Message></Error>",
-        )
+        Resp::new(404, "<Error><Code>NoSuchKey</Code><Message>no</Message></Error>")
     });
     let remote = fake_remote(&server.endpoint);
     let tmp = tempfile::tempdir().unwrap();
@@ -419,37 +290,20 @@ fn hostile_keys_are_refused() {
     std::fs::write(dst_dir.join("keep.txt"), b"must survive").unwrap();
     let dst = local(&dst_dir);
     let rec = Arc::new(Recorder::default());
-    let opts = SyncOptions {
-        observer: rec.clone(),
-        retries: 1,
-        ..SyncOptions::default()
-    };
+    let opts = SyncOptions { observer: rec.clone(), retries: 1, ..SyncOptions::default() };
     let rep = engine::run(&remote, dst.remote.as_ref(), &opts);
     let err = rep.error.expect("hostile names are errors");
     assert_eq!(err.kind(), Kind::BadName, "{err}");
     assert_eq!(std::fs::read(dst_dir.join("ok.txt")).unwrap(), b"fine");
-    assert_eq!(
-        std::fs::read(dst_dir.join("keep.txt")).unwrap(),
-        b"must survive"
-    );
+    assert_eq!(std::fs::read(dst_dir.join("keep.txt")).unwrap(), b"must survive");
     let mut all = Vec::new();
     for e in walk(tmp.path()) {
         all.push(e);
     }
-    assert_eq!(
-        all,
-        vec!["a", "a/b", "a/b/dst", "a/b/dst/keep.txt", "a/b/dst/ok.txt"],
-        "nothing written anywhere else"
-    );
+    assert_eq!(all, vec!["a", "a/b", "a/b/dst", "a/b/dst/keep.txt", "a/b/dst/ok.txt"], "nothing written anywhere else");
     let logs = rec.logs.lock().unwrap();
-    assert!(
-        logs.iter().any(|(_, m)| m.contains("refusing unsafe name")),
-        "{logs:?}"
-    );
-    assert!(
-        logs.iter()
-            .any(|(_, m)| m.contains("not deleting files as there were IO errors"))
-    );
+    assert!(logs.iter().any(|(_, m)| m.contains("refusing unsafe name")), "{logs:?}");
+    assert!(logs.iter().any(|(_, m)| m.contains("not deleting files as there were IO errors")));
 }
 
 fn walk(root: &std::path::Path) -> Vec<String> {
@@ -457,13 +311,7 @@ fn walk(root: &std::path::Path) -> Vec<String> {
     let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap().flatten() {
-            out.push(
-                e.path()
-                    .strip_prefix(root)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned(),
-            );
+            out.push(e.path().strip_prefix(root).unwrap().to_string_lossy().into_owned());
             if e.file_type().unwrap().is_dir() {
                 stack.push(e.path());
             }
@@ -478,10 +326,7 @@ fn walk(root: &std::path::Path) -> Vec<String> {
 fn malformed_listing_is_an_error() {
     let server = FakeServer::start(|req| {
         if req.has_query("list-type") {
-            return Resp::new(
-                200,
-                "<ListBucketResult><Contents><Key>a</Key><Size>notanumber</Size>",
-            );
+            return Resp::new(200, "<ListBucketResult><Contents><Key>a</Key><Size>notanumber</Size>");
         }
         Resp::new(404, "")
     });
@@ -491,20 +336,13 @@ fn malformed_listing_is_an_error() {
     let rep = engine::run(
         &remote,
         &LocalRemote::new(tmp.path().to_path_buf(), Default::default(), None),
-        &SyncOptions {
-            retries: 1,
-            ..Default::default()
-        },
+        &SyncOptions { retries: 1, ..Default::default() },
     );
     let err = rep.error.expect("error");
     assert_eq!(err.kind(), Kind::Protocol, "{err}");
     assert!(err.to_string().contains("malformed XML"), "{err}");
     assert!(tmp.path().join("keep").exists());
-    assert_eq!(
-        server.count("GET"),
-        3,
-        "retried up to the low-level retry limit"
-    );
+    assert_eq!(server.count("GET"), 3, "retried up to the low-level retry limit");
 }
 
 /// Throttling (503 SlowDown with Retry-After) is retried and honoured.
@@ -514,7 +352,11 @@ fn throttling_is_retried_with_retry_after() {
     let c = calls.clone();
     let server = FakeServer::start(move |req| {
         if req.has_query("list-type") && c.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
-            return Resp::new(503, "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>").header("retry-after", "1");
+            return Resp::new(
+                503,
+                "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
+            )
+            .header("retry-after", "1");
         }
         Resp::new(200, list_xml(&[]))
     });
@@ -522,10 +364,7 @@ fn throttling_is_retried_with_retry_after() {
     let started = Instant::now();
     let entries = remote.list_dir(&RelPath::root(), &mut |_| {}).unwrap();
     assert!(entries.is_empty());
-    assert!(
-        started.elapsed() >= Duration::from_millis(1900),
-        "Retry-After: 1 was not honoured twice"
-    );
+    assert!(started.elapsed() >= Duration::from_millis(1900), "Retry-After: 1 was not honoured twice");
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3);
 }
 
@@ -541,11 +380,7 @@ fn downloads_are_atomic() {
             if req.has_query("list-type") {
                 return Resp::new(200, list_xml(&[("f", 10, &list_etag)]));
             }
-            let mut r = get_ok(if case == "short" {
-                b"01234"
-            } else {
-                b"0123456X89"
-            });
+            let mut r = get_ok(if case == "short" { b"01234" } else { b"0123456X89" });
             if case == "short" {
                 r.claimed_len = Some(10);
             }
@@ -554,24 +389,10 @@ fn downloads_are_atomic() {
         let remote = fake_remote(&server.endpoint);
         let tmp = tempfile::tempdir().unwrap();
         let dst = LocalRemote::new(tmp.path().to_path_buf(), Default::default(), None);
-        let rep = engine::run(
-            &remote,
-            &dst,
-            &SyncOptions {
-                retries: 1,
-                ..Default::default()
-            },
-        );
+        let rep = engine::run(&remote, &dst, &SyncOptions { retries: 1, ..Default::default() });
         let err = rep.error.unwrap_or_else(|| panic!("{case}: must fail"));
-        assert!(
-            matches!(err.kind(), Kind::Corrupted | Kind::Network | Kind::Protocol),
-            "{case}: {err:?}"
-        );
-        assert!(
-            walk(tmp.path()).is_empty(),
-            "{case}: left {:?}",
-            walk(tmp.path())
-        );
+        assert!(matches!(err.kind(), Kind::Corrupted | Kind::Network | Kind::Protocol), "{case}: {err:?}");
+        assert!(walk(tmp.path()).is_empty(), "{case}: left {:?}", walk(tmp.path()));
         let _ = etag;
     }
 }
@@ -590,24 +411,12 @@ fn pull_of_pushed_tree_round_trips_mtimes() {
     tree(&tmp.path().join("src"), 20);
     let src = local(&tmp.path().join("src"));
     let remote = s3.remote("bkt", "rt", None);
-    assert!(
-        engine::run(
-            src.remote.as_ref(),
-            remote.as_ref(),
-            &SyncOptions::default()
-        )
-        .error
-        .is_none()
-    );
+    assert!(engine::run(src.remote.as_ref(), remote.as_ref(), &SyncOptions::default()).error.is_none());
     let back = local(&tmp.path().join("back"));
     let (rep, _) = run_between(remote.as_ref(), &back, Mode::Sync, |_| {});
     assert!(rep.error.is_none());
     assert_eq!(src.files(), back.files());
-    assert_eq!(
-        counts(remote.as_ref())["HEAD"],
-        0,
-        "GET responses carry the mtime: no HEAD needed to pull"
-    );
+    assert_eq!(counts(remote.as_ref())["HEAD"], 0, "GET responses carry the mtime: no HEAD needed to pull");
 }
 
 /// What a PUT carries: rclone's mtime format, the storage class and SSE options, and a
@@ -642,51 +451,27 @@ fn upload_headers() {
     opts.server_side_encryption = Some("AES256".into());
     let r = S3Remote::new(opts, None).unwrap();
     let data = b"hello headers".to_vec();
-    let md5: [u8; 16] =
-        md5::Digest::finalize(<md5::Md5 as md5::Digest>::new_with_prefix(&data)).into();
+    let md5: [u8; 16] = md5::Digest::finalize(<md5::Md5 as md5::Digest>::new_with_prefix(&data)).into();
     let p = RelPath::from_str_checked("dir/a b.txt").unwrap();
     let e = r
         .put(
             &p,
             &Bytes(data.clone(), 1_354_040_105_123_456_789),
-            &PutInfo {
-                size: 13,
-                mtime: Some(1_354_040_105_123_456_789),
-                md5: Some(md5),
-                ..Default::default()
-            },
+            &PutInfo { size: 13, mtime: Some(1_354_040_105_123_456_789), md5: Some(md5), ..Default::default() },
         )
         .unwrap();
     assert_eq!(e.md5, Some(md5));
     let reqs = server.requests.lock().unwrap();
     let put = reqs.iter().find(|r| r.method == "PUT").unwrap();
     assert_eq!(put.path, "/b/pre/fix/dir/a%20b.txt");
-    let h = |k: &str| {
-        put.headers
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-    };
-    assert_eq!(
-        h("x-amz-meta-mtime").as_deref(),
-        Some("1354040105.123456789")
-    );
+    let h = |k: &str| put.headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    assert_eq!(h("x-amz-meta-mtime").as_deref(), Some("1354040105.123456789"));
     assert_eq!(h("x-amz-storage-class").as_deref(), Some("STANDARD_IA"));
     assert_eq!(h("x-amz-server-side-encryption").as_deref(), Some("AES256"));
-    assert_eq!(
-        h("content-type").as_deref(),
-        Some("text/plain; charset=utf-8")
-    );
+    assert_eq!(h("content-type").as_deref(), Some("text/plain; charset=utf-8"));
     assert_eq!(h("content-md5").as_deref(), Some(base64_std(&md5).as_str()));
-    assert_eq!(
-        h("x-amz-content-sha256").as_deref(),
-        Some("UNSIGNED-PAYLOAD")
-    );
-    assert!(
-        h("authorization")
-            .unwrap()
-            .contains("/eu-west-1/s3/aws4_request")
-    );
+    assert_eq!(h("x-amz-content-sha256").as_deref(), Some("UNSIGNED-PAYLOAD"));
+    assert!(h("authorization").unwrap().contains("/eu-west-1/s3/aws4_request"));
     assert_eq!(put.body, data);
 }
 

@@ -17,11 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(
-    name = "cloudsync",
-    version,
-    about = "Sync a NAS dataset with cloud storage (rclone-compatible)"
-)]
+#[command(name = "cloudsync", version, about = "Sync a NAS dataset with cloud storage (rclone-compatible)")]
 struct Cli {
     /// More logging: -v shows every file, -vv debug output.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -152,10 +148,7 @@ fn main() -> ExitCode {
         _ => log::LevelFilter::Debug,
     };
     let term = Arc::new(Term::new());
-    let _ = log::set_boxed_logger(Box::new(StderrLogger {
-        level,
-        term: term.clone(),
-    }));
+    let _ = log::set_boxed_logger(Box::new(StderrLogger { level, term: term.clone() }));
     log::set_max_level(level);
     match run(cli, term.clone()) {
         Ok(code) => ExitCode::from(code as u8),
@@ -191,19 +184,13 @@ fn run(cli: Cli, term: Arc<Term>) -> Result<i32> {
         }),
         (None, None) => None,
         _ => {
-            return Err(Error::usage(
-                "give both --s3-access-key-id and --s3-secret-access-key",
-            ));
+            return Err(Error::usage("give both --s3-access-key-id and --s3-secret-access-key"));
         }
     };
     let storage_class = args.s3.s3_storage_class.clone();
     let sse = args.s3.s3_server_side_encryption.clone();
-    let (cutoff, chunk, conc, transfers) = (
-        args.s3.s3_upload_cutoff,
-        args.s3.s3_chunk_size,
-        args.s3.s3_upload_concurrency,
-        args.transfers as usize,
-    );
+    let (cutoff, chunk, conc, transfers) =
+        (args.s3.s3_upload_cutoff, args.s3.s3_chunk_size, args.s3.s3_upload_concurrency, args.transfers as usize);
     let conns = Connections {
         s3,
         s3_tune: Some(Arc::new(move |o: &mut cloudsync::remote::s3::S3Options| {
@@ -214,9 +201,7 @@ fn run(cli: Cli, term: Arc<Term>) -> Result<i32> {
             o.upload_concurrency = conc.max(1);
             o.max_connections = (transfers * conc.max(1)).max(8);
         })),
-        local: LocalOptions {
-            follow_symlinks: args.follow_symlinks,
-        },
+        local: LocalOptions { follow_symlinks: args.follow_symlinks },
         index: index.clone(),
     };
     let src = spec::open(&src_spec, &conns)?;
@@ -224,15 +209,11 @@ fn run(cli: Cli, term: Arc<Term>) -> Result<i32> {
 
     let filter = build_filter(&args.include, &args.exclude)?;
     let bwlimit = match &args.bwlimit {
-        Some(s) => {
-            engine::BwTimetable::parse(s).map_err(|e| Error::usage(format!("--bwlimit: {e}")))?
-        }
+        Some(s) => engine::BwTimetable::parse(s).map_err(|e| Error::usage(format!("--bwlimit: {e}")))?,
         None => engine::BwTimetable::unlimited(),
     };
     if args.checksum && args.size_only {
-        return Err(Error::usage(
-            "--checksum and --size-only cannot be used together",
-        ));
+        return Err(Error::usage("--checksum and --size-only cannot be used together"));
     }
     let show_progress = std::io::stderr().is_terminal() && !cli.quiet;
     let opts = SyncOptions {
@@ -254,10 +235,7 @@ fn run(cli: Cli, term: Arc<Term>) -> Result<i32> {
         },
         max_delete: args.max_delete,
         retries: args.retries.max(1),
-        observer: Arc::new(CliObserver {
-            term: term.clone(),
-            show_progress,
-        }),
+        observer: Arc::new(CliObserver { term: term.clone(), show_progress }),
         ..SyncOptions::default()
     };
     let report = engine::run(src.as_ref(), dst.as_ref(), &opts);
@@ -271,31 +249,21 @@ fn run(cli: Cli, term: Arc<Term>) -> Result<i32> {
         for (remote, side) in [(&src, "source"), (&dst, "destination")] {
             let counts = remote.request_counts();
             if !counts.is_empty() {
-                let m: serde_json::Map<String, serde_json::Value> = counts
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v.into()))
-                    .collect();
+                let m: serde_json::Map<String, serde_json::Value> =
+                    counts.into_iter().map(|(k, v)| (k.to_string(), v.into())).collect();
                 requests.insert(side.to_string(), m.into());
             }
         }
-        let mut v =
-            serde_json::to_value(&report.summary).map_err(|e| Error::other(e.to_string()))?;
+        let mut v = serde_json::to_value(&report.summary).map_err(|e| Error::other(e.to_string()))?;
         if let Some(obj) = v.as_object_mut() {
             obj.insert("requests".into(), requests.into());
             obj.insert("exit_code".into(), code.into());
-            obj.insert(
-                "error".into(),
-                report.error.as_ref().map(|e| e.to_string()).into(),
-            );
+            obj.insert("error".into(), report.error.as_ref().map(|e| e.to_string()).into());
         }
         println!("{v}");
     } else if !cli.quiet {
         let s = &report.summary;
-        let verb = if s.dry_run {
-            "Would transfer"
-        } else {
-            "Transferred"
-        };
+        let verb = if s.dry_run { "Would transfer" } else { "Transferred" };
         eprintln!(
             "{verb}: {} files, {}; deleted: {}; checks: {}; errors: {}; elapsed: {:.1}s",
             s.files_transferred,
@@ -339,12 +307,10 @@ fn build_filter(include: &[String], exclude: &[String]) -> Result<Filter> {
     }
     let mut b = FilterBuilder::new();
     for p in include {
-        b.add_include(p)
-            .map_err(|e| Error::usage(format!("--include {p:?}: {e}")))?;
+        b.add_include(p).map_err(|e| Error::usage(format!("--include {p:?}: {e}")))?;
     }
     for p in exclude {
-        b.add_exclude(p)
-            .map_err(|e| Error::usage(format!("--exclude {p:?}: {e}")))?;
+        b.add_exclude(p).map_err(|e| Error::usage(format!("--exclude {p:?}: {e}")))?;
     }
     b.build().map_err(|e| Error::usage(format!("filter: {e}")))
 }
@@ -356,9 +322,7 @@ struct Term {
 
 impl Term {
     fn new() -> Term {
-        Term {
-            line_shown: Mutex::new(false),
-        }
+        Term { line_shown: Mutex::new(false) }
     }
     fn clear(&self) {
         if let Ok(mut shown) = self.line_shown.lock()
@@ -395,8 +359,7 @@ struct StderrLogger {
 
 impl log::Log for StderrLogger {
     fn enabled(&self, m: &log::Metadata<'_>) -> bool {
-        m.level() <= self.level
-            && (m.target().starts_with("cloudsync") || m.level() <= log::Level::Warn)
+        m.level() <= self.level && (m.target().starts_with("cloudsync") || m.level() <= log::Level::Warn)
     }
     fn log(&self, r: &log::Record<'_>) {
         if !self.enabled(r.metadata()) {
@@ -408,8 +371,7 @@ impl log::Log for StderrLogger {
             log::Level::Info => "INFO ",
             _ => "DEBUG",
         };
-        self.term
-            .print_line(&format!("{} {level} : {}", timestamp(), r.args()));
+        self.term.print_line(&format!("{} {level} : {}", timestamp(), r.args()));
     }
     fn flush(&self) {}
 }
@@ -444,11 +406,7 @@ impl Observer for CliObserver {
     fn progress(&self, p: &Progress) {
         if self.show_progress {
             let desc = p.description();
-            let text = if desc.is_empty() {
-                "Listing…".to_string()
-            } else {
-                format!("{}% {desc}", p.percent())
-            };
+            let text = if desc.is_empty() { "Listing…".to_string() } else { format!("{}% {desc}", p.percent()) };
             self.term.progress(&text);
         }
     }

@@ -51,9 +51,7 @@ pub fn encrypted_size(plain: u64) -> u64 {
 
 /// Plaintext size of an encrypted file of `enc` bytes, or why no encrypted file has that size.
 pub fn decrypted_size(enc: u64) -> Result<u64, CryptError> {
-    let body = enc
-        .checked_sub(HEADER)
-        .ok_or(CryptError::EncryptedFileTooShort)?;
+    let body = enc.checked_sub(HEADER).ok_or(CryptError::EncryptedFileTooShort)?;
     let blocks = body / BLOCK;
     let residue = body % BLOCK;
     let mut size = blocks * DATA;
@@ -130,9 +128,7 @@ impl Nonce {
 /// The file nonce from the first 32 bytes of an encrypted file (cryptcheck re-encrypts local
 /// data with it to compare hashes without downloading).
 pub fn read_nonce(header: &[u8]) -> Result<Nonce, CryptError> {
-    let header = header
-        .get(..FILE_HEADER_SIZE)
-        .ok_or(CryptError::EncryptedFileTooShort)?;
+    let header = header.get(..FILE_HEADER_SIZE).ok_or(CryptError::EncryptedFileTooShort)?;
     if header[..FILE_MAGIC.len()] != FILE_MAGIC[..] {
         return Err(CryptError::EncryptedBadMagic);
     }
@@ -166,17 +162,10 @@ pub fn calculate_underlying(offset: u64, limit: Option<u64>) -> Underlying {
     let underlying_offset = clamp(u128::from(HEADER) + u128::from(blocks) * u128::from(BLOCK));
     let underlying_limit = limit.map(|limit| {
         // rclone reads one block even for limit 0.
-        let blocks_to_read = (u128::from(discard) + u128::from(limit))
-            .div_ceil(u128::from(DATA))
-            .max(1);
+        let blocks_to_read = (u128::from(discard) + u128::from(limit)).div_ceil(u128::from(DATA)).max(1);
         clamp(blocks_to_read * u128::from(BLOCK))
     });
-    Underlying {
-        offset: underlying_offset,
-        limit: underlying_limit,
-        discard,
-        blocks,
-    }
+    Underlying { offset: underlying_offset, limit: underlying_limit, discard, blocks }
 }
 
 // -------------------------------------------------------------------------------------------
@@ -216,10 +205,7 @@ fn open_in_place(key: &DataKey, nonce: &Nonce, tag: &[u8; 16], data: &mut [u8]) 
     let (mut cipher, mac) = secretbox_init(key, nonce);
     let expected = mac.compute_unpadded(data);
     // Constant time: the difference is accumulated over all 16 bytes before testing it.
-    let diff = expected
-        .iter()
-        .zip(tag)
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    let diff = expected.iter().zip(tag).fold(0u8, |acc, (a, b)| acc | (a ^ b));
     if std::hint::black_box(diff) != 0 {
         return false;
     }
@@ -257,11 +243,7 @@ struct Sticky {
 
 impl Sticky {
     fn new(err: &io::Error) -> Sticky {
-        Sticky {
-            kind: err.kind(),
-            message: err.to_string(),
-            crypt: CryptError::from_io(err).cloned(),
-        }
+        Sticky { kind: err.kind(), message: err.to_string(), crypt: CryptError::from_io(err).cloned() }
     }
 
     fn to_io(&self) -> io::Error {
@@ -297,9 +279,7 @@ pub struct EncryptReader<R> {
 
 impl<R> std::fmt::Debug for EncryptReader<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EncryptReader")
-            .field("nonce", &self.nonce)
-            .finish_non_exhaustive()
+        f.debug_struct("EncryptReader").field("nonce", &self.nonce).finish_non_exhaustive()
     }
 }
 
@@ -473,13 +453,7 @@ impl<R: Read> DecryptReader<R> {
     ///
     /// An offset past the end of the file fails with [`CryptError::BadSeek`] on the first
     /// read, except at an exact block boundary, where it reads as empty.
-    pub fn new_at(
-        inner: R,
-        keys: &Keys,
-        file_nonce: Nonce,
-        offset: u64,
-        limit: Option<u64>,
-    ) -> Self {
+    pub fn new_at(inner: R, keys: &Keys, file_nonce: Nonce, offset: u64, limit: Option<u64>) -> Self {
         let u = calculate_underlying(offset, limit);
         let mut nonce = file_nonce;
         nonce.add(u.blocks);
@@ -492,12 +466,7 @@ impl<R: Read> DecryptReader<R> {
     /// must return a reader of the encrypted object's bytes `[offset, offset + length)`
     /// (`None` = to the end): offset 0 reads the object (or header + the blocks needed) in
     /// one request; any other offset fetches the 32-byte header first, then the blocks.
-    pub fn open_range<F>(
-        keys: &Keys,
-        mut open: F,
-        offset: u64,
-        limit: Option<u64>,
-    ) -> io::Result<Self>
+    pub fn open_range<F>(keys: &Keys, mut open: F, offset: u64, limit: Option<u64>) -> io::Result<Self>
     where
         F: FnMut(u64, Option<u64>) -> io::Result<R>,
     {
@@ -698,10 +667,7 @@ mod tests {
     use std::sync::OnceLock;
 
     fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
     }
 
     fn hex(b: &[u8]) -> String {
@@ -746,9 +712,7 @@ mod tests {
 
     fn encrypt_all(keys: &Keys, nonce: Nonce, plain: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        EncryptReader::with_nonce(plain, keys, nonce)
-            .read_to_end(&mut out)
-            .unwrap();
+        EncryptReader::with_nonce(plain, keys, nonce).read_to_end(&mut out).unwrap();
         out
     }
 
@@ -759,9 +723,7 @@ mod tests {
     }
 
     fn crypt_err(e: &io::Error) -> CryptError {
-        CryptError::from_io(e)
-            .cloned()
-            .unwrap_or_else(|| panic!("not a crypt error: {e}"))
+        CryptError::from_io(e).cloned().unwrap_or_else(|| panic!("not a crypt error: {e}"))
     }
 
     /// Reads with a fixed buffer size, to exercise partial reads.
@@ -869,11 +831,7 @@ mod tests {
         assert!(n.0[1..].iter().all(|&b| b == 0));
         // add(2^(8k) - 1) to k × FF, k = 1..8: FE, (k-1) × FF, 01.
         for k in 1..=8usize {
-            let x = if k == 8 {
-                u64::MAX
-            } else {
-                (1u64 << (8 * k)) - 1
-            };
+            let x = if k == 8 { u64::MAX } else { (1u64 << (8 * k)) - 1 };
             let mut n = Nonce::default();
             n.0[..k].fill(0xFF);
             n.add(x);
@@ -940,12 +898,7 @@ mod tests {
         let opt = |v: i64| u64::try_from(v).ok();
         for &(offset, limit, uoff, ulimit, discard, blocks) in rows {
             let got = calculate_underlying(offset, opt(limit));
-            let want = Underlying {
-                offset: uoff,
-                limit: opt(ulimit),
-                discard,
-                blocks,
-            };
+            let want = Underlying { offset: uoff, limit: opt(ulimit), discard, blocks };
             assert_eq!(got, want, "offset {offset}, limit {limit}");
         }
         // Hostile values saturate instead of overflowing.
@@ -954,10 +907,9 @@ mod tests {
     }
 
     const SWEEP_OFFSETS: &[u64] = &[
-        0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256,
-        257, 511, 512, 513, 1023, 1024, 1025, 2047, 2048, 2049, 4095, 4096, 4097, 8191, 8192, 8193,
-        16383, 16384, 16385, 32767, 32768, 32769, 65535, 65536, 65537, 131071, 131072, 131073,
-        149999, 150000,
+        0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256, 257, 511, 512, 513,
+        1023, 1024, 1025, 2047, 2048, 2049, 4095, 4096, 4097, 8191, 8192, 8193, 16383, 16384, 16385, 32767, 32768,
+        32769, 65535, 65536, 65537, 131071, 131072, 131073, 149999, 150000,
     ];
     const SWEEP_LIMITS: &[i64] = &[-1, 0, 1, 65535, 65536, 65537, 131071, 131072, 131073];
 
@@ -983,11 +935,7 @@ mod tests {
                 let mut r = DecryptReader::open_range(&keys, open, offset, limit).unwrap();
                 let got = read_chunked(&mut r, 7000).unwrap();
                 let end = limit.map_or(plain.len(), |l| (offset + l) as usize);
-                assert_eq!(
-                    got,
-                    &plain[offset as usize..end],
-                    "offset {offset}, limit {limit:?}"
-                );
+                assert_eq!(got, &plain[offset as usize..end], "offset {offset}, limit {limit:?}");
                 let inner = r.into_inner();
                 assert_eq!(
                     inner.position() as usize,
@@ -997,10 +945,7 @@ mod tests {
                 // rclone's opening strategy: one request at offset 0, else header then blocks.
                 let u = calculate_underlying(offset, limit);
                 if offset == 0 {
-                    assert_eq!(
-                        requests,
-                        vec![(0, limit.map(|_| 32 + u.limit.unwrap_or(0)))]
-                    );
+                    assert_eq!(requests, vec![(0, limit.map(|_| 32 + u.limit.unwrap_or(0)))]);
                 } else {
                     assert_eq!(requests, vec![(0, Some(32)), (u.offset, u.limit)]);
                 }
@@ -1024,11 +969,7 @@ mod tests {
                 r.seek_to(offset, limit).unwrap();
                 let got = read_chunked(&mut r, 65536).unwrap();
                 let end = limit.map_or(plain.len(), |l| (offset + l) as usize);
-                assert_eq!(
-                    got,
-                    &plain[offset as usize..end],
-                    "offset {offset}, limit {limit:?}"
-                );
+                assert_eq!(got, &plain[offset as usize..end], "offset {offset}, limit {limit:?}");
             }
         }
     }
@@ -1045,10 +986,7 @@ mod tests {
         // Past the end of the last block entirely.
         let mut r = DecryptReader::new(Cursor::new(enc.clone()), &keys).unwrap();
         r.seek_to(300000, None).unwrap();
-        assert_eq!(
-            crypt_err(&read_chunked(&mut r, 100).unwrap_err()),
-            CryptError::BadSeek
-        );
+        assert_eq!(crypt_err(&read_chunked(&mut r, 100).unwrap_err()), CryptError::BadSeek);
         // An exact block boundary past the end reads as empty.
         let mut r = DecryptReader::new(Cursor::new(enc), &keys).unwrap();
         r.seek_to(196608, None).unwrap();
@@ -1062,20 +1000,15 @@ mod tests {
     }
 
     fn file16() -> Vec<u8> {
-        unhex(&format!(
-            "{FILE0}b9c4552a2710062918960a3e608c29b9aa8a5e1e165b6d075de4e9bb367fd6d4"
-        ))
+        unhex(&format!("{FILE0}b9c4552a2710062918960a3e608c29b9aa8a5e1e165b6d075de4e9bb367fd6d4"))
     }
 
     // §13.13 content vectors.
     #[test]
     fn content_vectors() {
         let keys = Keys::zero();
-        let rows: [(Vec<u8>, Vec<u8>); 3] = [
-            (vec![], unhex(FILE0)),
-            (vec![1], file1()),
-            ((1..=16).collect(), file16()),
-        ];
+        let rows: [(Vec<u8>, Vec<u8>); 3] =
+            [(vec![], unhex(FILE0)), (vec![1], file1()), ((1..=16).collect(), file16())];
         for (plain, enc) in rows {
             assert_eq!(hex(&encrypt_all(&keys, nonce_1_to_24(), &plain)), hex(&enc));
             assert_eq!(decrypt_all(&keys, &enc).unwrap(), plain);
@@ -1097,10 +1030,7 @@ mod tests {
         let e = Nonce::from_reader(&mut &counter_pattern(23)[..]).unwrap_err();
         assert_eq!(e.to_string(), "short read of nonce: EOF");
         // A source failing at once: the header first, then its error, then again.
-        let src = FailAfter {
-            data: Cursor::new(vec![]),
-            err: "unexpected EOF",
-        };
+        let src = FailAfter { data: Cursor::new(vec![]), err: "unexpected EOF" };
         let mut r = EncryptReader::with_nonce(src, &keys, nonce);
         let mut head = [0u8; 32];
         r.read_exact(&mut head).unwrap();
@@ -1108,10 +1038,7 @@ mod tests {
         assert_eq!(r.read(&mut head).unwrap_err().to_string(), "unexpected EOF");
         assert_eq!(r.read(&mut head).unwrap_err().to_string(), "unexpected EOF");
         // A source failing after data: the block is delivered, then the error.
-        let src = FailAfter {
-            data: Cursor::new(vec![1]),
-            err: "potato",
-        };
+        let src = FailAfter { data: Cursor::new(vec![1]), err: "potato" };
         let r = EncryptReader::with_nonce(src, &keys, nonce);
         let mut out = Vec::new();
         let e = r.take(1000).read_to_end(&mut out).unwrap_err();
@@ -1133,24 +1060,11 @@ mod tests {
         assert_eq!(read_nonce(&file0), Ok(nonce_1_to_24()));
         for len in 0..32 {
             let e = DecryptReader::new(&file0[..len], &keys).unwrap_err();
-            assert_eq!(
-                crypt_err(&e),
-                CryptError::EncryptedFileTooShort,
-                "prefix {len}"
-            );
-            assert_eq!(
-                read_nonce(&file0[..len]),
-                Err(CryptError::EncryptedFileTooShort)
-            );
+            assert_eq!(crypt_err(&e), CryptError::EncryptedFileTooShort, "prefix {len}");
+            assert_eq!(read_nonce(&file0[..len]), Err(CryptError::EncryptedFileTooShort));
         }
-        let src = FailAfter {
-            data: Cursor::new(vec![]),
-            err: "potato",
-        };
-        assert_eq!(
-            DecryptReader::new(src, &keys).unwrap_err().to_string(),
-            "potato"
-        );
+        let src = FailAfter { data: Cursor::new(vec![]), err: "potato" };
+        assert_eq!(DecryptReader::new(src, &keys).unwrap_err().to_string(), "potato");
         for i in 0..8 {
             let mut bad = file0.clone();
             bad[i] ^= 0x01;
@@ -1159,10 +1073,7 @@ mod tests {
             assert_eq!(e.to_string(), "not an encrypted file - bad magic string");
         }
         // file16 then a source error: 16 bytes, then that error.
-        let src = FailAfter {
-            data: Cursor::new(file16()),
-            err: "unexpected EOF",
-        };
+        let src = FailAfter { data: Cursor::new(file16()), err: "unexpected EOF" };
         let mut r = DecryptReader::new(src, &keys).unwrap();
         let mut buf = [0u8; 100];
         assert_eq!(r.read(&mut buf).unwrap(), 16);
@@ -1185,11 +1096,7 @@ mod tests {
         for i in 0..f16.len() {
             let mut bad = f16.clone();
             bad[i] ^= 0xFF;
-            let want = if i < 8 {
-                CryptError::EncryptedBadMagic
-            } else {
-                CryptError::EncryptedBadBlock
-            };
+            let want = if i < 8 { CryptError::EncryptedBadMagic } else { CryptError::EncryptedBadBlock };
             let e = decrypt_all(&keys, &bad).unwrap_err();
             assert_eq!(crypt_err(&e), want, "byte {i}");
         }
@@ -1202,10 +1109,7 @@ mod tests {
         r.read_to_end(&mut out).unwrap();
         assert_eq!(out, vec![0u8; 16]);
         // file1 then a source error.
-        let src = FailAfter {
-            data: Cursor::new(file1()),
-            err: "potato",
-        };
+        let src = FailAfter { data: Cursor::new(file1()), err: "potato" };
         let r = DecryptReader::new(src, &keys).unwrap();
         assert_eq!(read_chunked(r, 100).unwrap_err().to_string(), "potato");
         // file1 read to the end.
@@ -1215,18 +1119,9 @@ mod tests {
     /// Encrypts and decrypts `plain` with the given read-buffer size on both sides.
     fn round_trip(keys: &Keys, plain: &[u8], chunk: usize) {
         let enc = read_chunked(EncryptReader::new(plain, keys).unwrap(), chunk).unwrap();
-        assert_eq!(
-            enc.len() as u64,
-            encrypted_size(plain.len() as u64),
-            "size {}",
-            plain.len()
-        );
+        assert_eq!(enc.len() as u64, encrypted_size(plain.len() as u64), "size {}", plain.len());
         let dec = read_chunked(DecryptReader::new(&enc[..], keys).unwrap(), chunk).unwrap();
-        assert!(
-            dec == plain,
-            "round trip of {} bytes with buffer {chunk}",
-            plain.len()
-        );
+        assert!(dec == plain, "round trip of {} bytes with buffer {chunk}", plain.len());
     }
 
     #[test]
@@ -1280,10 +1175,7 @@ mod tests {
             bad[pos] ^= 0x04;
             let e = decrypt_all(keys, &bad).unwrap_err();
             assert_eq!(crypt_err(&e), CryptError::EncryptedBadBlock, "byte {pos}");
-            assert_eq!(
-                e.to_string(),
-                "failed to authenticate decrypted block - bad password?"
-            );
+            assert_eq!(e.to_string(), "failed to authenticate decrypted block - bad password?");
         }
         // Cut inside a block: authentication fails; cut inside a tag: bad header.
         let e = decrypt_all(keys, &enc[..enc.len() - 1]).unwrap_err();
@@ -1301,10 +1193,7 @@ mod tests {
         let mut swapped = enc.clone();
         let (a, b) = swapped[32..32 + 2 * BLOCK_SIZE].split_at_mut(BLOCK_SIZE);
         a.swap_with_slice(b);
-        assert_eq!(
-            crypt_err(&decrypt_all(keys, &swapped).unwrap_err()),
-            CryptError::EncryptedBadBlock
-        );
+        assert_eq!(crypt_err(&decrypt_all(keys, &swapped).unwrap_err()), CryptError::EncryptedBadBlock);
     }
 
     // §13.15: files written by rclone 1.60.1.
@@ -1321,11 +1210,7 @@ mod tests {
                 b"x",
                 "52434c4f4e4500001af3919d3832b50386e41dabb62143fb3afae59f602fd795f260850eb6e798d764b986810551bfddef",
             ),
-            (
-                potato(),
-                b"",
-                "52434c4f4e450000ab95c20f4368f53922d7ea139f08aa6ad2a052367c04592d",
-            ),
+            (potato(), b"", "52434c4f4e450000ab95c20f4368f53922d7ea139f08aa6ad2a052367c04592d"),
             (
                 potato_sausage(),
                 b"hello\n",
@@ -1336,11 +1221,7 @@ mod tests {
                 b"x",
                 "52434c4f4e45000084a6464c823edf47e36b4f7ae16eca4075e43ae51628fce73f976848f2e26c83db41cd5918e9851676",
             ),
-            (
-                potato_sausage(),
-                b"",
-                "52434c4f4e450000d67584db3609ba4de4d9c39873d764b5d774f4debcf25bf9",
-            ),
+            (potato_sausage(), b"", "52434c4f4e450000d67584db3609ba4de4d9c39873d764b5d774f4debcf25bf9"),
         ];
         for (keys, plain, enc_hex) in rows {
             let enc = unhex(enc_hex);
@@ -1355,18 +1236,12 @@ mod tests {
     #[test]
     fn real_rclone_multi_block_file() {
         let plain: Vec<u8> = (0..200000u64).map(|i| ((7 * i + 3) % 251) as u8).collect();
-        assert_eq!(
-            hex(&Sha256::digest(&plain)),
-            "d2979f63fc353288130be1837d34f088e378e76c5baa67b8a6077c950db3c286"
-        );
+        assert_eq!(hex(&Sha256::digest(&plain)), "d2979f63fc353288130be1837d34f088e378e76c5baa67b8a6077c950db3c286");
         let header = unhex("52434c4f4e450000e121a01ee511bb56206ac356c46ecba40ff4bd48ed5d9552");
         let nonce = read_nonce(&header).unwrap();
         let enc = encrypt_all(potato(), nonce, &plain);
         assert_eq!(enc.len(), 200096);
-        assert_eq!(
-            hex(&Sha256::digest(&enc)),
-            "d5da0c60a5b85805ffa16c96e5dc13ab812c6ce8b9f77552ccaac3b1ede80209"
-        );
+        assert_eq!(hex(&Sha256::digest(&enc)), "d5da0c60a5b85805ffa16c96e5dc13ab812c6ce8b9f77552ccaac3b1ede80209");
         assert!(decrypt_all(potato(), &enc).unwrap() == plain);
     }
 
@@ -1411,10 +1286,7 @@ mod tests {
                 let _ = read_chunked(&mut r, 1000);
             }
             let _ = decrypted_size(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            let _ = calculate_underlying(
-                seed.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-                Some(u64::MAX - seed),
-            );
+            let _ = calculate_underlying(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15), Some(u64::MAX - seed));
         }
     }
 }

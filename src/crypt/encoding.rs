@@ -42,9 +42,7 @@ pub(crate) fn base32_encode(src: &[u8]) -> String {
         acc &= (1 << bits) - 1;
     }
     if bits > 0 {
-        out.push(char::from(
-            B32_ALPHABET[((acc << (5 - bits)) & 31) as usize],
-        ));
+        out.push(char::from(B32_ALPHABET[((acc << (5 - bits)) & 31) as usize]));
     }
     out
 }
@@ -179,10 +177,7 @@ pub(crate) fn base64_decode(src: &[u8]) -> Result<Vec<u8>, usize> {
                 return Err(si - 1);
             }
         }
-        let val = u32::from(dbuf[0]) << 18
-            | u32::from(dbuf[1]) << 12
-            | u32::from(dbuf[2]) << 6
-            | u32::from(dbuf[3]);
+        let val = u32::from(dbuf[0]) << 18 | u32::from(dbuf[1]) << 12 | u32::from(dbuf[2]) << 6 | u32::from(dbuf[3]);
         let bytes = val.to_be_bytes();
         out.extend_from_slice(&bytes[1..dlen]);
         if dlen < 4 {
@@ -224,8 +219,7 @@ const fn table_units() -> [u16; 1028] {
     while i < bytes.len() && n < 1028 {
         let b = bytes[i] as u16;
         if b >= 0xE0 {
-            units[n] =
-                (b & 0x0F) << 12 | (bytes[i + 1] as u16 & 0x3F) << 6 | (bytes[i + 2] as u16 & 0x3F);
+            units[n] = (b & 0x0F) << 12 | (bytes[i + 1] as u16 & 0x3F) << 6 | (bytes[i + 2] as u16 & 0x3F);
             i += 3;
         } else {
             units[n] = (b & 0x1F) << 6 | (bytes[i + 1] as u16 & 0x3F);
@@ -308,9 +302,7 @@ pub(crate) fn base32768_decode(s: &str) -> Result<Vec<u8>, usize> {
     let mut out = Vec::with_capacity(s.len() / 3 * 15 / 8 + 1);
     let mut left: u8 = 0;
     let mut leftn: u32 = 0;
-    let units = s
-        .encode_utf16()
-        .filter(|&u| u != u16::from(b'\r') && u != u16::from(b'\n'));
+    let units = s.encode_utf16().filter(|&u| u != u16::from(b'\r') && u != u16::from(b'\n'));
     for (idx, unit) in units.enumerate() {
         let trailing = unit < SPLITTER;
         let block = DECODE_32768[usize::from(unit >> 5)];
@@ -347,10 +339,7 @@ mod tests {
     fn base32768_table_hash() {
         let digest = Sha256::digest(TABLE.as_bytes());
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(
-            hex,
-            "8897399869a5489eeca1edbef899cfbb444d455e29a0e6306f8c234555721b02"
-        );
+        assert_eq!(hex, "8897399869a5489eeca1edbef899cfbb444d455e29a0e6306f8c234555721b02");
         assert_eq!(TABLE.chars().count(), 1028);
         let chars: Vec<u32> = TABLE.chars().map(u32::from).collect();
         for (i, c) in chars.iter().enumerate() {
@@ -384,10 +373,7 @@ mod tests {
         assert_eq!(base64_decode(b"MT\nIz").unwrap(), b"123");
         // rclone counts CR/LF when re-padding base32, so only eight of them keep it aligned.
         assert_eq!(base32_decode("64p\r\n\r\n\r\n\r\n36").unwrap(), b"123");
-        assert_eq!(
-            base32_decode("64p\r\n36"),
-            Err(CryptError::IllegalBase32(6))
-        );
+        assert_eq!(base32_decode("64p\r\n36"), Err(CryptError::IllegalBase32(6)));
         // Non-zero trailing bits are accepted (Go's decoders are not strict).
         assert_eq!(base64_decode(b"MR").unwrap(), b"1");
         assert_eq!(base32_decode("65").unwrap(), b"1");
@@ -397,10 +383,7 @@ mod tests {
         assert_eq!(base32_decode("64p"), Err(CryptError::IllegalBase32(3)));
         // Go upper-cases dotless i and long s to ASCII letters.
         // Padding is counted on the original bytes, so only eight of them stay aligned.
-        assert_eq!(
-            base32_decode("ſſſſſſſſ").unwrap(),
-            base32_decode("ssssssss").unwrap()
-        );
+        assert_eq!(base32_decode("ſſſſſſſſ").unwrap(), base32_decode("ssssssss").unwrap());
         assert!(base32_decode("ıı").is_err());
         // A trailing base32768 character ends the input.
         assert_eq!(base32768_decode("㻙ɟ㻙").unwrap(), b"12");

@@ -10,9 +10,8 @@ use super::CryptError;
 use super::obscure::reveal;
 
 /// rclone's built-in salt, used when `password2` is empty.
-pub const DEFAULT_SALT: [u8; 16] = [
-    0xA8, 0x0D, 0xF4, 0x3A, 0x8F, 0xBD, 0x03, 0x08, 0xA7, 0xCA, 0xB8, 0x3E, 0x58, 0x1F, 0x86, 0xB1,
-];
+pub const DEFAULT_SALT: [u8; 16] =
+    [0xA8, 0x0D, 0xF4, 0x3A, 0x8F, 0xBD, 0x03, 0x08, 0xA7, 0xCA, 0xB8, 0x3E, 0x58, 0x1F, 0x86, 0xB1];
 
 const SCRYPT_LOG_N: u8 = 14;
 const SCRYPT_R: u32 = 8;
@@ -55,16 +54,11 @@ impl Keys {
         if password.is_empty() {
             return Ok(Keys::zero());
         }
-        let salt = if salt.is_empty() {
-            &DEFAULT_SALT[..]
-        } else {
-            salt
-        };
+        let salt = if salt.is_empty() { &DEFAULT_SALT[..] } else { salt };
         let params = scrypt::Params::new(SCRYPT_LOG_N, SCRYPT_R, SCRYPT_P)
             .map_err(|e| CryptError::KeyDerivation(e.to_string()))?;
         let mut out = [0u8; KEY_LEN];
-        scrypt::scrypt(password, salt, &params, &mut out)
-            .map_err(|e| CryptError::KeyDerivation(e.to_string()))?;
+        scrypt::scrypt(password, salt, &params, &mut out).map_err(|e| CryptError::KeyDerivation(e.to_string()))?;
         let keys = Keys::from_bytes(&out);
         out.zeroize();
         Ok(keys)
@@ -79,20 +73,15 @@ impl Keys {
         if password.is_empty() {
             return Err(CryptError::PasswordNotSet);
         }
-        let mut plain = reveal(password).map_err(|e| CryptError::BadConfigPassword {
-            which: "password",
-            source: Box::new(e),
-        })?;
+        let mut plain =
+            reveal(password).map_err(|e| CryptError::BadConfigPassword { which: "password", source: Box::new(e) })?;
         if plain.is_empty() {
             return Err(CryptError::PasswordNotSet);
         }
         let mut salt = if password2.is_empty() {
             String::new()
         } else {
-            reveal(password2).map_err(|e| CryptError::BadConfigPassword {
-                which: "password2",
-                source: Box::new(e),
-            })?
+            reveal(password2).map_err(|e| CryptError::BadConfigPassword { which: "password2", source: Box::new(e) })?
         };
         let keys = Keys::derive(&plain, &salt);
         plain.zeroize();
@@ -102,11 +91,7 @@ impl Keys {
 
     /// The all-zero keys that rclone uses for an empty password (test vectors use them).
     pub fn zero() -> Keys {
-        Keys {
-            data: [0; 32],
-            name: [0; 32],
-            name_tweak: [0; 16],
-        }
+        Keys { data: [0; 32], name: [0; 32], name_tweak: [0; 16] }
     }
 
     /// Keys from the 80 bytes of scrypt output: data key, name key, name tweak.
@@ -187,24 +172,11 @@ mod tests {
     #[test]
     fn from_obscured_config_values() {
         // Real `rclone obscure` outputs (§13.1): potato / sausage.
-        let k = Keys::from_obscured(
-            "shPcIISYhyqQMNITbRGghuZdrdP0KA",
-            "zaDA1I0UUoLfGc0ZsGZ_iaRXOyj37qU",
-        )
-        .unwrap();
-        assert_eq!(
-            hex(k.data_key()),
-            "8e9b6b99f8690467a071f9cb92d0aa787f8ff178bec96f999fd5206e644a1b50"
-        );
-        assert_eq!(
-            Keys::from_obscured("", "").unwrap_err(),
-            CryptError::PasswordNotSet
-        );
+        let k = Keys::from_obscured("shPcIISYhyqQMNITbRGghuZdrdP0KA", "zaDA1I0UUoLfGc0ZsGZ_iaRXOyj37qU").unwrap();
+        assert_eq!(hex(k.data_key()), "8e9b6b99f8690467a071f9cb92d0aa787f8ff178bec96f999fd5206e644a1b50");
+        assert_eq!(Keys::from_obscured("", "").unwrap_err(), CryptError::PasswordNotSet);
         // The obscured empty string.
-        assert_eq!(
-            Keys::from_obscured("YWFhYWFhYWFhYWFhYWFhYQ", "").unwrap_err(),
-            CryptError::PasswordNotSet
-        );
+        assert_eq!(Keys::from_obscured("YWFhYWFhYWFhYWFhYWFhYQ", "").unwrap_err(), CryptError::PasswordNotSet);
         let e = Keys::from_obscured("aGVsbG8", "").unwrap_err();
         assert_eq!(
             e.to_string(),

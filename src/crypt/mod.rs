@@ -16,6 +16,7 @@
 use std::fmt;
 use std::io;
 
+pub mod check;
 pub mod content;
 mod encoding;
 pub mod keys;
@@ -25,9 +26,8 @@ pub mod remote;
 mod version;
 
 pub use content::{
-    BLOCK_DATA_SIZE, BLOCK_HEADER_SIZE, BLOCK_SIZE, DecryptReader, EncryptReader, FILE_HEADER_SIZE,
-    FILE_MAGIC, FILE_NONCE_SIZE, Nonce, Underlying, calculate_underlying, decrypted_size,
-    encrypted_size, read_nonce,
+    BLOCK_DATA_SIZE, BLOCK_HEADER_SIZE, BLOCK_SIZE, DecryptReader, EncryptReader, FILE_HEADER_SIZE, FILE_MAGIC,
+    FILE_NONCE_SIZE, Nonce, Underlying, calculate_underlying, decrypted_size, encrypted_size, read_nonce,
 };
 pub use keys::Keys;
 pub use names::{NameCipher, NameEncoding, NameLimit, NameMode, check_name_length};
@@ -142,39 +142,25 @@ impl fmt::Display for CryptError {
             CryptError::TooLongAfterDecode => f.write_str("too long after base32 decode"),
             CryptError::EncryptedFileTooShort => f.write_str("file is too short to be encrypted"),
             CryptError::EncryptedFileBadHeader => f.write_str("file has truncated block header"),
-            CryptError::EncryptedBadMagic => {
-                f.write_str("not an encrypted file - bad magic string")
-            }
-            CryptError::EncryptedBadBlock => {
-                f.write_str("failed to authenticate decrypted block - bad password?")
-            }
+            CryptError::EncryptedBadMagic => f.write_str("not an encrypted file - bad magic string"),
+            CryptError::EncryptedBadBlock => f.write_str("failed to authenticate decrypted block - bad password?"),
             CryptError::BadBase32Encoding => f.write_str("bad base32 filename encoding"),
-            CryptError::NotAnEncryptedFile => {
-                f.write_str("not an encrypted file - does not match suffix")
-            }
+            CryptError::NotAnEncryptedFile => f.write_str("not an encrypted file - does not match suffix"),
             CryptError::BadSeek => f.write_str("Seek beyond end of file"),
             CryptError::BadDecryptUtf8 => f.write_str("bad decryption - utf-8 invalid"),
             CryptError::BadPadding(p) => p.fmt(f),
             CryptError::IllegalBase32(i) => write!(f, "illegal base32 data at input byte {i}"),
             CryptError::IllegalBase64(i) => write!(f, "illegal base64 data at input byte {i}"),
             CryptError::IllegalBase32768(i) => {
-                write!(
-                    f,
-                    "illegal base32768 data at input byte {}",
-                    i.saturating_mul(2)
-                )
+                write!(f, "illegal base32768 data at input byte {}", i.saturating_mul(2))
             }
             CryptError::RevealBase64(i) => write!(
                 f,
                 "base64 decode failed when revealing password - is it obscured?: \
                  illegal base64 data at input byte {i}"
             ),
-            CryptError::RevealTooShort => {
-                f.write_str("input too short when revealing password - is it obscured?")
-            }
-            CryptError::RevealNotUtf8 => {
-                f.write_str("revealed password is not valid UTF-8 - is it obscured?")
-            }
+            CryptError::RevealTooShort => f.write_str("input too short when revealing password - is it obscured?"),
+            CryptError::RevealNotUtf8 => f.write_str("revealed password is not valid UTF-8 - is it obscured?"),
             CryptError::ObscureRandom(e) => write!(f, "failed to read iv: {e}"),
             CryptError::PasswordNotSet => f.write_str("password not set in config file"),
             CryptError::BadConfigPassword { which, source } => {
@@ -182,14 +168,11 @@ impl fmt::Display for CryptError {
             }
             CryptError::UnknownMode(s) => write!(f, "unknown file name encryption mode {s:?}"),
             CryptError::UnknownEncoding(s) => write!(f, "unknown file name encoding mode {s:?}"),
-            CryptError::SuffixMissingDot => {
-                f.write_str("suffix config setting should include a '.'")
-            }
+            CryptError::SuffixMissingDot => f.write_str("suffix config setting should include a '.'"),
             CryptError::ShortNonce(e) => write!(f, "short read of nonce: {e}"),
-            CryptError::SegmentTooLong(n) => write!(
-                f,
-                "file name segment too long to encrypt: {n} bytes (at most 2047)"
-            ),
+            CryptError::SegmentTooLong(n) => {
+                write!(f, "file name segment too long to encrypt: {n} bytes (at most 2047)")
+            }
             CryptError::NameTooLong { backend, path } => {
                 write!(f, "encrypted name too long for {backend}: {path}")
             }

@@ -8,9 +8,7 @@ use aes::Aes256;
 use aes::cipher::{Array, BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
 use zeroize::Zeroize;
 
-use super::encoding::{
-    base32_decode, base32_encode, base64_decode, base64_encode, base32768_decode, base32768_encode,
-};
+use super::encoding::{base32_decode, base32_encode, base64_decode, base64_encode, base32768_decode, base32768_encode};
 use super::keys::Keys;
 use super::version;
 use super::{CryptError, PaddingError};
@@ -80,9 +78,7 @@ impl NameEncoding {
     pub fn decode(self, name: &str) -> Result<Vec<u8>, CryptError> {
         match self {
             NameEncoding::Base32 => base32_decode(name),
-            NameEncoding::Base64 => {
-                base64_decode(name.as_bytes()).map_err(CryptError::IllegalBase64)
-            }
+            NameEncoding::Base64 => base64_decode(name.as_bytes()).map_err(CryptError::IllegalBase64),
             NameEncoding::Base32768 => base32768_decode(name).map_err(CryptError::IllegalBase32768),
         }
     }
@@ -110,10 +106,7 @@ pub fn check_name_length(
         NameLimit::Utf16Units(max) => seg.encode_utf16().count() > max,
     });
     if too_long {
-        return Err(CryptError::NameTooLong {
-            backend: backend.to_owned(),
-            path: plaintext_path.to_owned(),
-        });
+        return Err(CryptError::NameTooLong { backend: backend.to_owned(), path: plaintext_path.to_owned() });
     }
     Ok(())
 }
@@ -150,12 +143,7 @@ impl std::fmt::Debug for NameCipher {
 
 impl NameCipher {
     /// A name cipher with the default `.bin` suffix for `off` mode.
-    pub fn new(
-        keys: &Keys,
-        mode: NameMode,
-        encoding: NameEncoding,
-        dir_name_encryption: bool,
-    ) -> NameCipher {
+    pub fn new(keys: &Keys, mode: NameMode, encoding: NameEncoding, dir_name_encryption: bool) -> NameCipher {
         NameCipher {
             mode,
             encoding,
@@ -236,8 +224,7 @@ impl NameCipher {
                 .strip_suffix(self.suffix.as_str())
                 .filter(|rest| !rest.is_empty())
                 .ok_or(CryptError::NotAnEncryptedFile)?;
-            if version::matches(plain)
-                && version::remove(plain).is_some_and(|(_, unversioned)| unversioned.is_empty())
+            if version::matches(plain) && version::remove(plain).is_some_and(|(_, unversioned)| unversioned.is_empty())
             {
                 return Err(CryptError::NotAnEncryptedFile);
             }
@@ -283,11 +270,7 @@ impl NameCipher {
                 lifted = Some(v);
                 seg = rest;
             }
-            let mut done = if encrypt {
-                self.encrypt_segment(&seg)?
-            } else {
-                self.decrypt_segment(&seg)?
-            };
+            let mut done = if encrypt { self.encrypt_segment(&seg)? } else { self.decrypt_segment(&seg)? };
             if let Some(v) = lifted {
                 done = version::add(&done, &v);
             }
@@ -376,9 +359,7 @@ impl NameCipher {
         if cipher.is_empty() {
             return Ok(String::new());
         }
-        let (num, rest) = cipher
-            .split_once('.')
-            .ok_or(CryptError::NotAnEncryptedFile)?;
+        let (num, rest) = cipher.split_once('.').ok_or(CryptError::NotAnEncryptedFile)?;
         if num == "!" {
             return Ok(rest.to_owned());
         }
@@ -603,61 +584,16 @@ mod tests {
         ("1234567", "64p36d1l6org", "MTIzNDU2Nw", "㻙ⲍ⍆觟"),
         ("12345678", "64p36d1l6orjg", "MTIzNDU2Nzg", "㻙ⲍ⍆觓ɧ"),
         ("123456789", "64p36d1l6orjge8", "MTIzNDU2Nzg5", "㻙ⲍ⍆觓栯"),
-        (
-            "1234567890",
-            "64p36d1l6orjge9g",
-            "MTIzNDU2Nzg5MA",
-            "㻙ⲍ⍆觓栩ɣ",
-        ),
-        (
-            "12345678901",
-            "64p36d1l6orjge9g64",
-            "MTIzNDU2Nzg5MDE",
-            "㻙ⲍ⍆觓栩朧",
-        ),
-        (
-            "123456789012",
-            "64p36d1l6orjge9g64p0",
-            "MTIzNDU2Nzg5MDEy",
-            "㻙ⲍ⍆觓栩朤ʅ",
-        ),
-        (
-            "1234567890123",
-            "64p36d1l6orjge9g64p36",
-            "MTIzNDU2Nzg5MDEyMw",
-            "㻙ⲍ⍆觓栩朤談",
-        ),
-        (
-            "12345678901234",
-            "64p36d1l6orjge9g64p36d0",
-            "MTIzNDU2Nzg5MDEyMzQ",
-            "㻙ⲍ⍆觓栩朤諆ɔ",
-        ),
-        (
-            "123456789012345",
-            "64p36d1l6orjge9g64p36d1l",
-            "MTIzNDU2Nzg5MDEyMzQ1",
-            "㻙ⲍ⍆觓栩朤諆媕",
-        ),
-        (
-            "1234567890123456",
-            "64p36d1l6orjge9g64p36d1l6o",
-            "MTIzNDU2Nzg5MDEyMzQ1Ng",
-            "㻙ⲍ⍆觓栩朤諆媕䆿",
-        ),
+        ("1234567890", "64p36d1l6orjge9g", "MTIzNDU2Nzg5MA", "㻙ⲍ⍆觓栩ɣ"),
+        ("12345678901", "64p36d1l6orjge9g64", "MTIzNDU2Nzg5MDE", "㻙ⲍ⍆觓栩朧"),
+        ("123456789012", "64p36d1l6orjge9g64p0", "MTIzNDU2Nzg5MDEy", "㻙ⲍ⍆觓栩朤ʅ"),
+        ("1234567890123", "64p36d1l6orjge9g64p36", "MTIzNDU2Nzg5MDEyMw", "㻙ⲍ⍆觓栩朤談"),
+        ("12345678901234", "64p36d1l6orjge9g64p36d0", "MTIzNDU2Nzg5MDEyMzQ", "㻙ⲍ⍆觓栩朤諆ɔ"),
+        ("123456789012345", "64p36d1l6orjge9g64p36d1l", "MTIzNDU2Nzg5MDEyMzQ1", "㻙ⲍ⍆觓栩朤諆媕"),
+        ("1234567890123456", "64p36d1l6orjge9g64p36d1l6o", "MTIzNDU2Nzg5MDEyMzQ1Ng", "㻙ⲍ⍆觓栩朤諆媕䆿"),
         ("a", "c4", "YQ", "坟"),
-        (
-            "123456789abcdef",
-            "64p36d1l6orjgeb1c9hm8pb6",
-            "MTIzNDU2Nzg5YWJjZGVm",
-            "㻙ⲍ⍆觓栫ᣉ洨识",
-        ),
-        (
-            "123456789abcdef0",
-            "64p36d1l6orjgeb1c9hm8pb660",
-            "MTIzNDU2Nzg5YWJjZGVmMA",
-            "㻙ⲍ⍆觓栫ᣉ洨识㺿",
-        ),
+        ("123456789abcdef", "64p36d1l6orjgeb1c9hm8pb6", "MTIzNDU2Nzg5YWJjZGVm", "㻙ⲍ⍆觓栫ᣉ洨识"),
+        ("123456789abcdef0", "64p36d1l6orjgeb1c9hm8pb660", "MTIzNDU2Nzg5YWJjZGVmMA", "㻙ⲍ⍆觓栫ᣉ洨识㺿"),
     ];
 
     #[test]
@@ -665,16 +601,9 @@ mod tests {
         for &(input, b32, b64, b32768) in RAW {
             for (enc, want) in [(Base32, b32), (Base64, b64), (Base32768, b32768)] {
                 assert_eq!(enc.encode(input.as_bytes()), want, "{enc:?} of {input:?}");
-                assert_eq!(
-                    enc.decode(want).unwrap(),
-                    input.as_bytes(),
-                    "{enc:?} {want:?}"
-                );
+                assert_eq!(enc.decode(want).unwrap(), input.as_bytes(), "{enc:?} {want:?}");
             }
-            assert_eq!(
-                Base32.decode(&b32.to_uppercase()).unwrap(),
-                input.as_bytes()
-            );
+            assert_eq!(Base32.decode(&b32.to_uppercase()).unwrap(), input.as_bytes());
         }
     }
 
@@ -695,117 +624,30 @@ mod tests {
         for (enc, input, err) in rows {
             assert_eq!(enc.decode(input), Err(err), "{enc:?} {input:?}");
         }
-        assert_eq!(
-            CryptError::BadBase32Encoding.to_string(),
-            "bad base32 filename encoding"
-        );
-        assert_eq!(
-            CryptError::IllegalBase32(5).to_string(),
-            "illegal base32 data at input byte 5"
-        );
-        assert_eq!(
-            CryptError::IllegalBase64(2).to_string(),
-            "illegal base64 data at input byte 2"
-        );
-        assert_eq!(
-            CryptError::IllegalBase32768(1).to_string(),
-            "illegal base32768 data at input byte 2"
-        );
+        assert_eq!(CryptError::BadBase32Encoding.to_string(), "bad base32 filename encoding");
+        assert_eq!(CryptError::IllegalBase32(5).to_string(), "illegal base32 data at input byte 5");
+        assert_eq!(CryptError::IllegalBase64(2).to_string(), "illegal base64 data at input byte 2");
+        assert_eq!(CryptError::IllegalBase32768(1).to_string(), "illegal base32768 data at input byte 2");
     }
 
     // §13.5: (plaintext, base32, base64, base32768) under the zero key.
     const SEGMENTS: &[(&str, &str, &str, &str)] = &[
         ("", "", "", ""),
-        (
-            "1",
-            "p0e52nreeaj0a5ea7s64m4j72s",
-            "yBxRX25ypgUVyj8MSxJnFw",
-            "詮㪗鐮僀伎作㻖㢧⪟",
-        ),
-        (
-            "12",
-            "l42g6771hnv3an9cgc8cr2n1ng",
-            "qQUDHOGN_jVdLIMQzYrhvA",
-            "竢朧䉱虃光塬䟛⣡蓟",
-        ),
-        (
-            "123",
-            "qgm4avr35m5loi1th53ato71v0",
-            "1CxFf2Mti1xIPYlGruDh-A",
-            "遶㞟鋅缕袡鲅ⵝ蝁ꌟ",
-        ),
-        (
-            "1234",
-            "8ivr2e9plj3c3esisjpdisikos",
-            "RL-xOTmsxsG7kuTy2XJUxw",
-            "䢟銮䵵狌㐜燳谒颴詟",
-        ),
-        (
-            "12345",
-            "rh9vu63q3o29eqmj4bg6gg7s44",
-            "3FP_GHoeBJdq0yLgaED8IQ",
-            "钉Ꞇ㖃蚩憶狫朰杜㜿",
-        ),
-        (
-            "123456",
-            "bn717l3alepn75b2fb2ejmi4b4",
-            "Xc4T1Gqrs3OVYnrE6dpEWQ",
-            "啇ᚵⵕ憗䋫➫➓肤卟",
-        ),
-        (
-            "1234567",
-            "n6bo9jmb1qe3b1ogtj5qkf19k8",
-            "uZeEzssOnDWHEOzLqjwpog",
-            "茫螓翁連劘樓㶔抉矟",
-        ),
-        (
-            "12345678",
-            "u9t24j7uaq94dh5q53m3s4t9ok",
-            "8noiTP5WkkbEuijsPhOpxQ",
-            "龝☳䘊辄岅較络㧩襟",
-        ),
-        (
-            "123456789",
-            "37hn305g6j12d1g0kkrl7ekbs4",
-            "GeNxgLA0wiaGAKU3U7qL4Q",
-            "ⲱ苀㱆犂媐Ꮤ锇惫靟",
-        ),
-        (
-            "1234567890",
-            "ot8d91eplaglb62k2b1trm2qv0",
-            "x1DUhdmqoVWYVBLD3dha-A",
-            "計宁憕偵匢皫╛纺ꌟ",
-        ),
-        (
-            "12345678901",
-            "h168vvrgb53qnrtvvmb378qrcs",
-            "iEyP_3BZR6vvv_2WM6NbZw",
-            "檆䨿鑫㪺藝ꡖ勇䦛婟",
-        ),
-        (
-            "123456789012",
-            "s3hsdf9e29ithrqbjqu01t8q2s",
-            "4OPGvS4SZdjvS568APUaFw",
-            "雑頏䰂䲝淚哚鹡魺⪟",
-        ),
-        (
-            "1234567890123",
-            "cf3jimlv1q2oc553mv7s3mh3eo",
-            "Y8c5Wr8OhYYUo7fPwdojdg",
-            "塃璶繁躸圅㔟䗃肃懟",
-        ),
-        (
-            "12345678901234",
-            "moq0uqdlqrblrc5pa5u5c7hq9g",
-            "tjQPabXW112wuVF8Vh46TA",
-            "腺ᕚ崚鏕鏥讥鼌䑺䲿",
-        ),
-        (
-            "123456789012345",
-            "eeam3li4rnommi3a762h5n7meg",
-            "c5Vh1kTd8WtIajmFEtz2dA",
-            "怪绕滻蕶肣但⠥荖惟",
-        ),
+        ("1", "p0e52nreeaj0a5ea7s64m4j72s", "yBxRX25ypgUVyj8MSxJnFw", "詮㪗鐮僀伎作㻖㢧⪟"),
+        ("12", "l42g6771hnv3an9cgc8cr2n1ng", "qQUDHOGN_jVdLIMQzYrhvA", "竢朧䉱虃光塬䟛⣡蓟"),
+        ("123", "qgm4avr35m5loi1th53ato71v0", "1CxFf2Mti1xIPYlGruDh-A", "遶㞟鋅缕袡鲅ⵝ蝁ꌟ"),
+        ("1234", "8ivr2e9plj3c3esisjpdisikos", "RL-xOTmsxsG7kuTy2XJUxw", "䢟銮䵵狌㐜燳谒颴詟"),
+        ("12345", "rh9vu63q3o29eqmj4bg6gg7s44", "3FP_GHoeBJdq0yLgaED8IQ", "钉Ꞇ㖃蚩憶狫朰杜㜿"),
+        ("123456", "bn717l3alepn75b2fb2ejmi4b4", "Xc4T1Gqrs3OVYnrE6dpEWQ", "啇ᚵⵕ憗䋫➫➓肤卟"),
+        ("1234567", "n6bo9jmb1qe3b1ogtj5qkf19k8", "uZeEzssOnDWHEOzLqjwpog", "茫螓翁連劘樓㶔抉矟"),
+        ("12345678", "u9t24j7uaq94dh5q53m3s4t9ok", "8noiTP5WkkbEuijsPhOpxQ", "龝☳䘊辄岅較络㧩襟"),
+        ("123456789", "37hn305g6j12d1g0kkrl7ekbs4", "GeNxgLA0wiaGAKU3U7qL4Q", "ⲱ苀㱆犂媐Ꮤ锇惫靟"),
+        ("1234567890", "ot8d91eplaglb62k2b1trm2qv0", "x1DUhdmqoVWYVBLD3dha-A", "計宁憕偵匢皫╛纺ꌟ"),
+        ("12345678901", "h168vvrgb53qnrtvvmb378qrcs", "iEyP_3BZR6vvv_2WM6NbZw", "檆䨿鑫㪺藝ꡖ勇䦛婟"),
+        ("123456789012", "s3hsdf9e29ithrqbjqu01t8q2s", "4OPGvS4SZdjvS568APUaFw", "雑頏䰂䲝淚哚鹡魺⪟"),
+        ("1234567890123", "cf3jimlv1q2oc553mv7s3mh3eo", "Y8c5Wr8OhYYUo7fPwdojdg", "塃璶繁躸圅㔟䗃肃懟"),
+        ("12345678901234", "moq0uqdlqrblrc5pa5u5c7hq9g", "tjQPabXW112wuVF8Vh46TA", "腺ᕚ崚鏕鏥讥鼌䑺䲿"),
+        ("123456789012345", "eeam3li4rnommi3a762h5n7meg", "c5Vh1kTd8WtIajmFEtz2dA", "怪绕滻蕶肣但⠥荖惟"),
         (
             "1234567890123456",
             "mijbj0frqf6ms7frcr6bd9h0env53jv96pjaaoirk7forcgpt70g",
@@ -839,30 +681,14 @@ mod tests {
             (Base32, "!".into(), IllegalBase32(0)),
             (Base32, "a".repeat(3328), TooLongAfterDecode),
             (Base32, "c4".into(), NotAMultipleOfBlocksize),
-            (
-                Base32,
-                "64p36d1l6orjgeb1c9hm8pb6".into(),
-                NotAMultipleOfBlocksize,
-            ),
-            (
-                Base32,
-                "64p36d1l6orjgeb1c9hm8pb660".into(),
-                BadPadding(too_long),
-            ),
+            (Base32, "64p36d1l6orjgeb1c9hm8pb6".into(), NotAMultipleOfBlocksize),
+            (Base32, "64p36d1l6orjgeb1c9hm8pb660".into(), BadPadding(too_long)),
             (Base64, "6H=".into(), IllegalBase64(2)),
             (Base64, "!".into(), IllegalBase64(0)),
             (Base64, "a".repeat(2816), TooLongAfterDecode),
             (Base64, "YQ".into(), NotAMultipleOfBlocksize),
-            (
-                Base64,
-                "MTIzNDU2Nzg5YWJjZGVm".into(),
-                NotAMultipleOfBlocksize,
-            ),
-            (
-                Base64,
-                "MTIzNDU2Nzg5YWJjZGVmMA".into(),
-                BadPadding(too_long),
-            ),
+            (Base64, "MTIzNDU2Nzg5YWJjZGVm".into(), NotAMultipleOfBlocksize),
+            (Base64, "MTIzNDU2Nzg5YWJjZGVmMA".into(), BadPadding(too_long)),
             (Base32768, "怪=".into(), IllegalBase32768(1)),
             (Base32768, "!".into(), IllegalBase32768(0)),
             (Base32768, "怪".repeat(1280), TooLongAfterDecode),
@@ -884,28 +710,13 @@ mod tests {
         eme(&c.aes, &c.tweak, &mut raw, false);
         assert_eq!(
             raw,
-            [
-                0xb9, 0x6f, 0xd7, 0xc3, 0xc5, 0x09, 0x59, 0x88, 0x69, 0x7c, 0x15, 0xd9, 0xda, 0x40,
-                0xc9, 0x3a
-            ]
+            [0xb9, 0x6f, 0xd7, 0xc3, 0xc5, 0x09, 0x59, 0x88, 0x69, 0x7c, 0x15, 0xd9, 0xda, 0x40, 0xc9, 0x3a]
         );
         // Messages.
-        assert_eq!(
-            NotAMultipleOfBlocksize.to_string(),
-            "not a multiple of blocksize"
-        );
-        assert_eq!(
-            TooShortAfterDecode.to_string(),
-            "too short after base32 decode"
-        );
-        assert_eq!(
-            TooLongAfterDecode.to_string(),
-            "too long after base32 decode"
-        );
-        assert_eq!(
-            BadPadding(too_long).to_string(),
-            "bad PKCS#7 padding - too long"
-        );
+        assert_eq!(NotAMultipleOfBlocksize.to_string(), "not a multiple of blocksize");
+        assert_eq!(TooShortAfterDecode.to_string(), "too short after base32 decode");
+        assert_eq!(TooLongAfterDecode.to_string(), "too long after base32 decode");
+        assert_eq!(BadPadding(too_long).to_string(), "bad PKCS#7 padding - too long");
         // A trailing base32768 character alone decodes to nothing.
         let c = zero(NameMode::Standard, Base32768, true);
         assert_eq!(c.decrypt_segment("ƀ"), Err(TooShortAfterDecode));
@@ -922,16 +733,10 @@ mod tests {
         b[13] = 2;
         assert_eq!(pkcs7_unpadded_len(&b), Err(NotAllTheSame));
         assert_eq!(pkcs7_unpadded_len(&[16; 16]), Ok(0));
-        assert_eq!(
-            NotAllTheSame.to_string(),
-            "bad PKCS#7 padding - not all the same"
-        );
+        assert_eq!(NotAllTheSame.to_string(), "bad PKCS#7 padding - not all the same");
         assert_eq!(NotPadded.to_string(), "bad PKCS#7 padding - not padded");
         assert_eq!(TooShort.to_string(), "bad PKCS#7 padding - too short");
-        assert_eq!(
-            NotAMultiple.to_string(),
-            "bad PKCS#7 padding - not a multiple of blocksize"
-        );
+        assert_eq!(NotAMultiple.to_string(), "bad PKCS#7 padding - not a multiple of blocksize");
     }
 
     #[test]
@@ -948,16 +753,8 @@ mod tests {
     fn path_rows(enc: NameEncoding) -> Vec<(&'static str, &'static str, &'static str)> {
         match enc {
             Base32 => vec![
-                (
-                    "1",
-                    "p0e52nreeaj0a5ea7s64m4j72s",
-                    "p0e52nreeaj0a5ea7s64m4j72s",
-                ),
-                (
-                    "1/12",
-                    "p0e52nreeaj0a5ea7s64m4j72s/l42g6771hnv3an9cgc8cr2n1ng",
-                    "1/l42g6771hnv3an9cgc8cr2n1ng",
-                ),
+                ("1", "p0e52nreeaj0a5ea7s64m4j72s", "p0e52nreeaj0a5ea7s64m4j72s"),
+                ("1/12", "p0e52nreeaj0a5ea7s64m4j72s/l42g6771hnv3an9cgc8cr2n1ng", "1/l42g6771hnv3an9cgc8cr2n1ng"),
                 (
                     "1/12/123",
                     "p0e52nreeaj0a5ea7s64m4j72s/l42g6771hnv3an9cgc8cr2n1ng/qgm4avr35m5loi1th53ato71v0",
@@ -976,11 +773,7 @@ mod tests {
             ],
             Base64 => vec![
                 ("1", "yBxRX25ypgUVyj8MSxJnFw", "yBxRX25ypgUVyj8MSxJnFw"),
-                (
-                    "1/12",
-                    "yBxRX25ypgUVyj8MSxJnFw/qQUDHOGN_jVdLIMQzYrhvA",
-                    "1/qQUDHOGN_jVdLIMQzYrhvA",
-                ),
+                ("1/12", "yBxRX25ypgUVyj8MSxJnFw/qQUDHOGN_jVdLIMQzYrhvA", "1/qQUDHOGN_jVdLIMQzYrhvA"),
                 (
                     "1/12/123",
                     "yBxRX25ypgUVyj8MSxJnFw/qQUDHOGN_jVdLIMQzYrhvA/1CxFf2Mti1xIPYlGruDh-A",
@@ -999,16 +792,8 @@ mod tests {
             ],
             Base32768 => vec![
                 ("1", "詮㪗鐮僀伎作㻖㢧⪟", "詮㪗鐮僀伎作㻖㢧⪟"),
-                (
-                    "1/12",
-                    "詮㪗鐮僀伎作㻖㢧⪟/竢朧䉱虃光塬䟛⣡蓟",
-                    "1/竢朧䉱虃光塬䟛⣡蓟",
-                ),
-                (
-                    "1/12/123",
-                    "詮㪗鐮僀伎作㻖㢧⪟/竢朧䉱虃光塬䟛⣡蓟/遶㞟鋅缕袡鲅ⵝ蝁ꌟ",
-                    "1/12/遶㞟鋅缕袡鲅ⵝ蝁ꌟ",
-                ),
+                ("1/12", "詮㪗鐮僀伎作㻖㢧⪟/竢朧䉱虃光塬䟛⣡蓟", "1/竢朧䉱虃光塬䟛⣡蓟"),
+                ("1/12/123", "詮㪗鐮僀伎作㻖㢧⪟/竢朧䉱虃光塬䟛⣡蓟/遶㞟鋅缕袡鲅ⵝ蝁ꌟ", "1/12/遶㞟鋅缕袡鲅ⵝ蝁ꌟ"),
                 (
                     "1-v2001-02-03-040506-123",
                     "詮㪗鐮僀伎作㻖㢧⪟-v2001-02-03-040506-123",
@@ -1030,51 +815,27 @@ mod tests {
             let off = zero(NameMode::Standard, enc, false);
             let one = enc.encode(b"1");
             for (plain, with_dirs, without_dirs) in path_rows(enc) {
-                assert_eq!(
-                    on.encrypt_file_name(plain).unwrap(),
-                    with_dirs,
-                    "{enc:?} {plain}"
-                );
-                assert_eq!(
-                    on.encrypt_dir_name(plain).unwrap(),
-                    with_dirs,
-                    "{enc:?} dir {plain}"
-                );
-                assert_eq!(
-                    off.encrypt_file_name(plain).unwrap(),
-                    without_dirs,
-                    "{enc:?} {plain}"
-                );
+                assert_eq!(on.encrypt_file_name(plain).unwrap(), with_dirs, "{enc:?} {plain}");
+                assert_eq!(on.encrypt_dir_name(plain).unwrap(), with_dirs, "{enc:?} dir {plain}");
+                assert_eq!(off.encrypt_file_name(plain).unwrap(), without_dirs, "{enc:?} {plain}");
                 assert_eq!(on.decrypt_file_name(with_dirs).unwrap(), plain);
                 assert_eq!(on.decrypt_dir_name(with_dirs).unwrap(), plain);
                 assert_eq!(off.decrypt_file_name(without_dirs).unwrap(), plain);
                 if !plain.contains("-v") {
                     // Upper case is fine for base32 (a version's "-v" must stay lower case).
                     if enc == Base32 {
-                        assert_eq!(
-                            on.decrypt_file_name(&with_dirs.to_uppercase()).unwrap(),
-                            plain
-                        );
+                        assert_eq!(on.decrypt_file_name(&with_dirs.to_uppercase()).unwrap(), plain);
                     }
                     // A stray leading block breaks the first segment.
                     let bad = format!("{one}{with_dirs}");
-                    assert_eq!(
-                        on.decrypt_file_name(&bad),
-                        Err(CryptError::NotAMultipleOfBlocksize)
-                    );
-                    assert_eq!(
-                        on.decrypt_dir_name(&bad),
-                        Err(CryptError::NotAMultipleOfBlocksize)
-                    );
+                    assert_eq!(on.decrypt_file_name(&bad), Err(CryptError::NotAMultipleOfBlocksize));
+                    assert_eq!(on.decrypt_dir_name(&bad), Err(CryptError::NotAMultipleOfBlocksize));
                     // Without directory encryption, dir names pass through untouched.
                     assert_eq!(off.decrypt_dir_name(with_dirs).unwrap(), with_dirs);
                     assert_eq!(off.decrypt_dir_name(plain).unwrap(), plain);
                 }
             }
-            for mode_dirs in [
-                zero(NameMode::Standard, enc, false),
-                zero(NameMode::Off, enc, true),
-            ] {
+            for mode_dirs in [zero(NameMode::Standard, enc, false), zero(NameMode::Off, enc, true)] {
                 assert_eq!(mode_dirs.encrypt_dir_name("1/12").unwrap(), "1/12");
                 assert_eq!(mode_dirs.encrypt_dir_name("1/12/123").unwrap(), "1/12/123");
             }
@@ -1112,26 +873,14 @@ mod tests {
                 (true, "¡", "161.ä"),
                 (true, "Π", "160.ς"),
                 (false, "1/12/123/!hello", "1/12/123/53.!!lipps"),
-                (
-                    false,
-                    "1/12/123/!hello-v2001-02-03-040506-123",
-                    "1/12/123/53-v2001-02-03-040506-123.!!lipps",
-                ),
+                (false, "1/12/123/!hello-v2001-02-03-040506-123", "1/12/123/53-v2001-02-03-040506-123.!!lipps"),
                 (false, "¡", "161.ä"),
                 (false, "Π", "160.ς"),
             ];
             for (dirs, plain, want) in rows {
                 let c = zero(NameMode::Obfuscate, enc, dirs);
-                assert_eq!(
-                    c.encrypt_file_name(plain).unwrap(),
-                    want,
-                    "{plain} dirs={dirs}"
-                );
-                assert_eq!(
-                    c.decrypt_file_name(want).unwrap(),
-                    plain,
-                    "{want} dirs={dirs}"
-                );
+                assert_eq!(c.encrypt_file_name(plain).unwrap(), want, "{plain} dirs={dirs}");
+                assert_eq!(c.decrypt_file_name(want).unwrap(), plain, "{want} dirs={dirs}");
             }
         }
     }
@@ -1141,13 +890,7 @@ mod tests {
     fn obfuscate_and_off_decryption() {
         use CryptError::NotAnEncryptedFile as Nae;
         /// (mode, directory name encryption, suffix option, input, result)
-        type Row = (
-            NameMode,
-            bool,
-            Option<&'static str>,
-            &'static str,
-            Result<&'static str, CryptError>,
-        );
+        type Row = (NameMode, bool, Option<&'static str>, &'static str, Result<&'static str, CryptError>);
         for enc in ENCODINGS {
             let rows: [Row; 14] = [
                 (NameMode::Off, true, None, "1/12/123.bin", Ok("1/12/123")),
@@ -1174,31 +917,13 @@ mod tests {
                     "1/12/123-v1970-01-01-010101-123-v2001-02-03-040506-123.txt.bin",
                     Ok("1/12/123-v1970-01-01-010101-123-v2001-02-03-040506-123.txt"),
                 ),
-                (
-                    NameMode::Off,
-                    true,
-                    Some(".jpg"),
-                    "1/12/123.jpg",
-                    Ok("1/12/123"),
-                ),
-                (
-                    NameMode::Off,
-                    true,
-                    Some("none"),
-                    "1/12/123",
-                    Ok("1/12/123"),
-                ),
+                (NameMode::Off, true, Some(".jpg"), "1/12/123.jpg", Ok("1/12/123")),
+                (NameMode::Off, true, Some("none"), "1/12/123", Ok("1/12/123")),
                 (NameMode::Obfuscate, true, None, "!.hello", Ok("hello")),
                 (NameMode::Obfuscate, true, None, "hello", Err(Nae)),
                 (NameMode::Obfuscate, true, None, "161.ä", Ok("¡")),
                 (NameMode::Obfuscate, true, None, "160.ς", Ok("Π")),
-                (
-                    NameMode::Obfuscate,
-                    false,
-                    None,
-                    "1/12/123/53.!!lipps",
-                    Ok("1/12/123/!hello"),
-                ),
+                (NameMode::Obfuscate, false, None, "1/12/123/53.!!lipps", Ok("1/12/123/!hello")),
                 (
                     NameMode::Obfuscate,
                     false,
@@ -1213,25 +938,15 @@ mod tests {
                     c.set_suffix(s);
                 }
                 let got = c.decrypt_file_name(input);
-                assert_eq!(
-                    got.as_deref().map_err(Clone::clone),
-                    want,
-                    "{mode:?} {input}"
-                );
+                assert_eq!(got.as_deref().map_err(Clone::clone), want, "{mode:?} {input}");
             }
             // A version and nothing else is not a file name.
             let off = zero(NameMode::Off, enc, true);
-            assert_eq!(
-                off.decrypt_file_name("-v2001-02-03-040506-123.bin"),
-                Err(Nae)
-            );
+            assert_eq!(off.decrypt_file_name("-v2001-02-03-040506-123.bin"), Err(Nae));
             for name in ["1/12/123.bin", "1/12/123", ".bin"] {
                 assert_eq!(off.decrypt_dir_name(name).unwrap(), name);
             }
-            assert_eq!(
-                Nae.to_string(),
-                "not an encrypted file - does not match suffix"
-            );
+            assert_eq!(Nae.to_string(), "not an encrypted file - does not match suffix");
         }
     }
 
@@ -1258,142 +973,29 @@ mod tests {
         let ob = NameMode::Obfuscate;
         let std = NameMode::Standard;
         let rows: [(&Keys, NameMode, NameEncoding, bool, &str, &str); 18] = [
-            (
-                potato(),
-                std,
-                Base32,
-                true,
-                "hello.txt",
-                "oqt3pleorvo0jmt050a7sstgpo",
-            ),
-            (
-                potato(),
-                std,
-                Base32,
-                true,
-                "empty.bin",
-                "pbno2jm7smkmvu4t963kojh1t8",
-            ),
-            (
-                potato(),
-                std,
-                Base32,
-                true,
-                "dir1/a",
-                "90oamaalos4vlckfk9sdjulqgc/s83tjtk0e6aogosoteqti6f544",
-            ),
-            (
-                potato(),
-                std,
-                Base32,
-                false,
-                "dir1/a",
-                "dir1/s83tjtk0e6aogosoteqti6f544",
-            ),
-            (
-                potato(),
-                std,
-                Base32,
-                true,
-                "big.bin",
-                "6cokbdo2dp5jkoap8nlo122hgk",
-            ),
-            (
-                potato_sausage(),
-                std,
-                Base32,
-                true,
-                "hello.txt",
-                "dvhjn229ej4s3k94n1mf5une30",
-            ),
-            (
-                potato_sausage(),
-                std,
-                Base32,
-                true,
-                "empty.bin",
-                "knht8j75gm377e8g9ana68ma9s",
-            ),
-            (
-                potato_sausage(),
-                std,
-                Base32,
-                true,
-                "dir1/a",
-                "ba09v30a4ee52fu11l4t6ve2bk/0pafnuo05kiri5rkftm2fsb7b4",
-            ),
-            (
-                potato_sausage(),
-                std,
-                Base64,
-                true,
-                "hello.txt",
-                "b-M7iEl0ycHRJLhs8vruGA",
-            ),
-            (
-                potato_sausage(),
-                std,
-                Base64,
-                true,
-                "empty.bin",
-                "pePUTOWFhnO5EEquoyLKTw",
-            ),
-            (
-                potato_sausage(),
-                std,
-                Base64,
-                true,
-                "dir1/a",
-                "WoCfjAojnFE_wQ1J033CXQ/BlT7-wAtJbkXdH9sJ_FnWQ",
-            ),
-            (
-                potato_sausage(),
-                std,
-                Base32768,
-                true,
-                "hello.txt",
-                "幑畂⛎狼㓉㤡聅ꆎ⬿",
-            ),
-            (
-                potato_sausage(),
-                std,
-                Base32768,
-                true,
-                "empty.bin",
-                "祑魳䋰织䐈枊莦䤊也",
-            ),
-            (
-                potato_sausage(),
-                std,
-                Base32768,
-                true,
-                "dir1/a",
-                "厠乃ᄤ急➾ᖵ㧦ꑢ啟/ᒪ敞虥碻漛硝纯韇卟",
-            ),
+            (potato(), std, Base32, true, "hello.txt", "oqt3pleorvo0jmt050a7sstgpo"),
+            (potato(), std, Base32, true, "empty.bin", "pbno2jm7smkmvu4t963kojh1t8"),
+            (potato(), std, Base32, true, "dir1/a", "90oamaalos4vlckfk9sdjulqgc/s83tjtk0e6aogosoteqti6f544"),
+            (potato(), std, Base32, false, "dir1/a", "dir1/s83tjtk0e6aogosoteqti6f544"),
+            (potato(), std, Base32, true, "big.bin", "6cokbdo2dp5jkoap8nlo122hgk"),
+            (potato_sausage(), std, Base32, true, "hello.txt", "dvhjn229ej4s3k94n1mf5une30"),
+            (potato_sausage(), std, Base32, true, "empty.bin", "knht8j75gm377e8g9ana68ma9s"),
+            (potato_sausage(), std, Base32, true, "dir1/a", "ba09v30a4ee52fu11l4t6ve2bk/0pafnuo05kiri5rkftm2fsb7b4"),
+            (potato_sausage(), std, Base64, true, "hello.txt", "b-M7iEl0ycHRJLhs8vruGA"),
+            (potato_sausage(), std, Base64, true, "empty.bin", "pePUTOWFhnO5EEquoyLKTw"),
+            (potato_sausage(), std, Base64, true, "dir1/a", "WoCfjAojnFE_wQ1J033CXQ/BlT7-wAtJbkXdH9sJ_FnWQ"),
+            (potato_sausage(), std, Base32768, true, "hello.txt", "幑畂⛎狼㓉㤡聅ꆎ⬿"),
+            (potato_sausage(), std, Base32768, true, "empty.bin", "祑魳䋰织䐈枊莦䤊也"),
+            (potato_sausage(), std, Base32768, true, "dir1/a", "厠乃ᄤ急➾ᖵ㧦ꑢ啟/ᒪ敞虥碻漛硝纯韇卟"),
             (potato(), ob, Base32, true, "hello.txt", "162.rovvy.DHD"),
             (potato(), ob, Base32, true, "empty.bin", "150.BJMQV.yFK"),
             (potato(), ob, Base32, true, "dir1/a", "112.nsB3/97.u"),
-            (
-                potato(),
-                NameMode::Off,
-                Base32,
-                true,
-                "hello.txt",
-                "hello.txt.bin",
-            ),
+            (potato(), NameMode::Off, Base32, true, "hello.txt", "hello.txt.bin"),
         ];
         for (keys, mode, enc, dirs, plain, want) in rows {
             let c = NameCipher::new(keys, mode, enc, dirs);
-            assert_eq!(
-                c.encrypt_file_name(plain).unwrap(),
-                want,
-                "{mode:?} {enc:?} {plain}"
-            );
-            assert_eq!(
-                c.decrypt_file_name(want).unwrap(),
-                plain,
-                "{mode:?} {enc:?} {want}"
-            );
+            assert_eq!(c.encrypt_file_name(plain).unwrap(), want, "{mode:?} {enc:?} {plain}");
+            assert_eq!(c.decrypt_file_name(want).unwrap(), plain, "{mode:?} {enc:?} {want}");
         }
         // Encoded-length checks (potato, no salt).
         let len = |enc: NameEncoding, n: usize| {
@@ -1411,25 +1013,15 @@ mod tests {
     #[test]
     fn name_length_check() {
         let c = NameCipher::new(&Keys::zero(), NameMode::Standard, Base32, true);
-        let ok = c
-            .encrypt_file_name(&format!("d/{}", "a".repeat(143)))
-            .unwrap();
-        assert_eq!(
-            check_name_length(&ok, NameLimit::Bytes(255), "s3", "x"),
-            Ok(())
-        );
-        let long = c
-            .encrypt_file_name(&format!("d/{}", "a".repeat(144)))
-            .unwrap();
+        let ok = c.encrypt_file_name(&format!("d/{}", "a".repeat(143))).unwrap();
+        assert_eq!(check_name_length(&ok, NameLimit::Bytes(255), "s3", "x"), Ok(()));
+        let long = c.encrypt_file_name(&format!("d/{}", "a".repeat(144))).unwrap();
         let e = check_name_length(&long, NameLimit::Bytes(255), "s3", "d/aaa").unwrap_err();
         assert_eq!(e.to_string(), "encrypted name too long for s3: d/aaa");
         // base32768 counts UTF-16 units: 463 bytes fit in 255 units, 464 do not.
         let c = NameCipher::new(&Keys::zero(), NameMode::Standard, Base32768, true);
         let fits = c.encrypt_segment(&"a".repeat(463)).unwrap();
-        assert_eq!(
-            check_name_length(&fits, NameLimit::Utf16Units(255), "onedrive", "x"),
-            Ok(())
-        );
+        assert_eq!(check_name_length(&fits, NameLimit::Utf16Units(255), "onedrive", "x"), Ok(()));
         let over = c.encrypt_segment(&"a".repeat(464)).unwrap();
         assert!(check_name_length(&over, NameLimit::Utf16Units(255), "onedrive", "x").is_err());
     }
@@ -1439,10 +1031,7 @@ mod tests {
         assert_eq!(NameMode::parse("Standard"), Ok(NameMode::Standard));
         assert_eq!(NameMode::parse("OFF"), Ok(NameMode::Off));
         assert_eq!(NameMode::parse("obfuscate"), Ok(NameMode::Obfuscate));
-        assert_eq!(
-            NameMode::parse("Weird").unwrap_err().to_string(),
-            "unknown file name encryption mode \"weird\""
-        );
+        assert_eq!(NameMode::parse("Weird").unwrap_err().to_string(), "unknown file name encryption mode \"weird\"");
         assert_eq!(NameEncoding::parse("BASE32768"), Ok(Base32768));
         assert_eq!(
             NameEncoding::parse("base16").unwrap_err().to_string(),
@@ -1458,19 +1047,10 @@ mod tests {
         let e = c.encrypt_segment(plain).unwrap();
         assert_eq!(c.decrypt_segment(&e).unwrap(), plain);
         // Odd prefixes decode as rclone would instead of failing or panicking.
-        for name in [
-            "-5.abc",
-            "+5.abc",
-            "007.abc",
-            "-9223372036854775808.Zz9ÿ\u{FFFF}",
-            "9223372036854775807.aZ",
-        ] {
+        for name in ["-5.abc", "+5.abc", "007.abc", "-9223372036854775808.Zz9ÿ\u{FFFF}", "9223372036854775807.aZ"] {
             assert!(c.decrypt_segment(name).is_ok(), "{name}");
         }
-        assert_eq!(
-            c.decrypt_segment("99999999999999999999.a"),
-            Err(CryptError::NotAnEncryptedFile)
-        );
+        assert_eq!(c.decrypt_segment("99999999999999999999.a"), Err(CryptError::NotAnEncryptedFile));
         assert_eq!(c.decrypt_segment(".a"), Err(CryptError::NotAnEncryptedFile));
     }
 
@@ -1493,20 +1073,14 @@ mod tests {
                     let c = zero(mode, enc, dirs);
                     for _ in 0..300 {
                         let len = (next() % 80) as usize;
-                        let s: String = (0..len)
-                            .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
-                            .collect();
+                        let s: String = (0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();
                         let _ = c.decrypt_file_name(&s);
                         let _ = c.decrypt_dir_name(&s);
                         let _ = enc.decode(&s);
                         // An empty off-mode name becomes the bare suffix, which rclone rejects.
                         let bare_suffix = mode == NameMode::Off && s.is_empty();
                         if let (Ok(e), false) = (c.encrypt_file_name(&s), bare_suffix) {
-                            assert_eq!(
-                                c.decrypt_file_name(&e).as_deref(),
-                                Ok(s.as_str()),
-                                "{mode:?} {enc:?} {s:?}"
-                            );
+                            assert_eq!(c.decrypt_file_name(&e).as_deref(), Ok(s.as_str()), "{mode:?} {enc:?} {s:?}");
                         }
                     }
                 }

@@ -13,8 +13,8 @@ use super::encoding::{base64_decode, base64_encode};
 
 /// rclone's fixed obscuring key (`fs/config/obscure`).
 const OBSCURE_KEY: [u8; 32] = [
-    0x9c, 0x93, 0x5b, 0x48, 0x73, 0x0a, 0x55, 0x4d, 0x6b, 0xfd, 0x7c, 0x63, 0xc8, 0x86, 0xa9, 0x2b,
-    0xd3, 0x90, 0x19, 0x8e, 0xb8, 0x12, 0x8a, 0xfb, 0xf4, 0xde, 0x16, 0x2b, 0x8b, 0x95, 0xf6, 0x38,
+    0x9c, 0x93, 0x5b, 0x48, 0x73, 0x0a, 0x55, 0x4d, 0x6b, 0xfd, 0x7c, 0x63, 0xc8, 0x86, 0xa9, 0x2b, 0xd3, 0x90, 0x19,
+    0x8e, 0xb8, 0x12, 0x8a, 0xfb, 0xf4, 0xde, 0x16, 0x2b, 0x8b, 0x95, 0xf6, 0x38,
 ];
 
 const IV_LEN: usize = 16;
@@ -85,16 +85,8 @@ mod tests {
     fn obscure_with_fixed_iv() {
         let rows = [
             ("", b"aaaaaaaaaaaaaaaa", "YWFhYWFhYWFhYWFhYWFhYQ"),
-            (
-                "potato",
-                b"aaaaaaaaaaaaaaaa",
-                "YWFhYWFhYWFhYWFhYWFhYXMaGgIlEQ",
-            ),
-            (
-                "potato",
-                b"bbbbbbbbbbbbbbbb",
-                "YmJiYmJiYmJiYmJiYmJiYp3gcEWbAw",
-            ),
+            ("potato", b"aaaaaaaaaaaaaaaa", "YWFhYWFhYWFhYWFhYWFhYXMaGgIlEQ"),
+            ("potato", b"bbbbbbbbbbbbbbbb", "YmJiYmJiYmJiYmJiYmJiYp3gcEWbAw"),
         ];
         for (plain, iv, want) in rows {
             assert_eq!(obscure_with_iv(plain, iv), want, "obscure {plain:?}");
@@ -125,31 +117,17 @@ mod tests {
                 "base64 decode failed when revealing password - is it obscured?: \
                  illegal base64 data at input byte 22",
             ),
-            (
-                "aGVsbG8",
-                "input too short when revealing password - is it obscured?",
-            ),
-            (
-                "",
-                "input too short when revealing password - is it obscured?",
-            ),
+            ("aGVsbG8", "input too short when revealing password - is it obscured?"),
+            ("", "input too short when revealing password - is it obscured?"),
         ];
         for (input, want) in rows {
-            assert_eq!(
-                reveal(input).unwrap_err().to_string(),
-                want,
-                "reveal {input:?}"
-            );
+            assert_eq!(reveal(input).unwrap_err().to_string(), want, "reveal {input:?}");
         }
     }
 
     #[test]
     fn random_obscure_round_trips() {
-        for plain in [
-            "",
-            "potato",
-            "a longer password with ünïcödé, more than one AES block",
-        ] {
+        for plain in ["", "potato", "a longer password with ünïcödé, more than one AES block"] {
             let a = obscure(plain).unwrap();
             let b = obscure(plain).unwrap();
             assert_ne!(a, b, "IV must be random");
@@ -172,16 +150,7 @@ mod tests {
 
     #[test]
     fn reveal_garbage_never_panics() {
-        for s in [
-            "=",
-            "====",
-            "a",
-            "ab",
-            "\u{0}",
-            "é",
-            "YWFh\nYWFh",
-            "-_-_-_-_-_-_-_-_-_-_-_-_",
-        ] {
+        for s in ["=", "====", "a", "ab", "\u{0}", "é", "YWFh\nYWFh", "-_-_-_-_-_-_-_-_-_-_-_-_"] {
             let _ = reveal(s);
             let _ = reveal_bytes(s);
         }

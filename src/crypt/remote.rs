@@ -15,15 +15,12 @@
 //! with a wrong password delete the whole local tree.
 
 use super::content::{
-    BLOCK_DATA_SIZE, BLOCK_SIZE, EncryptReader, FILE_HEADER_SIZE, Nonce, decrypted_size,
-    encrypted_size,
+    BLOCK_DATA_SIZE, BLOCK_SIZE, EncryptReader, FILE_HEADER_SIZE, Nonce, decrypted_size, encrypted_size,
 };
 use super::{CryptError, DecryptReader, Keys, NameCipher};
 use crate::error::{Error, Kind, Result};
 use crate::path::{RelPath, decode_key_segment, display_bytes, encode_key_segment};
-use crate::remote::{
-    Entry, Features, Md5, Nanos, Opened, PutInfo, Remote, RemoteRef, RootState, Source,
-};
+use crate::remote::{Entry, Features, Md5, Nanos, Opened, PutInfo, Remote, RemoteRef, RootState, Source};
 use md5::Digest;
 use std::io::{self, Read};
 use std::sync::Mutex;
@@ -34,8 +31,7 @@ const BLOCK: u64 = BLOCK_SIZE as u64;
 const DATA: u64 = BLOCK_DATA_SIZE as u64;
 
 /// The text of the error for a directory where no name decrypts.
-pub const NO_NAME_DECRYPTS: &str =
-    "No remote file names could be decrypted - wrong encryption password or salt?";
+pub const NO_NAME_DECRYPTS: &str = "No remote file names could be decrypted - wrong encryption password or salt?";
 
 pub struct CryptRemote {
     inner: RemoteRef,
@@ -63,12 +59,7 @@ impl<R: Read> Read for MapErrors<R> {
 
 impl CryptRemote {
     pub fn new(inner: RemoteRef, keys: Keys, names: NameCipher) -> CryptRemote {
-        CryptRemote {
-            inner,
-            keys,
-            names,
-            undecryptable: AtomicU64::new(0),
-        }
+        CryptRemote { inner, keys, names, undecryptable: AtomicU64::new(0) }
     }
 
     pub fn inner(&self) -> &RemoteRef {
@@ -95,11 +86,7 @@ impl CryptRemote {
         }
         let plain: Vec<String> = path.segments().map(Self::plain_to_str).collect();
         let joined = plain.join("/");
-        let enc = if dir {
-            self.names.encrypt_dir_name(&joined)
-        } else {
-            self.names.encrypt_file_name(&joined)
-        };
+        let enc = if dir { self.names.encrypt_dir_name(&joined) } else { self.names.encrypt_file_name(&joined) };
         let enc = enc.map_err(|e| crypt_error(e).with_path(path.display()))?;
         RelPath::new(enc.as_bytes())
     }
@@ -117,11 +104,7 @@ impl CryptRemote {
 
     fn decrypt_entry(&self, mut e: Entry) -> std::result::Result<Entry, String> {
         let name = std::str::from_utf8(&e.name).map_err(|_| "not UTF-8".to_string())?;
-        let plain = if e.is_dir() {
-            self.names.decrypt_dir_name(name)
-        } else {
-            self.names.decrypt_file_name(name)
-        };
+        let plain = if e.is_dir() { self.names.decrypt_dir_name(name) } else { self.names.decrypt_file_name(name) };
         let plain = plain.map_err(|err| err.to_string())?;
         if !e.is_dir() && e.size >= 0 {
             e.size = decrypted_size(e.size as u64).map_err(|err| err.to_string())? as i64;
@@ -192,16 +175,8 @@ impl Source for EncryptedSource<'_> {
         let enc = EncryptReader::with_nonce(plain, self.keys, nonce);
         // The reader starts with a header (for `first` > 0 one we do not want) followed by
         // block `first`: skip to the requested offset.
-        let stream_start = if first == 0 {
-            0
-        } else {
-            HEADER + first * BLOCK - HEADER
-        };
-        let skip = if first == 0 {
-            offset
-        } else {
-            offset - stream_start
-        };
+        let stream_start = if first == 0 { 0 } else { HEADER + first * BLOCK - HEADER };
+        let skip = if first == 0 { offset } else { offset - stream_start };
         let mut r = MapErrors(enc);
         io::copy(&mut (&mut r).take(skip), &mut io::sink())?;
         let full = offset == 0 && len == total;
@@ -221,11 +196,7 @@ impl Remote for CryptRemote {
     }
 
     fn features(&self) -> Features {
-        Features {
-            md5: false,
-            md5_is_slow: false,
-            ..self.inner.features()
-        }
+        Features { md5: false, md5_is_slow: false, ..self.inner.features() }
     }
 
     fn root_state(&self) -> Result<RootState> {
@@ -276,10 +247,7 @@ impl Remote for CryptRemote {
         let reader = DecryptReader::open_range(
             &self.keys,
             |o, l| {
-                let opened = self
-                    .inner
-                    .open(&p, &e, o, l.unwrap_or(u64::MAX))
-                    .map_err(io::Error::from)?;
+                let opened = self.inner.open(&p, &e, o, l.unwrap_or(u64::MAX)).map_err(io::Error::from)?;
                 if let (Some(t), Ok(mut m)) = (opened.mtime, mtime.lock()) {
                     m.get_or_insert(t);
                 }
@@ -296,21 +264,13 @@ impl Remote for CryptRemote {
             e.with_path(self.describe() + "/" + &path.display())
         })?;
         let mtime = mtime.lock().ok().and_then(|m| *m).or(entry.mtime);
-        Ok(Opened {
-            reader: Box::new(MapErrors(reader)),
-            mtime,
-        })
+        Ok(Opened { reader: Box::new(MapErrors(reader)), mtime })
     }
 
     fn put(&self, path: &RelPath, src: &dyn Source, info: &PutInfo) -> Result<Entry> {
         let p = self.encrypt_path(path, false)?;
         let nonce = Nonce::random().map_err(crypt_error)?;
-        let enc = EncryptedSource {
-            src,
-            keys: &self.keys,
-            nonce,
-            md5: Mutex::new(None),
-        };
+        let enc = EncryptedSource { src, keys: &self.keys, nonce, md5: Mutex::new(None) };
         let inner_info = PutInfo {
             size: encrypted_size(info.size),
             mtime: info.mtime,
@@ -325,12 +285,9 @@ impl Remote for CryptRemote {
             && a != b
         {
             let _ = self.inner.delete(&p, &stored);
-            return Err(Error::new(
-                Kind::Corrupted,
-                "corrupted on transfer: md5 of the encrypted data differs",
-            )
-            .with_path(path.display())
-            .with_retryable(true));
+            return Err(Error::new(Kind::Corrupted, "corrupted on transfer: md5 of the encrypted data differs")
+                .with_path(path.display())
+                .with_retryable(true));
         }
         if let Some(md5) = computed {
             self.inner.remember_md5(&p, &stored, md5);
@@ -352,11 +309,7 @@ impl Remote for CryptRemote {
         self.inner.delete(&p, &e)
     }
 
-    fn delete_many(
-        &self,
-        items: &[(RelPath, Entry)],
-        report: &mut dyn FnMut(&RelPath, Result<()>),
-    ) {
+    fn delete_many(&self, items: &[(RelPath, Entry)], report: &mut dyn FnMut(&RelPath, Result<()>)) {
         let mut mapped = Vec::with_capacity(items.len());
         let mut back = std::collections::HashMap::new();
         for (path, entry) in items {
@@ -384,8 +337,7 @@ impl Remote for CryptRemote {
     }
 
     fn set_dir_mod_time(&self, dir: &RelPath, mtime: Nanos) -> Result<()> {
-        self.inner
-            .set_dir_mod_time(&self.encrypt_path(dir, true)?, mtime)
+        self.inner.set_dir_mod_time(&self.encrypt_path(dir, true)?, mtime)
     }
 
     fn overlap_key(&self) -> Option<String> {

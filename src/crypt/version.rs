@@ -32,15 +32,9 @@ impl Version {
 /// `-v\d{4}-\d{2}-\d{2}-\d{6}-\d{3}` anywhere in `name` (rclone `version.Match`).
 pub(crate) fn matches(name: &str) -> bool {
     const SHAPE: &[u8; VERSION_LEN] = b"-v0000-00-00-000000-000";
-    name.as_bytes().windows(VERSION_LEN).any(|w| {
-        w.iter().zip(SHAPE).all(|(&c, &s)| {
-            if s == b'0' {
-                c.is_ascii_digit()
-            } else {
-                c == s
-            }
-        })
-    })
+    name.as_bytes()
+        .windows(VERSION_LEN)
+        .any(|w| w.iter().zip(SHAPE).all(|(&c, &s)| if s == b'0' { c.is_ascii_digit() } else { c == s }))
 }
 
 /// Go's `path.Ext`: from the last `.` of the last `/`-segment, or "".
@@ -80,9 +74,7 @@ fn parse(s: &[u8]) -> Option<Version> {
         return None;
     }
     let digits = |r: std::ops::Range<usize>| -> Option<i64> {
-        s[r].iter().try_fold(0i64, |acc, &c| {
-            c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
-        })
+        s[r].iter().try_fold(0i64, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0')))
     };
     let year = digits(2..6)?;
     if s[6] != b'-' || s[9] != b'-' || s[12] != b'-' {
@@ -106,15 +98,7 @@ fn parse(s: &[u8]) -> Option<Version> {
         && minute < 60
         && second < 60
         && millis >= 0;
-    valid.then_some(Version {
-        year,
-        month,
-        day,
-        hour,
-        minute,
-        second,
-        millis,
-    })
+    valid.then_some(Version { year, month, day, hour, minute, second, millis })
 }
 
 fn days_in(month: i64, year: i64) -> i64 {

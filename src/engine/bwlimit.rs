@@ -76,25 +76,14 @@ fn parse_size_suffix(s: &str) -> Result<Option<u64>, String> {
 
 /// Go's `strconv.ParseFloat` for the decimal forms people write.
 fn parse_go_float(s: &str) -> Result<f64, String> {
-    let syntax = || {
-        format!(
-            "strconv.ParseFloat: parsing {}: invalid syntax",
-            go_quote(s.as_bytes())
-        )
-    };
+    let syntax = || format!("strconv.ParseFloat: parsing {}: invalid syntax", go_quote(s.as_bytes()));
     // Rust accepts "inf"/"nan"; a size can't be either.
-    if !s
-        .bytes()
-        .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
-    {
+    if !s.bytes().all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-')) {
         return Err(syntax());
     }
     let v: f64 = s.parse().map_err(|_| syntax())?;
     if v.is_infinite() {
-        return Err(format!(
-            "strconv.ParseFloat: parsing {}: value out of range",
-            go_quote(s.as_bytes())
-        ));
+        return Err(format!("strconv.ParseFloat: parsing {}: value out of range", go_quote(s.as_bytes())));
     }
     Ok(v)
 }
@@ -131,10 +120,7 @@ impl BwPair {
                 let r = rate(s)?;
                 Ok(BwPair { tx: r, rx: r })
             }
-            Some((up, down)) => Ok(BwPair {
-                tx: rate(up)?,
-                rx: rate(down)?,
-            }),
+            Some((up, down)) => Ok(BwPair { tx: rate(up)?, rx: rate(down)? }),
         }
     }
 
@@ -168,11 +154,7 @@ fn format_rate(v: Option<u64>) -> String {
         scaled /= KIB;
         unit += 1;
     }
-    if scaled.fract() == 0.0 {
-        format!("{scaled:.0}{}", units[unit])
-    } else {
-        format!("{scaled:.3}{}", units[unit])
-    }
+    if scaled.fract() == 0.0 { format!("{scaled:.0}{}", units[unit]) } else { format!("{scaled:.3}{}", units[unit]) }
 }
 
 /// One timetable entry: from `day` (0 = Sunday) at `hhmm` (e.g. 1330).
@@ -217,47 +199,27 @@ impl BwTimetable {
         // limit, even if it contains ';'.
         if !spec.contains(' ') && !spec.contains(',') {
             let bandwidth = BwPair::parse(spec)?;
-            return Ok(BwTimetable {
-                slots: vec![BwSlot {
-                    day: 0,
-                    hhmm: 0,
-                    bandwidth,
-                }],
-            });
+            return Ok(BwTimetable { slots: vec![BwSlot { day: 0, hhmm: 0, bandwidth }] });
         }
         let mut slots = Vec::new();
         for tok in spec.split([' ', ';']).filter(|t| !t.is_empty()) {
             let tv: Vec<&str> = tok.split(',').collect();
             let [when, rate] = tv[..] else {
-                return Err(format!(
-                    "invalid time/bandwidth specification: {}",
-                    go_quote(tok.as_bytes())
-                ));
+                return Err(format!("invalid time/bandwidth specification: {}", go_quote(tok.as_bytes())));
             };
             if !when.contains('-') {
                 let hhmm = validate_hhmm(when)?;
                 for day in 0..7 {
-                    slots.push(BwSlot {
-                        day,
-                        hhmm,
-                        bandwidth: BwPair::parse(rate)?,
-                    });
+                    slots.push(BwSlot { day, hhmm, bandwidth: BwPair::parse(rate)? });
                 }
             } else {
                 let parts: Vec<&str> = when.split('-').collect();
                 let [day, time] = parts[..] else {
-                    return Err(format!(
-                        "invalid time specification: {}",
-                        go_quote(when.as_bytes())
-                    ));
+                    return Err(format!("invalid time specification: {}", go_quote(when.as_bytes())));
                 };
                 let day = parse_weekday(day)?;
                 let hhmm = validate_hhmm(time)?;
-                slots.push(BwSlot {
-                    day,
-                    hhmm,
-                    bandwidth: BwPair::parse(rate)?,
-                });
+                slots.push(BwSlot { day, hhmm, bandwidth: BwPair::parse(rate)? });
             }
         }
         Ok(BwTimetable { slots })
@@ -285,10 +247,7 @@ impl BwTimetable {
         // A time with a space or a separator in it would otherwise be split
         // into other tokens and could slip through.
         if let Some((time, _)) = slots.iter().find(|(t, _)| t.contains([' ', ';', ','])) {
-            return Err(format!(
-                "invalid time specification (hh:mm): {}",
-                go_quote(time.as_bytes())
-            ));
+            return Err(format!("invalid time specification (hh:mm): {}", go_quote(time.as_bytes())));
         }
         BwTimetable::parse(&spec)
     }
@@ -319,9 +278,7 @@ impl BwTimetable {
                 best = Some((diff, slot));
             }
         }
-        best.map(|(_, s)| s)
-            .or(self.slots.last())
-            .map_or(BwPair::UNLIMITED, |s| s.bandwidth)
+        best.map(|(_, s)| s).or(self.slots.last()).map_or(BwPair::UNLIMITED, |s| s.bandwidth)
     }
 
     /// The limits in force now, in the host's local time zone.
@@ -357,13 +314,7 @@ impl fmt::Display for BwTimetable {
             let day = WEEKDAYS.get(s.day as usize).map_or("???", |d| d.0);
             let mut name = day.to_string();
             name[..1].make_ascii_uppercase();
-            let _ = write!(
-                out,
-                "{name}-{:02}:{:02},{}",
-                s.hhmm / 100,
-                s.hhmm % 100,
-                s.bandwidth
-            );
+            let _ = write!(out, "{name}-{:02}:{:02},{}", s.hhmm / 100, s.hhmm % 100, s.bandwidth);
         }
         f.write_str(&out)
     }
@@ -382,11 +333,7 @@ fn local_weekday_hour_minute() -> (u32, u32, u32) {
     let secs = (now as i64).max(0);
     let days = secs / 86400;
     let rem = secs % 86400;
-    (
-        ((days + 4) % 7) as u32,
-        (rem / 3600) as u32,
-        ((rem % 3600) / 60) as u32,
-    )
+    (((days + 4) % 7) as u32, (rem / 3600) as u32, ((rem % 3600) / 60) as u32)
 }
 
 /// rclone `validateHour`: exactly five bytes, `HH` and `MM` parsed with Go's
@@ -397,13 +344,11 @@ fn validate_hhmm(hhmm: &str) -> Result<u32, String> {
     if b.len() != 5 {
         return Err(format!("invalid time specification (hh:mm): {q}"));
     }
-    let hh = go_atoi(&b[0..2])
-        .map_err(|cause| format!("invalid hour in time specification {q}: {cause}"))?;
+    let hh = go_atoi(&b[0..2]).map_err(|cause| format!("invalid hour in time specification {q}: {cause}"))?;
     if !(0..=23).contains(&hh) {
         return Err(format!("invalid hour (must be between 00 and 23): {hh}"));
     }
-    let mm = go_atoi(&b[3..5])
-        .map_err(|cause| format!("invalid minute in time specification: {q}: {cause}"))?;
+    let mm = go_atoi(&b[3..5]).map_err(|cause| format!("invalid minute in time specification: {q}: {cause}"))?;
     if !(0..=59).contains(&mm) {
         return Err(format!("invalid minute (must be between 00 and 59): {mm}"));
     }
@@ -421,9 +366,7 @@ fn go_atoi(b: &[u8]) -> Result<i64, String> {
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return Err(syntax());
     }
-    let v = digits
-        .iter()
-        .fold(0i64, |v, d| v * 10 + i64::from(d - b'0'));
+    let v = digits.iter().fold(0i64, |v, d| v * 10 + i64::from(d - b'0'));
     Ok(if neg { -v } else { v })
 }
 
@@ -532,9 +475,7 @@ impl Bucket {
 
 impl fmt::Debug for RateLimiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RateLimiter")
-            .field("bytes_per_sec", &self.rate())
-            .finish()
+        f.debug_struct("RateLimiter").field("bytes_per_sec", &self.rate()).finish()
     }
 }
 
@@ -542,16 +483,9 @@ impl RateLimiter {
     /// `None` (or `Some(0)`) is unlimited.
     pub fn new(bytes_per_sec: Option<u64>) -> Self {
         let rate = bytes_per_sec.unwrap_or(0);
-        let mut bucket = Bucket {
-            rate: rate as f64,
-            tokens: 0.0,
-            last: Instant::now(),
-        };
+        let mut bucket = Bucket { rate: rate as f64, tokens: 0.0, last: Instant::now() };
         bucket.tokens = bucket.burst();
-        RateLimiter {
-            rate: AtomicU64::new(rate),
-            bucket: Mutex::new(bucket),
-        }
+        RateLimiter { rate: AtomicU64::new(rate), bucket: Mutex::new(bucket) }
     }
 
     /// The current limit in bytes per second, `None` when unlimited.
@@ -691,18 +625,9 @@ mod tests {
             ("i", Err("bad suffix 'i'")),
             ("bad", Err("bad suffix 'd'")),
             ("M", Err("strconv.ParseFloat: parsing \"\": invalid syntax")),
-            (
-                "1KIB",
-                Err("strconv.ParseFloat: parsing \"1KI\": invalid syntax"),
-            ),
-            (
-                "infk",
-                Err("strconv.ParseFloat: parsing \"inf\": invalid syntax"),
-            ),
-            (
-                "1e400k",
-                Err("strconv.ParseFloat: parsing \"1e400\": value out of range"),
-            ),
+            ("1KIB", Err("strconv.ParseFloat: parsing \"1KI\": invalid syntax")),
+            ("infk", Err("strconv.ParseFloat: parsing \"inf\": invalid syntax")),
+            ("1e400k", Err("strconv.ParseFloat: parsing \"1e400\": value out of range")),
             ("9E", Err("size too large \"9\"")),
         ];
         for &(input, want) in cases {
@@ -719,21 +644,11 @@ mod tests {
     }
 
     fn daily(hhmm: u32, bw: BwPair) -> Vec<BwSlot> {
-        (0..7)
-            .map(|day| BwSlot {
-                day,
-                hhmm,
-                bandwidth: bw,
-            })
-            .collect()
+        (0..7).map(|day| BwSlot { day, hhmm, bandwidth: bw }).collect()
     }
 
     fn slot(day: u32, hhmm: u32, bw: BwPair) -> BwSlot {
-        BwSlot {
-            day,
-            hhmm,
-            bandwidth: bw,
-        }
+        BwSlot { day, hhmm, bandwidth: bw }
     }
 
     /// rclone `TestBwTimetableSet` plus the §10.1 forms.
@@ -745,11 +660,7 @@ mod tests {
         let cases: Vec<(&str, Vec<BwSlot>, &str)> = vec![
             ("0", vec![slot(0, 0, pair(None, None))], "off"),
             ("666", vec![slot(0, 0, same(k(666)))], "666Ki"),
-            (
-                "666:333",
-                vec![slot(0, 0, pair(k(666), k(333)))],
-                "666Ki:333Ki",
-            ),
+            ("666:333", vec![slot(0, 0, pair(k(666), k(333)))], "666Ki:333Ki"),
             ("10M:off", vec![slot(0, 0, pair(m(10), None))], "10Mi:off"),
             ("off", vec![slot(0, 0, pair(None, None))], "off"),
             ("512b", vec![slot(0, 0, same(Some(512)))], "512B"),
@@ -792,11 +703,7 @@ mod tests {
             (
                 "Mon-11:00,333 Tue-13:40,666 Fri-00:00,10M 00:01,off Sun-23:00,666:off",
                 [
-                    vec![
-                        slot(1, 1100, same(k(333))),
-                        slot(2, 1340, same(k(666))),
-                        slot(5, 0, same(m(10))),
-                    ],
+                    vec![slot(1, 1100, same(k(333))), slot(2, 1340, same(k(666))), slot(5, 0, same(m(10)))],
                     daily(1, same(None)),
                     vec![slot(0, 2300, pair(k(666), None))],
                 ]
@@ -817,11 +724,7 @@ mod tests {
             ),
             (
                 "Mon-00:00,512 Fri-23:59,10M Sun-20:00,off",
-                vec![
-                    slot(1, 0, same(k(512))),
-                    slot(5, 2359, same(m(10))),
-                    slot(0, 2000, same(None)),
-                ],
+                vec![slot(1, 0, same(k(512))), slot(5, 2359, same(m(10))), slot(0, 2000, same(None))],
                 "Mon-00:00,512Ki Fri-23:59,10Mi Sun-20:00,off",
             ),
             (
@@ -836,22 +739,13 @@ mod tests {
             ),
             (
                 "Mon-00:00,512 12:00,1M Sun-20:00,off",
-                [
-                    vec![slot(1, 0, same(k(512)))],
-                    daily(1200, same(m(1))),
-                    vec![slot(0, 2000, same(None))],
-                ]
-                .concat(),
+                [vec![slot(1, 0, same(k(512)))], daily(1200, same(m(1))), vec![slot(0, 2000, same(None))]].concat(),
                 "",
             ),
             // ';' separators, repeated separators, names in any case.
             (
                 "mon-08:00,1M;FRIDAY-18:00,off  sunday-07:30,2M",
-                vec![
-                    slot(1, 800, same(m(1))),
-                    slot(5, 1800, same(None)),
-                    slot(0, 730, same(m(2))),
-                ],
+                vec![slot(1, 800, same(m(1))), slot(5, 1800, same(None)), slot(0, 730, same(m(2)))],
                 "Mon-08:00,1Mi Fri-18:00,off Sun-07:30,2Mi",
             ),
             (
@@ -880,11 +774,7 @@ mod tests {
             assert_eq!(got.slots(), &want[..], "{spec:?}");
             if !display.is_empty() {
                 assert_eq!(got.to_string(), display, "{spec:?}");
-                assert_eq!(
-                    BwTimetable::parse(display),
-                    Ok(got.clone()),
-                    "{spec:?} round trip"
-                );
+                assert_eq!(BwTimetable::parse(display), Ok(got.clone()), "{spec:?} round trip");
             }
         }
     }
@@ -904,34 +794,19 @@ mod tests {
             // A '-' always means a day prefix, so an hour can't be negative.
             ("-1:00,1M", "invalid weekday: \"\""),
             ("10:60,1M", "invalid minute (must be between 00 and 59): 60"),
-            (
-                "ab:00,1M",
-                "invalid hour in time specification \"ab:00\": strconv.Atoi: parsing \"ab\": invalid syntax",
-            ),
+            ("ab:00,1M", "invalid hour in time specification \"ab:00\": strconv.Atoi: parsing \"ab\": invalid syntax"),
             (
                 "10:xy,1M",
                 "invalid minute in time specification: \"10:xy\": strconv.Atoi: parsing \"xy\": invalid syntax",
             ),
-            (
-                "1:000,1M",
-                "invalid hour in time specification \"1:000\": strconv.Atoi: parsing \"1:\": invalid syntax",
-            ),
+            ("1:000,1M", "invalid hour in time specification \"1:000\": strconv.Atoi: parsing \"1:\": invalid syntax"),
             ("bad-10:20,666", "invalid weekday: \"bad\""),
             ("Funday-10:20,666", "invalid weekday: \"funday\""),
             ("Mon-bad,666", "invalid time specification (hh:mm): \"bad\""),
             ("Mon-10:20,bad", "bad suffix 'd'"),
-            (
-                "Mon-10:20-x,1M",
-                "invalid time specification: \"Mon-10:20-x\"",
-            ),
-            (
-                "08:00,1M 09:00",
-                "invalid time/bandwidth specification: \"09:00\"",
-            ),
-            (
-                "08:00,1M,2M",
-                "invalid time/bandwidth specification: \"08:00,1M,2M\"",
-            ),
+            ("Mon-10:20-x,1M", "invalid time specification: \"Mon-10:20-x\""),
+            ("08:00,1M 09:00", "invalid time/bandwidth specification: \"09:00\""),
+            ("08:00,1M,2M", "invalid time/bandwidth specification: \"08:00,1M,2M\""),
             ("08:00,-1M", "size can't be negative"),
             ("08:00,1M:-1", "size can't be negative"),
             ("08:00,", "empty string"),
@@ -949,15 +824,10 @@ mod tests {
     fn limit_at() {
         let k = |n: u64| Some(n * K);
         let m = |n: u64| Some(n * M);
-        assert_eq!(
-            BwTimetable::unlimited().limit_at(4, 15, 0),
-            BwPair::UNLIMITED
-        );
+        assert_eq!(BwTimetable::unlimited().limit_at(4, 15, 0), BwPair::UNLIMITED);
         assert_eq!(BwTimetable::default().limit_now(), BwPair::UNLIMITED);
 
-        let mut t = BwTimetable {
-            slots: daily(1100, pair(k(333), k(333))),
-        };
+        let mut t = BwTimetable { slots: daily(1100, pair(k(333), k(333))) };
         t.slots[4].bandwidth = pair(k(333), k(666));
         assert_eq!(t.limit_at(4, 15, 0), pair(k(333), k(666)));
 
@@ -1046,16 +916,8 @@ mod tests {
         assert!(BwTimetable::unlimited().is_unlimited());
         assert!(BwTimetable::parse("off").unwrap().is_unlimited());
         assert!(BwTimetable::parse("0").unwrap().is_unlimited());
-        assert!(
-            BwTimetable::parse("08:00,off 18:00,0")
-                .unwrap()
-                .is_unlimited()
-        );
-        assert!(
-            !BwTimetable::parse("08:00,off 18:00,1M")
-                .unwrap()
-                .is_unlimited()
-        );
+        assert!(BwTimetable::parse("08:00,off 18:00,0").unwrap().is_unlimited());
+        assert!(!BwTimetable::parse("08:00,off 18:00,1M").unwrap().is_unlimited());
         assert!(!BwTimetable::parse("off:1M").unwrap().is_unlimited());
     }
 
@@ -1164,11 +1026,7 @@ mod tests {
         stop.store(true, Ordering::Relaxed);
         let (ok, _) = waiter.join().unwrap();
         assert!(!ok);
-        assert!(
-            stopped_at.elapsed() < Duration::from_millis(400),
-            "{:?}",
-            stopped_at.elapsed()
-        );
+        assert!(stopped_at.elapsed() < Duration::from_millis(400), "{:?}", stopped_at.elapsed());
     }
 
     #[test]

@@ -59,11 +59,7 @@ impl Run<'_> {
         // Ask the cheap side first: if it has no hash, the slow side need not read a file.
         let src_side = (self.src, p.src, src);
         let dst_side = (self.dst, p.dst, dst);
-        let (first, second) = if self.src.features().md5_is_slow {
-            (dst_side, src_side)
-        } else {
-            (src_side, dst_side)
-        };
+        let (first, second) = if self.src.features().md5_is_slow { (dst_side, src_side) } else { (src_side, dst_side) };
         let Some(a) = first.0.md5(first.1, first.2)? else {
             return Ok(None);
         };
@@ -80,9 +76,7 @@ impl Run<'_> {
             return Ok(Decision::Skip("Destination exists, skipping"));
         }
         if c.ignore_times {
-            return Ok(Decision::Transfer(
-                "Transferring unconditionally as --ignore-times is in use",
-            ));
+            return Ok(Decision::Transfer("Transferring unconditionally as --ignore-times is in use"));
         }
         if c.update {
             let window = self.window.unwrap_or(1_000_000_000);
@@ -101,9 +95,7 @@ impl Run<'_> {
             if c.checksum && self.hashes_equal(p, src, dst)? == Some(false) {
                 return Ok(Decision::Transfer("Hashes differ"));
             }
-            return Ok(Decision::Skip(
-                "Destination mod time is within modify window, skipping",
-            ));
+            return Ok(Decision::Skip("Destination mod time is within modify window, skipping"));
         }
         self.equal(p, src, dst, false)
     }
@@ -114,13 +106,7 @@ impl Run<'_> {
 
     /// rclone `equal`. With `mtime_matched` (from --update, source newer) the time
     /// comparison is treated as done and the content decides.
-    fn equal(
-        &self,
-        p: &Paths<'_>,
-        src: &Entry,
-        dst: &Entry,
-        mtime_newer: bool,
-    ) -> Result<Decision> {
+    fn equal(&self, p: &Paths<'_>, src: &Entry, dst: &Entry, mtime_newer: bool) -> Result<Decision> {
         let c = &self.opts.compare;
         if !self.sizes_equal(src, dst) {
             return Ok(Decision::Transfer("Sizes differ"));
@@ -139,9 +125,7 @@ impl Run<'_> {
             });
         }
         let Some(window) = self.window else {
-            return Ok(Decision::Skip(
-                "Sizes identical (modification times not supported)",
-            ));
+            return Ok(Decision::Skip("Sizes identical (modification times not supported)"));
         };
         let src_time = self.src_mtime(p.src, src)?;
         if !mtime_newer {
@@ -152,12 +136,8 @@ impl Run<'_> {
         }
         match self.hashes_equal(p, src, dst)? {
             Some(false) => Ok(Decision::Transfer("Hashes differ")),
-            None if !c.refresh_times => Ok(Decision::Transfer(
-                "Modification times differ and no common hash",
-            )),
-            _ if c.no_update_modtime => Ok(Decision::Skip(
-                "Content identical, not updating modification time",
-            )),
+            None if !c.refresh_times => Ok(Decision::Transfer("Modification times differ and no common hash")),
+            _ if c.no_update_modtime => Ok(Decision::Skip("Content identical, not updating modification time")),
             _ => Ok(Decision::SetModTime(src_time)),
         }
     }
@@ -180,17 +160,11 @@ impl Run<'_> {
             Err(e) if e.kind() == Kind::Unsupported => {
                 use std::sync::atomic::Ordering::Relaxed;
                 if !self.forced_upload_logged.swap(true, Relaxed) {
-                    self.log(
-                        log::Level::Info,
-                        "Forced to upload files to set modification times on this backend.",
-                    );
+                    self.log(log::Level::Info, "Forced to upload files to set modification times on this backend.");
                 }
                 self.log(
                     log::Level::Debug,
-                    &format!(
-                        "{}: src and dst identical but can't set mod time without re-uploading",
-                        path.display()
-                    ),
+                    &format!("{}: src and dst identical but can't set mod time without re-uploading", path.display()),
                 );
                 Ok(true)
             }

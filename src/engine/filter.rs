@@ -211,8 +211,8 @@ fn glob_to_go_regex(glob: &str, ignore_case: bool) -> Result<String, FilterError
 // ---------------------------------------------------------------------------
 
 const POSIX_CLASSES: [&str; 14] = [
-    "alnum", "alpha", "ascii", "blank", "cntrl", "digit", "graph", "lower", "print", "punct",
-    "space", "upper", "word", "xdigit",
+    "alnum", "alpha", "ascii", "blank", "cntrl", "digit", "graph", "lower", "print", "punct", "space", "upper", "word",
+    "xdigit",
 ];
 
 fn translate_go_regex(src: &str) -> Option<String> {
@@ -404,9 +404,7 @@ fn translate_class(s: &[char], i: usize, out: &mut String) -> Option<usize> {
         first = false;
         if c == '[' && s.get(j + 1) == Some(&':') {
             // Go searches for ":]" anywhere further on, as we do.
-            if let Some(k) =
-                (j + 2..s.len().saturating_sub(1)).find(|&k| s[k] == ':' && s[k + 1] == ']')
-            {
+            if let Some(k) = (j + 2..s.len().saturating_sub(1)).find(|&k| s[k] == ':' && s[k + 1] == ']') {
                 let name: String = s[j + 2..k].iter().collect();
                 let bare = name.strip_prefix('^').unwrap_or(&name);
                 if !POSIX_CLASSES.contains(&bare) {
@@ -464,16 +462,12 @@ fn parse_repeat(s: &[char], i: usize) -> Option<Option<usize>> {
     // Go takes a '{' literally unless digits follow; leading zeros also make
     // it a literal.
     fn number(s: &[char], j: usize) -> Option<(u64, usize)> {
-        let end = (j..s.len())
-            .find(|&k| !s[k].is_ascii_digit())
-            .unwrap_or(s.len());
+        let end = (j..s.len()).find(|&k| !s[k].is_ascii_digit()).unwrap_or(s.len());
         if end == j || (end - j >= 2 && s[j] == '0') {
             return None;
         }
-        let value = s[j..end].iter().fold(0u64, |v, d| {
-            v.saturating_mul(10)
-                .saturating_add(u64::from(*d as u32 - '0' as u32))
-        });
+        let value =
+            s[j..end].iter().fold(0u64, |v, d| v.saturating_mul(10).saturating_add(u64::from(*d as u32 - '0' as u32)));
         Some((value, end))
     }
     let Some((min, mut j)) = number(s, i + 1) else {
@@ -534,10 +528,7 @@ fn translate_group_open(s: &[char], i: usize, out: &mut String) -> Option<usize>
         return Some(close + 1);
     }
     let end = (j..s.len()).find(|&k| s[k] == ')' || s[k] == ':')?;
-    if !s[j..end]
-        .iter()
-        .all(|c| matches!(c, 'i' | 'm' | 's' | 'U' | '-'))
-    {
+    if !s[j..end].iter().all(|c| matches!(c, 'i' | 'm' | 's' | 'U' | '-')) {
         return None;
     }
     out.extend(&s[i..=end]);
@@ -583,17 +574,14 @@ fn too_hard_for_dir_globs(glob: &str) -> bool {
         return true;
     }
     let b = glob.as_bytes();
-    b.iter()
-        .enumerate()
-        .filter(|&(_, &c)| c == b'{')
-        .any(|(i, _)| {
-            let rest = &b[i + 1..];
-            match rest.iter().position(|&c| c == b'{' || c == b'}') {
-                Some(k) if rest[k] == b'{' => true,
-                Some(k) => rest[..k].contains(&b'/') || rest[..k].windows(2).any(|w| w == b"**"),
-                None => false,
-            }
-        })
+    b.iter().enumerate().filter(|&(_, &c)| c == b'{').any(|(i, _)| {
+        let rest = &b[i + 1..];
+        match rest.iter().position(|&c| c == b'{' || c == b'}') {
+            Some(k) if rest[k] == b'{' => true,
+            Some(k) => rest[..k].contains(&b'/') || rest[..k].windows(2).any(|w| w == b"**"),
+            None => false,
+        }
+    })
 }
 
 /// For a file glob, the globs that a directory (with a trailing `/`) must
@@ -752,16 +740,10 @@ fn parse_rule(line: &str) -> Result<Op, FilterError> {
         return Ok(Op::Clear);
     }
     if let Some(glob) = line.strip_prefix("- ") {
-        return Ok(Op::Add {
-            include: false,
-            glob: glob.to_string(),
-        });
+        return Ok(Op::Add { include: false, glob: glob.to_string() });
     }
     if let Some(glob) = line.strip_prefix("+ ") {
-        return Ok(Op::Add {
-            include: true,
-            glob: glob.to_string(),
-        });
+        return Ok(Op::Add { include: true, glob: glob.to_string() });
     }
     Err(FilterError(format!("malformed rule {}", go_quote(line))))
 }
@@ -769,9 +751,7 @@ fn parse_rule(line: &str) -> Result<Op, FilterError> {
 /// The lines rclone reads from a `-from` file: trimmed, without blank lines
 /// and without lines starting with `#` or `;`.
 fn rule_file_lines(text: &str) -> impl Iterator<Item = &str> {
-    text.split('\n')
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with(';'))
+    text.split('\n').map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with(';'))
 }
 
 /// Go's `%q` for the messages that quote user input.
@@ -829,18 +809,12 @@ impl FilterBuilder {
     }
 
     fn validate(&self, op: &Op) -> Result<(), FilterError> {
-        let mut scratch = Compiler {
-            ignore_case: self.ignore_case,
-            ..Compiler::default()
-        };
+        let mut scratch = Compiler { ignore_case: self.ignore_case, ..Compiler::default() };
         scratch.apply(op)
     }
 
     fn checked_glob(&self, include: bool, glob: &str) -> Result<String, FilterError> {
-        self.validate(&Op::Add {
-            include,
-            glob: glob.to_string(),
-        })?;
+        self.validate(&Op::Add { include, glob: glob.to_string() })?;
         Ok(glob.to_string())
     }
 
@@ -884,9 +858,7 @@ impl FilterBuilder {
     /// The contents of one `--include-from` file. Like rclone, a file counts
     /// as an include (and brings the implicit `- /**`) even when it is empty.
     pub fn add_include_file_lines(&mut self, text: &str) -> Result<&mut Self, FilterError> {
-        let globs = rule_file_lines(text)
-            .map(|l| self.checked_glob(true, l))
-            .collect::<Result<Vec<_>, _>>()?;
+        let globs = rule_file_lines(text).map(|l| self.checked_glob(true, l)).collect::<Result<Vec<_>, _>>()?;
         self.include_from.extend(globs);
         self.include_from_files += 1;
         Ok(self)
@@ -894,18 +866,13 @@ impl FilterBuilder {
 
     /// The contents of one `--exclude-from` file.
     pub fn add_exclude_file_lines(&mut self, text: &str) -> Result<&mut Self, FilterError> {
-        let globs = rule_file_lines(text)
-            .map(|l| self.checked_glob(false, l))
-            .collect::<Result<Vec<_>, _>>()?;
+        let globs = rule_file_lines(text).map(|l| self.checked_glob(false, l)).collect::<Result<Vec<_>, _>>()?;
         self.exclude_from.extend(globs);
         Ok(self)
     }
 
     pub fn build(&self) -> Result<Filter, FilterError> {
-        let mut c = Compiler {
-            ignore_case: self.ignore_case,
-            ..Compiler::default()
-        };
+        let mut c = Compiler { ignore_case: self.ignore_case, ..Compiler::default() };
         for glob in self.include.iter().chain(&self.include_from) {
             c.add(true, glob)?;
         }
@@ -918,10 +885,7 @@ impl FilterBuilder {
         if !self.include.is_empty() || self.include_from_files > 0 {
             c.add(false, "/**")?;
         }
-        Ok(Filter {
-            file_rules: c.file.rules,
-            dir_rules: c.dir.rules,
-        })
+        Ok(Filter { file_rules: c.file.rules, dir_rules: c.dir.rules })
     }
 }
 
@@ -984,19 +948,10 @@ impl Filter {
     /// `- <exclude>` for each exclude, then `+ <include>` for each include and
     /// `- *` when there are includes. `Filter::truenas(&[], &[], false)` is the
     /// set `list_directory` uses.
-    pub fn truenas(
-        excludes: &[String],
-        includes: &[String],
-        pool_root: bool,
-    ) -> Result<Filter, FilterError> {
+    pub fn truenas(excludes: &[String], includes: &[String], pool_root: bool) -> Result<Filter, FilterError> {
         let mut lines: Vec<String> = vec!["- .zfs".into(), "- .zfs/**".into()];
         if pool_root {
-            for rule in [
-                "- /ix-applications",
-                "- /ix-apps",
-                "- /ix-applications/**",
-                "- /ix-apps/**",
-            ] {
+            for rule in ["- /ix-applications", "- /ix-apps", "- /ix-applications/**", "- /ix-apps/**"] {
                 lines.push(rule.into());
             }
         }
@@ -1005,25 +960,17 @@ impl Filter {
             lines.extend(includes.iter().map(|i| format!("+ {i}")));
             lines.push("- *".into());
         }
-        FilterBuilder::new()
-            .add_rules_file_lines(&lines.join("\n"))?
-            .build()
+        FilterBuilder::new().add_rules_file_lines(&lines.join("\n"))?.build()
     }
 }
 
 fn first_match(rules: &[Rule], subject: &[u8]) -> bool {
-    rules
-        .iter()
-        .find(|r| r.re.is_match(subject))
-        .is_none_or(|r| r.include)
+    rules.iter().find(|r| r.re.is_match(subject)).is_none_or(|r| r.include)
 }
 
 fn trim_slashes(path: &[u8]) -> &[u8] {
     let start = path.iter().position(|&b| b != b'/').unwrap_or(path.len());
-    let end = path
-        .iter()
-        .rposition(|&b| b != b'/')
-        .map_or(start, |e| e + 1);
+    let end = path.iter().rposition(|&b| b != b'/').map_or(start, |e| e + 1);
     &path[start..end.max(start)]
 }
 
@@ -1042,10 +989,7 @@ mod tests {
         ("potat[oa]", "(^|/)potat[oa]$"),
         ("potat[a-z]or", "(^|/)potat[a-z]or$"),
         ("potat[[:alpha:]]or", "(^|/)potat[[:alpha:]]or$"),
-        (
-            "'.' '+' '(' ')' '|' '^' '$'",
-            r"(^|/)'\.' '\+' '\(' '\)' '\|' '\^' '\$'$",
-        ),
+        ("'.' '+' '(' ')' '|' '^' '$'", r"(^|/)'\.' '\+' '\(' '\)' '\|' '\^' '\$'$"),
         ("*.jpg", r"(^|/)[^/]*\.jpg$"),
         ("a{b,c,d}e", "(^|/)a(b|c|d)e$"),
         ("a{b,{c,d}}e", "(^|/)a(b|(c|d))e$"),
@@ -1126,11 +1070,7 @@ mod tests {
             ("potat[[:alpha:]]or", "potatXor", true),
             ("potat[[:alpha:]]or", "potat1or", false),
             ("potat[[:alpha:]]or", "potatéor", false),
-            (
-                "'.' '+' '(' ')' '|' '^' '$'",
-                "'.' '+' '(' ')' '|' '^' '$'",
-                true,
-            ),
+            ("'.' '+' '(' ')' '|' '^' '$'", "'.' '+' '(' ')' '|' '^' '$'", true),
             ("*.jpg", "a/b/c.jpg", true),
             ("*.jpg", "c.jpgx", false),
             ("*.jpg", "cxjpg", false),
@@ -1170,11 +1110,7 @@ mod tests {
             ("{{a{02}}}", "a{02}", true),
         ];
         for &(glob, path, want) in cases {
-            assert_eq!(
-                matches(glob, path.as_bytes()),
-                want,
-                "glob {glob:?} path {path:?}"
-            );
+            assert_eq!(matches(glob, path.as_bytes()), want, "glob {glob:?} path {path:?}");
         }
     }
 
@@ -1191,11 +1127,7 @@ mod tests {
             "{{(?P=n)}}",
             r"{{\p{}}}",
         ] {
-            assert_eq!(
-                glob_to_regex(glob, false),
-                Err(err("bad glob pattern")),
-                "glob {glob:?}"
-            );
+            assert_eq!(glob_to_regex(glob, false), Err(err("bad glob pattern")), "glob {glob:?}");
         }
     }
 
@@ -1240,10 +1172,7 @@ mod tests {
             ("a/b/", &["a/b/", "a/"]),
             ("a/b", &["a/"]),
             ("a/b/*.{jpg,png,gif}", &["a/b/", "a/"]),
-            (
-                "/a/{jpg,png,gif}/*.{jpg,png,gif}",
-                &["/a/{jpg,png,gif}/", "/a/", "/"],
-            ),
+            ("/a/{jpg,png,gif}/*.{jpg,png,gif}", &["/a/{jpg,png,gif}/", "/a/", "/"]),
             ("a/{a,a*b,a**c}/d/", &["/**"]),
             ("/a/{a,a*b,a/c,d}/d/", &["/**"]),
             ("**", &["**/"]),
@@ -1264,14 +1193,8 @@ mod tests {
                     "/",
                 ],
             ),
-            (
-                "/var/spool/**/ncw",
-                &["/var/spool/**/", "/var/spool/", "/var/", "/"],
-            ),
-            (
-                "var/spool/**/ncw/",
-                &["var/spool/**/ncw/", "var/spool/**/", "var/spool/", "var/"],
-            ),
+            ("/var/spool/**/ncw", &["/var/spool/**/", "/var/spool/", "/var/", "/"]),
+            ("var/spool/**/ncw/", &["var/spool/**/ncw/", "var/spool/**/", "var/spool/", "var/"]),
             ("/sausage3**", &["/sausage3**/", "/"]),
             ("{{regexp}}", &["/**"]),
             ("{a,{b,c}}/d", &["/**"]),
@@ -1292,12 +1215,7 @@ mod tests {
 
     fn check(f: &Filter, files: &[(&str, bool)], dirs: &[(&str, bool)]) {
         for &(p, want) in files {
-            assert_eq!(
-                f.include_file(p.as_bytes()),
-                want,
-                "file {p:?}\n{}",
-                f.dump()
-            );
+            assert_eq!(f.include_file(p.as_bytes()), want, "file {p:?}\n{}", f.dump());
         }
         for &(p, want) in dirs {
             assert_eq!(f.include_dir(p.as_bytes()), want, "dir {p:?}\n{}", f.dump());
@@ -1308,11 +1226,7 @@ mod tests {
     fn empty_filter_includes_everything() {
         let f = Filter::empty();
         assert!(f.is_empty());
-        check(
-            &f,
-            &[("a", true), ("a/b/c", true)],
-            &[("", true), ("a", true)],
-        );
+        check(&f, &[("a", true), ("a/b/c", true)], &[("", true), ("a", true)]);
         let f = FilterBuilder::new().build().unwrap();
         assert!(f.is_empty());
         assert!(!build(&["- x"]).is_empty());
@@ -1379,11 +1293,7 @@ mod tests {
             b.add_rule(r).unwrap();
         }
         let f = b.build().unwrap();
-        check(
-            &f,
-            &[("file2.png", true), ("FILE2.png", true)],
-            &[("sausage3", true), ("SAUSAGE3", true)],
-        );
+        check(&f, &[("file2.png", true), ("FILE2.png", true)], &[("sausage3", true), ("SAUSAGE3", true)]);
         assert!(f.dump().contains("+ (?i)^file2\\.png$"));
     }
 
@@ -1410,36 +1320,16 @@ mod tests {
     #[test]
     fn rclone_dir_rule_or_file_rule() {
         let cases: &[(bool, &str, &str)] = &[
-            (
-                false,
-                "potato",
-                "--- File filter rules ---\n- (^|/)potato$\n--- Directory filter rules ---",
-            ),
-            (
-                true,
-                "potato",
-                "--- File filter rules ---\n+ (^|/)potato$\n--- Directory filter rules ---\n+ ^.*$",
-            ),
+            (false, "potato", "--- File filter rules ---\n- (^|/)potato$\n--- Directory filter rules ---"),
+            (true, "potato", "--- File filter rules ---\n+ (^|/)potato$\n--- Directory filter rules ---\n+ ^.*$"),
             (
                 false,
                 "potato/",
                 "--- File filter rules ---\n- (^|/)potato/.*$\n--- Directory filter rules ---\n- (^|/)potato/.*$",
             ),
-            (
-                true,
-                "potato/",
-                "--- File filter rules ---\n--- Directory filter rules ---\n+ (^|/)potato/$",
-            ),
-            (
-                false,
-                "*",
-                "--- File filter rules ---\n- (^|/)[^/]*$\n--- Directory filter rules ---\n- ^.*$",
-            ),
-            (
-                true,
-                "*",
-                "--- File filter rules ---\n+ (^|/)[^/]*$\n--- Directory filter rules ---\n+ ^.*$",
-            ),
+            (true, "potato/", "--- File filter rules ---\n--- Directory filter rules ---\n+ (^|/)potato/$"),
+            (false, "*", "--- File filter rules ---\n- (^|/)[^/]*$\n--- Directory filter rules ---\n- ^.*$"),
+            (true, "*", "--- File filter rules ---\n+ (^|/)[^/]*$\n--- Directory filter rules ---\n+ ^.*$"),
             (
                 false,
                 ".*{,/**}",
@@ -1448,11 +1338,7 @@ mod tests {
             // rclone gives "+ (^|/)a/b/c/$", "+ (^|/)a/b/$", "+ (^|/)a/$" here,
             // which prunes "x/" although "x/a/b/c/d" matches: see
             // derived_dir_globs.
-            (
-                true,
-                "a/b/c/d",
-                "--- File filter rules ---\n+ (^|/)a/b/c/d$\n--- Directory filter rules ---\n+ ^.*$",
-            ),
+            (true, "a/b/c/d", "--- File filter rules ---\n+ (^|/)a/b/c/d$\n--- Directory filter rules ---\n+ ^.*$"),
             (
                 true,
                 "/a/b/c/d",
@@ -1462,10 +1348,7 @@ mod tests {
         for &(include, glob, want) in cases {
             let mut c = Compiler::default();
             c.add(include, glob).unwrap();
-            let f = Filter {
-                file_rules: c.file.rules,
-                dir_rules: c.dir.rules,
-            };
+            let f = Filter { file_rules: c.file.rules, dir_rules: c.dir.rules };
             assert_eq!(f.dump(), want, "add({include}, {glob:?})");
         }
     }
@@ -1475,15 +1358,12 @@ mod tests {
     #[test]
     fn fixed_rule_kind_order() {
         let mut b = FilterBuilder::new();
-        b.add_rules_file_lines("#comment\n+ filter2\n- filter3\n")
-            .unwrap();
+        b.add_rules_file_lines("#comment\n+ filter2\n- filter3\n").unwrap();
         b.add_rule("- filter1").unwrap();
         b.add_rule("- filter1b").unwrap();
-        b.add_exclude_file_lines("#comment\nexclude2\nexclude3\n")
-            .unwrap();
+        b.add_exclude_file_lines("#comment\nexclude2\nexclude3\n").unwrap();
         b.add_exclude("exclude1").unwrap();
-        b.add_include_file_lines("#comment\ninclude2\ninclude3\n")
-            .unwrap();
+        b.add_include_file_lines("#comment\ninclude2\ninclude3\n").unwrap();
         b.add_include("include1").unwrap();
         let f = b.build().unwrap();
         let want = "--- File filter rules ---
@@ -1510,15 +1390,7 @@ mod tests {
         b.add_exclude("*.jpg").unwrap();
         b.add_include("keep.jpg").unwrap();
         let f = b.build().unwrap();
-        check(
-            &f,
-            &[
-                ("keep.jpg", true),
-                ("other.jpg", false),
-                ("other.txt", false),
-            ],
-            &[],
-        );
+        check(&f, &[("keep.jpg", true), ("other.jpg", false), ("other.txt", false)], &[]);
 
         // Without includes there is no implicit exclude.
         let mut b = FilterBuilder::new();
@@ -1543,11 +1415,7 @@ mod tests {
         b.add_exclude("y").unwrap();
         b.add_rule("!").unwrap();
         b.add_rule("+ z").unwrap();
-        check(
-            &b.build().unwrap(),
-            &[("x", false), ("y", false), ("z", true), ("w", false)],
-            &[],
-        );
+        check(&b.build().unwrap(), &[("x", false), ("y", false), ("z", true), ("w", false)], &[]);
     }
 
     #[test]
@@ -1556,10 +1424,8 @@ mod tests {
         let mut b = FilterBuilder::new();
         b.add_rules_file_lines(text).unwrap();
         let f = b.build().unwrap();
-        let want: Vec<String> = ["one", "two", "three", "four", "five", "six"]
-            .iter()
-            .map(|w| format!("- (^|/){w}$"))
-            .collect();
+        let want: Vec<String> =
+            ["one", "two", "three", "four", "five", "six"].iter().map(|w| format!("- (^|/){w}$")).collect();
         let dump = f.dump();
         let got: Vec<&str> = dump.lines().filter(|l| l.starts_with("- ")).collect();
         assert_eq!(got, want);
@@ -1568,40 +1434,14 @@ mod tests {
     #[test]
     fn malformed_rules() {
         let mut b = FilterBuilder::new();
-        assert_eq!(
-            b.add_rule("potato").unwrap_err().to_string(),
-            "malformed rule \"potato\""
-        );
-        assert_eq!(
-            b.add_rule("+potato").unwrap_err().to_string(),
-            "malformed rule \"+potato\""
-        );
-        assert_eq!(
-            b.add_rule("").unwrap_err().to_string(),
-            "malformed rule \"\""
-        );
-        assert_eq!(
-            b.add_rule("# c").unwrap_err().to_string(),
-            "malformed rule \"# c\""
-        );
-        assert_eq!(
-            b.add_rules_file_lines("- ok\nbad\n")
-                .unwrap_err()
-                .to_string(),
-            "malformed rule \"bad\""
-        );
-        assert_eq!(
-            b.add_rule("- a[").unwrap_err().to_string(),
-            "mismatched '[' and ']'"
-        );
-        assert_eq!(
-            b.add_include("***").unwrap_err().to_string(),
-            "too many stars"
-        );
-        assert_eq!(
-            b.add_exclude("{").unwrap_err().to_string(),
-            "mismatched '{' and '}'"
-        );
+        assert_eq!(b.add_rule("potato").unwrap_err().to_string(), "malformed rule \"potato\"");
+        assert_eq!(b.add_rule("+potato").unwrap_err().to_string(), "malformed rule \"+potato\"");
+        assert_eq!(b.add_rule("").unwrap_err().to_string(), "malformed rule \"\"");
+        assert_eq!(b.add_rule("# c").unwrap_err().to_string(), "malformed rule \"# c\"");
+        assert_eq!(b.add_rules_file_lines("- ok\nbad\n").unwrap_err().to_string(), "malformed rule \"bad\"");
+        assert_eq!(b.add_rule("- a[").unwrap_err().to_string(), "mismatched '[' and ']'");
+        assert_eq!(b.add_include("***").unwrap_err().to_string(), "too many stars");
+        assert_eq!(b.add_exclude("{").unwrap_err().to_string(), "mismatched '{' and '}'");
         // Failed additions leave nothing behind.
         assert!(b.build().unwrap().is_empty());
     }
@@ -1643,21 +1483,11 @@ mod tests {
             ("potato", true, "POTATO", true),
         ];
         for &(glob, want, file, ignore_case) in cases {
-            let mut c = Compiler {
-                ignore_case,
-                ..Compiler::default()
-            };
+            let mut c = Compiler { ignore_case, ..Compiler::default() };
             c.add(true, glob).unwrap();
             c.add(false, "*").unwrap();
-            let f = Filter {
-                file_rules: c.file.rules,
-                dir_rules: c.dir.rules,
-            };
-            assert_eq!(
-                f.include_file(file.as_bytes()),
-                want,
-                "{glob:?} vs {file:?}"
-            );
+            let f = Filter { file_rules: c.file.rules, dir_rules: c.dir.rules };
+            assert_eq!(f.include_file(file.as_bytes()), want, "{glob:?} vs {file:?}");
         }
     }
 
@@ -1668,11 +1498,7 @@ mod tests {
         b.ignore_case(true);
         let f = b.build().unwrap();
         assert!(f.dump().contains("- (?i)(^|/)[^/]*\\.JPG$"));
-        check(
-            &f,
-            &[("a.jpg", false), ("b/A.Jpg", false), ("a.png", true)],
-            &[],
-        );
+        check(&f, &[("a.jpg", false), ("b/A.Jpg", false), ("a.png", true)], &[]);
     }
 
     #[test]
@@ -1680,19 +1506,8 @@ mod tests {
         let f = build(&["+ /office/**", "- *"]);
         check(
             &f,
-            &[
-                ("office/a.doc", true),
-                ("office/x/y.doc", true),
-                ("other/a", false),
-                ("rootfile", false),
-            ],
-            &[
-                ("office", true),
-                ("office/x", true),
-                ("office/x/y", true),
-                ("other", false),
-                ("other/deep", false),
-            ],
+            &[("office/a.doc", true), ("office/x/y.doc", true), ("other/a", false), ("rootfile", false)],
+            &[("office", true), ("office/x", true), ("office/x/y", true), ("other", false), ("other/deep", false)],
         );
         // Deeper include: only the directories on the way are kept.
         let f = build(&["+ /a/b/*.jpg", "- *"]);
@@ -1703,31 +1518,19 @@ mod tests {
         );
         // Unanchored include: any directory may hold a match.
         let f = build(&["+ *.jpg", "- *"]);
-        check(
-            &f,
-            &[("q/r/x.jpg", true), ("q/r/x.png", false)],
-            &[("q", true), ("q/r", true)],
-        );
+        check(&f, &[("q/r/x.jpg", true), ("q/r/x.png", false)], &[("q", true), ("q/r", true)]);
         // Pure exclude rules never prune (except "*", "dir/" and "**" rules).
         let f = build(&["- *.jpg"]);
         check(&f, &[], &[("q", true)]);
         let f = build(&["- secret/"]);
         check(
             &f,
-            &[
-                ("secret/a", false),
-                ("x/secret/a", false),
-                ("secretive", true),
-            ],
+            &[("secret/a", false), ("x/secret/a", false), ("secretive", true)],
             &[("secret", false), ("x/secret", false), ("secretive", true)],
         );
         // "+ dir/" is a directory-only rule.
         let f = build(&["+ keep/", "- *"]);
-        check(
-            &f,
-            &[("keep/a", false)],
-            &[("keep", true), ("x/keep", true), ("other", false)],
-        );
+        check(&f, &[("keep/a", false)], &[("keep", true), ("x/keep", true), ("other", false)]);
     }
 
     #[test]
@@ -1735,19 +1538,11 @@ mod tests {
         let f = build(&["+ office/**", "- *"]);
         check(
             &f,
-            &[
-                ("office/a", true),
-                ("home/office/a", true),
-                ("home/a", false),
-            ],
+            &[("office/a", true), ("home/office/a", true), ("home/a", false)],
             &[("office", true), ("home", true), ("home/office", true)],
         );
         let f = build(&["+ a/b", "- *"]);
-        check(
-            &f,
-            &[("x/a/b", true), ("x/a/c", false)],
-            &[("x", true), ("x/a", true)],
-        );
+        check(&f, &[("x/a/b", true), ("x/a/c", false)], &[("x", true), ("x/a", true)]);
     }
 
     #[test]
@@ -1796,20 +1591,10 @@ mod tests {
                 ("rootfile", false),
                 ("office/.zfs/snapshot/s/a", false),
             ],
-            &[
-                ("office", true),
-                ("photos", true),
-                ("photos/2024", true),
-                ("other", false),
-                ("other/deep", false),
-            ],
+            &[("office", true), ("photos", true), ("photos/2024", true), ("other", false), ("other/deep", false)],
         );
         let f = Filter::truenas(&[], &strings(&["/office/**", "/work/**"]), false).unwrap();
-        check(
-            &f,
-            &[("office/a", true), ("work/b", true), ("home/c", false)],
-            &[("home", false)],
-        );
+        check(&f, &[("office/a", true), ("work/b", true), ("home/c", false)], &[("home", false)]);
     }
 
     #[test]
@@ -1825,13 +1610,7 @@ mod tests {
                 ("sub/.zfs_not/x", true),
                 ("plain", true),
             ],
-            &[
-                (".zfs", false),
-                (".zfs/snapshot", false),
-                ("sub/.zfs", false),
-                (".zfs_not", true),
-                ("sub", true),
-            ],
+            &[(".zfs", false), (".zfs/snapshot", false), ("sub/.zfs", false), (".zfs_not", true), ("sub", true)],
         );
     }
 
@@ -1865,11 +1644,7 @@ mod tests {
         // The rule list is that of TrueNAS, in its order.
         let f = Filter::truenas(&strings(&["x"]), &strings(&["/y/**"]), true).unwrap();
         let dump = f.dump();
-        let files: Vec<&str> = dump
-            .lines()
-            .skip(1)
-            .take_while(|l| !l.starts_with("---"))
-            .collect();
+        let files: Vec<&str> = dump.lines().skip(1).take_while(|l| !l.starts_with("---")).collect();
         assert_eq!(
             files,
             [

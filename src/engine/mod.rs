@@ -159,10 +159,7 @@ impl Report {
 /// remain (rclone `--retries`).
 pub fn run(src: &dyn Remote, dst: &dyn Remote, opts: &SyncOptions) -> Report {
     let started = Instant::now();
-    let mut summary = Summary {
-        dry_run: opts.dry_run,
-        ..Summary::default()
-    };
+    let mut summary = Summary { dry_run: opts.dry_run, ..Summary::default() };
     let attempts = opts.retries.max(1);
     let mut last_error = None;
     for attempt in 1..=attempts {
@@ -174,27 +171,14 @@ pub fn run(src: &dyn Remote, dst: &dyn Remote, opts: &SyncOptions) -> Report {
                 break;
             }
             Err(e) => {
-                let fatal = matches!(
-                    e.kind(),
-                    Kind::Fatal | Kind::Cancelled | Kind::Usage | Kind::DirNotFound
-                );
-                let msg = format!(
-                    "Attempt {attempt}/{attempts} failed with {} errors and: {e}",
-                    summary.errors.max(1)
-                );
+                let fatal = matches!(e.kind(), Kind::Fatal | Kind::Cancelled | Kind::Usage | Kind::DirNotFound);
+                let msg = format!("Attempt {attempt}/{attempts} failed with {} errors and: {e}", summary.errors.max(1));
                 opts.observer.log(log::Level::Error, &msg);
-                let retry =
-                    !fatal && e.is_retryable() && attempt < attempts && !opts.cancel.is_cancelled();
+                let retry = !fatal && e.is_retryable() && attempt < attempts && !opts.cancel.is_cancelled();
                 if fatal && e.kind() == Kind::Fatal {
-                    opts.observer.log(
-                        log::Level::Error,
-                        "Fatal error received - not attempting retries",
-                    );
+                    opts.observer.log(log::Level::Error, "Fatal error received - not attempting retries");
                 } else if !e.is_retryable() && attempt < attempts && !fatal {
-                    opts.observer.log(
-                        log::Level::Error,
-                        "Can't retry any of the errors - not attempting retries",
-                    );
+                    opts.observer.log(log::Level::Error, "Can't retry any of the errors - not attempting retries");
                 }
                 last_error = Some(e);
                 if !retry {
@@ -205,10 +189,7 @@ pub fn run(src: &dyn Remote, dst: &dyn Remote, opts: &SyncOptions) -> Report {
         }
     }
     summary.elapsed_secs = started.elapsed().as_secs_f64();
-    Report {
-        summary,
-        error: last_error,
-    }
+    Report { summary, error: last_error }
 }
 
 /// State of one attempt, shared by its threads.

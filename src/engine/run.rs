@@ -110,18 +110,11 @@ impl<'a> Shared<'a> {
         &self.run.stats
     }
     fn event(&self, path: &RelPath, action: FileAction, size: i64) {
-        self.opts().observer.file_event(&FileEvent {
-            path: path.clone(),
-            action,
-            size,
-        });
+        self.opts().observer.file_event(&FileEvent { path: path.clone(), action, size });
     }
     fn fail(&self, path: &RelPath, what: &str, err: Error) {
         if !err.is_cancelled() {
-            self.run.log(
-                log::Level::Error,
-                &format!("{}: {what}: {err}", path.display()),
-            );
+            self.run.log(log::Level::Error, &format!("{}: {what}: {err}", path.display()));
             self.event(path, FileAction::Failed, -1);
         }
         self.stats().count_error(err);
@@ -149,19 +142,10 @@ fn overlaps(a: &str, b: &str) -> Option<String> {
         return Some(String::new());
     }
     let rest = long.strip_prefix(short)?;
-    if short.ends_with('/') {
-        Some(rest.to_string())
-    } else {
-        rest.strip_prefix('/').map(str::to_string)
-    }
+    if short.ends_with('/') { Some(rest.to_string()) } else { rest.strip_prefix('/').map(str::to_string) }
 }
 
-pub(super) fn attempt(
-    src: &dyn Remote,
-    dst: &dyn Remote,
-    opts: &SyncOptions,
-    summary: &mut Summary,
-) -> Result<()> {
+pub(super) fn attempt(src: &dyn Remote, dst: &dyn Remote, opts: &SyncOptions, summary: &mut Summary) -> Result<()> {
     let dry_src;
     let dry_dst;
     let (src, dst): (&dyn Remote, &dyn Remote) = if opts.dry_run {
@@ -189,24 +173,18 @@ pub(super) fn attempt(
     match src.root_state()? {
         RootState::Dir => {}
         RootState::Missing => {
-            return Err(Error::new(
-                Kind::DirNotFound,
-                "error reading source root directory: directory not found",
-            )
-            .with_path(src.describe()));
+            return Err(Error::new(Kind::DirNotFound, "error reading source root directory: directory not found")
+                .with_path(src.describe()));
         }
         RootState::File => {
-            return Err(
-                Error::usage("the source is a file, not a directory").with_path(src.describe())
-            );
+            return Err(Error::usage("the source is a file, not a directory").with_path(src.describe()));
         }
     }
     let dst_present = match dst.root_state()? {
         RootState::Dir => true,
         RootState::Missing => false,
         RootState::File => {
-            return Err(Error::usage("the destination is a file, not a directory")
-                .with_path(dst.describe()));
+            return Err(Error::usage("the destination is a file, not a directory").with_path(dst.describe()));
         }
     };
 
@@ -245,15 +223,8 @@ pub(super) fn attempt(
         dst.mkdir(&RelPath::root())?;
     }
     let started = Instant::now();
-    let root_ancestors = Arc::new(
-        src.dir_identity(&RelPath::root())
-            .into_iter()
-            .collect::<Vec<_>>(),
-    );
-    let queue = DirQueue {
-        state: Mutex::new((VecDeque::new(), 0)),
-        cv: Condvar::new(),
-    };
+    let root_ancestors = Arc::new(src.dir_identity(&RelPath::root()).into_iter().collect::<Vec<_>>());
+    let queue = DirQueue { state: Mutex::new((VecDeque::new(), 0)), cv: Condvar::new() };
     queue.push(DirJob {
         path: RelPath::root(),
         src_present: true,
@@ -335,11 +306,7 @@ pub(super) fn attempt(
         let retryable = st.retryable_errors.load(Relaxed) > 0;
         let fatal = st.fatal.load(Relaxed);
         let err = last.unwrap_or_else(|| Error::other("errors occurred"));
-        let err = if fatal {
-            err
-        } else {
-            err.with_retryable(retryable)
-        };
+        let err = if fatal { err } else { err.with_retryable(retryable) };
         return Err(err);
     }
     Ok(())
@@ -362,25 +329,17 @@ fn ticker(shared: &Shared<'_>, started: Instant, finished: &(Mutex<bool>, Condva
             samples.pop_front();
         }
         let speed = match (samples.front(), samples.back()) {
-            (Some(a), Some(b)) if b.0 > a.0 => {
-                (b.1.saturating_sub(a.1)) as f64 / (b.0 - a.0).as_secs_f64()
-            }
+            (Some(a), Some(b)) if b.0 > a.0 => (b.1.saturating_sub(a.1)) as f64 / (b.0 - a.0).as_secs_f64(),
             _ => 0.0,
         };
-        shared
-            .opts()
-            .observer
-            .progress(&shared.stats().snapshot(started, speed));
+        shared.opts().observer.progress(&shared.stats().snapshot(started, speed));
         if finished.0.lock().map(|g| *g).unwrap_or(true) {
             return;
         }
         let rate = shared.current_rate();
         if rate != last_rate {
             shared.limiter.set_rate(rate);
-            shared.run.log(
-                log::Level::Info,
-                &format!("Bandwidth limit changed to {}", rate_text(rate)),
-            );
+            shared.run.log(log::Level::Info, &format!("Bandwidth limit changed to {}", rate_text(rate)));
             last_rate = rate;
         }
     }
@@ -393,38 +352,22 @@ fn rate_text(rate: Option<u64>) -> String {
     }
 }
 
-fn sorted(
-    entries: Vec<Entry>,
-    side: &str,
-    dir: &RelPath,
-    shared: &Shared<'_>,
-) -> Vec<(Vec<u8>, Entry)> {
-    let mut v: Vec<(Vec<u8>, Entry)> = entries
-        .into_iter()
-        .map(|e| (match_key(&e.name, e.is_dir()), e))
-        .collect();
+fn sorted(entries: Vec<Entry>, side: &str, dir: &RelPath, shared: &Shared<'_>) -> Vec<(Vec<u8>, Entry)> {
+    let mut v: Vec<(Vec<u8>, Entry)> = entries.into_iter().map(|e| (match_key(&e.name, e.is_dir()), e)).collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v.dedup_by(|b, a| {
         let dup = a.0 == b.0;
         if dup {
             let what = if a.1.is_dir() { "directory" } else { "object" };
             let p = dir.join(&b.1.name).map(|p| p.display()).unwrap_or_default();
-            shared.run.log(
-                log::Level::Warn,
-                &format!("{p}: Duplicate {what} found in {side} - ignoring"),
-            );
+            shared.run.log(log::Level::Warn, &format!("{p}: Duplicate {what} found in {side} - ignoring"));
         }
         dup
     });
     v
 }
 
-fn process_dir(
-    shared: &Shared<'_>,
-    queue: &DirQueue,
-    tx: &mpsc::SyncSender<TransferJob>,
-    job: DirJob,
-) {
+fn process_dir(shared: &Shared<'_>, queue: &DirQueue, tx: &mpsc::SyncSender<TransferJob>, job: DirJob) {
     let run = &shared.run;
     let opts = shared.opts();
     let mut bad = |e: Error| shared.fail(&job.path, "listing", e);
@@ -460,18 +403,10 @@ fn process_dir(
         v.push(job.path.clone());
     }
     let include = |path: &RelPath, e: &Entry| {
-        if e.is_dir() {
-            opts.filter.include_dir(path.as_bytes())
-        } else {
-            opts.filter.include_file(path.as_bytes())
-        }
+        if e.is_dir() { opts.filter.include_dir(path.as_bytes()) } else { opts.filter.include_file(path.as_bytes()) }
     };
-    let mut s = sorted(src_list, "source", &job.path, shared)
-        .into_iter()
-        .peekable();
-    let mut d = sorted(dst_list, "destination", &job.path, shared)
-        .into_iter()
-        .peekable();
+    let mut s = sorted(src_list, "source", &job.path, shared).into_iter().peekable();
+    let mut d = sorted(dst_list, "destination", &job.path, shared).into_iter().peekable();
     let mut changed_here = false;
     loop {
         if shared.cancelled() {
@@ -490,11 +425,7 @@ fn process_dir(
         let se = se.map(|x| x.1);
         let de = de.map(|x| x.1);
         // The destination keeps its own spelling of a name (sync-semantics.md §3.1).
-        let name = de
-            .as_ref()
-            .or(se.as_ref())
-            .map(|e| e.name.clone())
-            .unwrap_or_default();
+        let name = de.as_ref().or(se.as_ref()).map(|e| e.name.clone()).unwrap_or_default();
         let path = match job.path.join(&name) {
             Ok(p) => p,
             Err(e) => {
@@ -562,10 +493,7 @@ fn handle_pair(
                 if opts.dry_run {
                     run.log(
                         log::Level::Info,
-                        &format!(
-                            "{}: Skipped make directory as --dry-run is set",
-                            path.display()
-                        ),
+                        &format!("{}: Skipped make directory as --dry-run is set", path.display()),
                     );
                     shared.event(&path, FileAction::WouldMakeDir, 0);
                 } else {
@@ -635,14 +563,7 @@ fn handle_pair(
         }
         (Some(s), Some(d)) => {
             run.stats.checks_total.fetch_add(1, Relaxed);
-            let decision = run.decide(
-                &Paths {
-                    src: &src_path,
-                    dst: &path,
-                },
-                &s,
-                &d,
-            );
+            let decision = run.decide(&Paths { src: &src_path, dst: &path }, &s, &d);
             run.stats.checks_done.fetch_add(1, Relaxed);
             match decision {
                 Err(e) => {
@@ -655,10 +576,7 @@ fn handle_pair(
                     true
                 }
                 Ok(Decision::Skip(why)) => {
-                    run.log(
-                        log::Level::Debug,
-                        &format!("{}: {why}; Unchanged skipping", path.display()),
-                    );
+                    run.log(log::Level::Debug, &format!("{}: {why}; Unchanged skipping", path.display()));
                     shared.event(&path, FileAction::Unchanged, s.size);
                     if opts.mode == Mode::Move && !opts.compare.ignore_existing {
                         delete_source(shared, &src_path, &s);
@@ -669,10 +587,7 @@ fn handle_pair(
                     if opts.dry_run {
                         run.log(
                             log::Level::Info,
-                            &format!(
-                                "{}: Skipped set modification time as --dry-run is set",
-                                path.display()
-                            ),
+                            &format!("{}: Skipped set modification time as --dry-run is set", path.display()),
                         );
                         shared.event(&path, FileAction::WouldUpdateModTime, s.size);
                         return false;
@@ -682,10 +597,7 @@ fn handle_pair(
                             run.stats.mod_times_updated.fetch_add(1, Relaxed);
                             run.log(
                                 log::Level::Info,
-                                &format!(
-                                    "{}: Updated modification time in destination",
-                                    path.display()
-                                ),
+                                &format!("{}: Updated modification time in destination", path.display()),
                             );
                             shared.event(&path, FileAction::UpdatedModTime, s.size);
                             if opts.mode == Mode::Move {
@@ -711,12 +623,7 @@ fn handle_pair(
 
 /// The ancestor chain for descending into source directory `s`, or `None` (after
 /// counting an error) when `s` is one of its own ancestors: a symlink loop.
-fn descend_ancestors(
-    shared: &Shared<'_>,
-    job: &DirJob,
-    path: &RelPath,
-    s: &Entry,
-) -> Option<Arc<Vec<(u64, u64)>>> {
+fn descend_ancestors(shared: &Shared<'_>, job: &DirJob, path: &RelPath, s: &Entry) -> Option<Arc<Vec<(u64, u64)>>> {
     let id = (s.extra.dev, s.extra.ino);
     if id == (0, 0) {
         return Some(job.ancestors.clone());
@@ -725,10 +632,7 @@ fn descend_ancestors(
         shared.fail(
             path,
             "not descending",
-            Error::new(
-                Kind::Io,
-                "directory loop detected: a symlink points back to one of its parent directories",
-            ),
+            Error::new(Kind::Io, "directory loop detected: a symlink points back to one of its parent directories"),
         );
         return None;
     }
@@ -751,11 +655,7 @@ fn queue_transfer(
     if shared.opts().dry_run {
         shared.run.log(
             log::Level::Info,
-            &format!(
-                "{}: Skipped copy as --dry-run is set (size {})",
-                path.display(),
-                src.size
-            ),
+            &format!("{}: Skipped copy as --dry-run is set (size {})", path.display(), src.size),
         );
         shared.event(&path, FileAction::WouldCopy, src.size);
         stats.files_total.fetch_add(1, Relaxed);
@@ -770,20 +670,12 @@ fn queue_transfer(
     stats.files_total.fetch_add(1, Relaxed);
     stats.bytes_total.fetch_add(size, Relaxed);
     shared.transfers_queued.fetch_add(1, Relaxed);
-    let _ = tx.send(TransferJob {
-        path,
-        src_path,
-        src,
-        dst,
-    });
+    let _ = tx.send(TransferJob { path, src_path, src, dst });
 }
 
 fn delete_source(shared: &Shared<'_>, path: &RelPath, src: &Entry) {
     if shared.opts().dry_run {
-        shared.run.log(
-            log::Level::Info,
-            &format!("{}: Skipped delete as --dry-run is set", path.display()),
-        );
+        shared.run.log(log::Level::Info, &format!("{}: Skipped delete as --dry-run is set", path.display()));
         return;
     }
     match shared.run.src.delete(path, src) {
@@ -794,11 +686,8 @@ fn delete_source(shared: &Shared<'_>, path: &RelPath, src: &Entry) {
 
 fn transfer(shared: &Shared<'_>, job: TransferJob) {
     let stats = shared.stats();
-    let inflight = Arc::new(InFlight {
-        name: job.path.display(),
-        size: job.src.size.max(0) as u64,
-        done: AtomicU64::new(0),
-    });
+    let inflight =
+        Arc::new(InFlight { name: job.path.display(), size: job.src.size.max(0) as u64, done: AtomicU64::new(0) });
     if let Ok(mut v) = stats.transferring.lock() {
         v.push(inflight.clone());
     }
@@ -808,15 +697,10 @@ fn transfer(shared: &Shared<'_>, job: TransferJob) {
         let r = copy_one(shared, &job, &inflight);
         match r {
             Err(e) if e.is_retryable() && tries < TRANSFER_TRIES && !shared.cancelled() => {
-                shared.run.log(
-                    log::Level::Debug,
-                    &format!("{}: retrying after: {e}", job.path.display()),
-                );
+                shared.run.log(log::Level::Debug, &format!("{}: retrying after: {e}", job.path.display()));
                 // Take back what the failed try counted.
                 let counted = inflight.done.swap(0, Relaxed);
-                stats
-                    .bytes_done
-                    .fetch_sub(counted.min(stats.bytes_done.load(Relaxed)), Relaxed);
+                stats.bytes_done.fetch_sub(counted.min(stats.bytes_done.load(Relaxed)), Relaxed);
                 std::thread::sleep(Duration::from_millis(100 * u64::from(tries)));
             }
             other => break other,
@@ -833,9 +717,7 @@ fn transfer(shared: &Shared<'_>, job: TransferJob) {
             } else {
                 (FileAction::CopiedNew, "Copied (new)")
             };
-            shared
-                .run
-                .log(log::Level::Info, &format!("{}: {text}", job.path.display()));
+            shared.run.log(log::Level::Info, &format!("{}: {text}", job.path.display()));
             shared.event(&job.path, action, job.src.size);
             if shared.opts().mode == Mode::Move {
                 delete_source(shared, &job.src_path, &job.src);
@@ -849,11 +731,7 @@ fn copy_one(shared: &Shared<'_>, job: &TransferJob, inflight: &Arc<InFlight>) ->
     let run = &shared.run;
     let (sf, df) = (run.src.features(), run.dst.features());
     let common_hash = sf.md5 && df.md5;
-    let expected = if common_hash {
-        run.src.cached_md5(&job.src_path, &job.src)
-    } else {
-        None
-    };
+    let expected = if common_hash { run.src.cached_md5(&job.src_path, &job.src) } else { None };
     let source = EngineSource {
         shared,
         path: &job.src_path,
@@ -882,10 +760,7 @@ fn copy_one(shared: &Shared<'_>, job: &TransferJob, inflight: &Arc<InFlight>) ->
     let new = run.dst.put(&job.path, &source, &info)?;
     let src_md5 = source.computed.lock().ok().and_then(|c| *c).or(expected);
     let corrupted = if new.size >= 0 && job.src.size >= 0 && new.size != job.src.size {
-        Some(format!(
-            "corrupted on transfer: sizes differ src({}) vs dst({})",
-            job.src.size, new.size
-        ))
+        Some(format!("corrupted on transfer: sizes differ src({}) vs dst({})", job.src.size, new.size))
     } else {
         match (src_md5, new.md5) {
             (Some(a), Some(b)) if a != b => Some(format!(
@@ -898,21 +773,11 @@ fn copy_one(shared: &Shared<'_>, job: &TransferJob, inflight: &Arc<InFlight>) ->
     };
     if let Some(msg) = corrupted {
         if let Err(e) = run.dst.delete(&job.path, &new) {
-            run.log(
-                log::Level::Error,
-                &format!(
-                    "{}: failed to remove corrupted copy: {e}",
-                    job.path.display()
-                ),
-            );
+            run.log(log::Level::Error, &format!("{}: failed to remove corrupted copy: {e}", job.path.display()));
         }
         return Err(Error::new(Kind::Corrupted, msg).with_retryable(true));
     }
-    if let Some(md5) = *source
-        .computed
-        .lock()
-        .map_err(|_| Error::other("lock poisoned"))?
-    {
+    if let Some(md5) = *source.computed.lock().map_err(|_| Error::other("lock poisoned"))? {
         if sf.md5_is_slow {
             run.src.remember_md5(&job.src_path, &job.src, md5);
         }
@@ -953,11 +818,7 @@ impl Source for EngineSource<'_, '_> {
         self.shared.opts().cancel.check()?;
         let size = self.size();
         let want = len.min(size.saturating_sub(offset));
-        let opened = self
-            .shared
-            .run
-            .src
-            .open(self.path, self.entry, offset, want)?;
+        let opened = self.shared.run.src.open(self.path, self.entry, offset, want)?;
         if let Some(t) = opened.mtime
             && let Ok(mut m) = self.mtime.lock()
         {
@@ -992,10 +853,7 @@ impl MeterReader<'_, '_, '_> {
         if self.pos != self.want {
             return Err(Error::new(
                 Kind::Corrupted,
-                format!(
-                    "source ended early: got {} of {} bytes",
-                    self.pos, self.want
-                ),
+                format!("source ended early: got {} of {} bytes", self.pos, self.want),
             )
             .with_retryable(true)
             .into());
@@ -1004,11 +862,15 @@ impl MeterReader<'_, '_, '_> {
             && got != exp
         {
             return Err(Error::new(
-                    Kind::Corrupted,
-                    format!("md5 hash differs from the source's ({} vs {}): the data changed or was corrupted in transit", hex::encode(got), hex::encode(exp)),
-                )
-                .with_retryable(true)
-                .into());
+                Kind::Corrupted,
+                format!(
+                    "md5 hash differs from the source's ({} vs {}): the data changed or was corrupted in transit",
+                    hex::encode(got),
+                    hex::encode(exp)
+                ),
+            )
+            .with_retryable(true)
+            .into());
         }
         Ok(0)
     }
@@ -1028,19 +890,13 @@ impl Read for MeterReader<'_, '_, '_> {
             return self.at_eof();
         }
         if self.pos + n as u64 > self.want {
-            return Err(
-                Error::new(Kind::Corrupted, "source delivered more data than its size").into(),
-            );
+            return Err(Error::new(Kind::Corrupted, "source delivered more data than its size").into());
         }
         self.pos += n as u64;
         if let Some(h) = self.hasher.as_mut() {
             h.update(&buf[..n]);
             if self.pos == self.want {
-                let d: Md5 = self
-                    .hasher
-                    .take()
-                    .map(|h| h.finalize().into())
-                    .unwrap_or_default();
+                let d: Md5 = self.hasher.take().map(|h| h.finalize().into()).unwrap_or_default();
                 self.digest = Some(d);
                 if let Ok(mut c) = self.src.computed.lock() {
                     *c = Some(d);
@@ -1070,21 +926,11 @@ fn finish_phase(shared: &Shared<'_>) {
         .lock()
         .map(|mut v| std::mem::replace(&mut *v, SpillList::new(1)))
         .unwrap_or_else(|_| SpillList::new(1));
-    let mut dirs = shared
-        .dst_only_dirs
-        .lock()
-        .map(|mut v| std::mem::take(&mut *v))
-        .unwrap_or_default();
+    let mut dirs = shared.dst_only_dirs.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default();
     if opts.mode == Mode::Sync && (!deletions.is_empty() || !dirs.is_empty()) {
         if stats.errors() > 0 {
-            run.log(
-                log::Level::Error,
-                "not deleting files as there were IO errors",
-            );
-            run.log(
-                log::Level::Error,
-                "not deleting directories as there were IO errors",
-            );
+            run.log(log::Level::Error, "not deleting files as there were IO errors");
+            run.log(log::Level::Error, "not deleting directories as there were IO errors");
         } else {
             delete_files(shared, deletions);
             if stats.errors() == 0 {
@@ -1093,71 +939,45 @@ fn finish_phase(shared: &Shared<'_>) {
                     if opts.dry_run {
                         run.log(
                             log::Level::Info,
-                            &format!(
-                                "{}: Skipped remove directory as --dry-run is set",
-                                d.display()
-                            ),
+                            &format!("{}: Skipped remove directory as --dry-run is set", d.display()),
                         );
                         continue;
                     }
                     match run.dst.rmdir(&d) {
                         Ok(()) => {
                             stats.dirs_deleted.fetch_add(1, Relaxed);
-                            run.log(
-                                log::Level::Info,
-                                &format!("{}: Removing directory", d.display()),
-                            );
+                            run.log(log::Level::Info, &format!("{}: Removing directory", d.display()));
                             shared.event(&d, FileAction::RemovedDir, 0);
                         }
-                        Err(e) => run.log(
-                            log::Level::Debug,
-                            &format!("{}: not removing directory: {e}", d.display()),
-                        ),
+                        Err(e) => run.log(log::Level::Debug, &format!("{}: not removing directory: {e}", d.display())),
                     }
                 }
             }
         }
     }
     if opts.mode == Mode::Move && opts.delete_empty_src_dirs && !opts.dry_run {
-        let mut v = shared
-            .src_dirs
-            .lock()
-            .map(|mut v| std::mem::take(&mut *v))
-            .unwrap_or_default();
+        let mut v = shared.src_dirs.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default();
         v.sort_by_key(|d| std::cmp::Reverse(d.depth()));
         for d in v {
             if run.src.rmdir(&d).is_ok() {
-                run.log(
-                    log::Level::Info,
-                    &format!("{}: Removing empty source directory", d.display()),
-                );
+                run.log(log::Level::Info, &format!("{}: Removing empty source directory", d.display()));
             }
         }
     }
     if !opts.dry_run {
-        let mut times = shared
-            .dir_times
-            .lock()
-            .map(|mut v| std::mem::take(&mut *v))
-            .unwrap_or_default();
+        let mut times = shared.dir_times.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default();
         times.sort_by_key(|(d, _)| std::cmp::Reverse(d.depth()));
         for (d, t) in times {
             match run.dst.set_dir_mod_time(&d, t) {
                 Ok(()) => shared.event(&d, FileAction::SetDirModTime, 0),
                 Err(e) => run.log(
                     log::Level::Debug,
-                    &format!(
-                        "{}: could not set directory modification time: {e}",
-                        d.display()
-                    ),
+                    &format!("{}: could not set directory modification time: {e}", d.display()),
                 ),
             }
         }
     }
-    if stats.files_done.load(Relaxed) == 0
-        && stats.deletes.load(Relaxed) == 0
-        && stats.errors() == 0
-    {
+    if stats.files_done.load(Relaxed) == 0 && stats.deletes.load(Relaxed) == 0 && stats.errors() == 0 {
         run.log(log::Level::Info, "There was nothing to transfer");
     }
 }
@@ -1195,10 +1015,7 @@ fn delete_chunk(shared: &Shared<'_>, chunk: &[(RelPath, Entry)]) -> bool {
         let (now, over) = chunk.split_at(allowed);
         if opts.dry_run {
             for (p, e) in now {
-                run.log(
-                    log::Level::Info,
-                    &format!("{}: Skipped delete as --dry-run is set", p.display()),
-                );
+                run.log(log::Level::Info, &format!("{}: Skipped delete as --dry-run is set", p.display()));
                 shared.event(p, FileAction::WouldDelete, e.size);
                 stats.deletes.fetch_add(1, Relaxed);
             }
@@ -1213,11 +1030,7 @@ fn delete_chunk(shared: &Shared<'_>, chunk: &[(RelPath, Entry)]) -> bool {
             });
         }
         if let Some((p, _)) = over.first() {
-            shared.fail(
-                p,
-                "Got fatal error on delete",
-                Error::new(Kind::Fatal, "--max-delete threshold reached"),
-            );
+            shared.fail(p, "Got fatal error on delete", Error::new(Kind::Fatal, "--max-delete threshold reached"));
             return false;
         }
     }

@@ -33,12 +33,7 @@ fn anonymous_file() -> Result<File> {
 
 impl SpillList {
     pub fn new(limit: usize) -> SpillList {
-        SpillList {
-            mem: Vec::new(),
-            file: None,
-            spilled: 0,
-            limit,
-        }
+        SpillList { mem: Vec::new(), file: None, spilled: 0, limit }
     }
 
     pub fn len(&self) -> u64 {
@@ -82,17 +77,14 @@ impl SpillList {
                 let mut size = [0u8; 8];
                 r.read_exact(&mut size)?;
                 batch.push((RelPath::new(&bytes)?, i64::from_le_bytes(size)));
-                if batch.len() == chunk
-                    && !f(std::mem::replace(&mut batch, Vec::with_capacity(chunk)))
-                {
+                if batch.len() == chunk && !f(std::mem::replace(&mut batch, Vec::with_capacity(chunk))) {
                     return Ok(());
                 }
             }
         }
         for item in self.mem {
             batch.push(item);
-            if batch.len() == chunk && !f(std::mem::replace(&mut batch, Vec::with_capacity(chunk)))
-            {
+            if batch.len() == chunk && !f(std::mem::replace(&mut batch, Vec::with_capacity(chunk))) {
                 return Ok(());
             }
         }
@@ -111,8 +103,7 @@ mod tests {
     fn spills_and_returns_everything_in_order() {
         let mut l = SpillList::new(7);
         for i in 0..100 {
-            l.push(RelPath::new(format!("d/f{i}\u{e9}").as_bytes()).unwrap(), i)
-                .unwrap();
+            l.push(RelPath::new(format!("d/f{i}\u{e9}").as_bytes()).unwrap(), i).unwrap();
         }
         assert_eq!(l.len(), 100);
         let mut got = Vec::new();
@@ -133,8 +124,7 @@ mod tests {
     fn stopping_early_is_fine() {
         let mut l = SpillList::new(2);
         for i in 0..10 {
-            l.push(RelPath::new(format!("{i}").as_bytes()).unwrap(), 0)
-                .unwrap();
+            l.push(RelPath::new(format!("{i}").as_bytes()).unwrap(), 0).unwrap();
         }
         let mut n = 0;
         l.drain(3, |_| {

@@ -26,11 +26,7 @@ impl CancelToken {
     }
     /// `Err(cancelled)` once cancelled, for `?` in loops.
     pub fn check(&self) -> crate::Result<()> {
-        if self.is_cancelled() {
-            Err(Error::cancelled())
-        } else {
-            Ok(())
-        }
+        if self.is_cancelled() { Err(Error::cancelled()) } else { Ok(()) }
     }
 }
 
@@ -130,10 +126,7 @@ impl Progress {
             parts.push(s);
         }
         if self.checks_total > 0 {
-            parts.push(format!(
-                "checks: {} / {}",
-                self.checks_done, self.checks_total
-            ));
+            parts.push(format!("checks: {} / {}", self.checks_done, self.checks_total));
         }
         parts.join(", ")
     }
@@ -147,11 +140,7 @@ pub fn human_bytes(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.3} {}", UNITS[u])
-    }
+    if u == 0 { format!("{n} B") } else { format!("{v:.3} {}", UNITS[u]) }
 }
 
 pub fn human_duration(secs: u64) -> String {
@@ -236,16 +225,11 @@ impl Stats {
         let transferring = self
             .transferring
             .lock()
-            .map(|v| {
-                v.iter()
-                    .map(|t| (t.name.clone(), t.done.load(Relaxed), t.size))
-                    .collect()
-            })
+            .map(|v| v.iter().map(|t| (t.name.clone(), t.done.load(Relaxed), t.size)).collect())
             .unwrap_or_default();
         let bytes_done = self.bytes_done.load(Relaxed);
         let bytes_total = self.bytes_total.load(Relaxed);
-        let eta = (speed > 0.0 && bytes_total > bytes_done)
-            .then(|| ((bytes_total - bytes_done) as f64 / speed) as u64);
+        let eta = (speed > 0.0 && bytes_total > bytes_done).then(|| ((bytes_total - bytes_done) as f64 / speed) as u64);
         Progress {
             files_done: self.files_done.load(Relaxed),
             files_total: self.files_total.load(Relaxed),

@@ -75,14 +75,10 @@ mod tests {
     #[test]
     fn version_strings() {
         // SAFETY: the functions return static NUL-terminated strings.
-        let v = unsafe { CStr::from_ptr(cloudsync_version()) }
-            .to_str()
-            .unwrap();
+        let v = unsafe { CStr::from_ptr(cloudsync_version()) }.to_str().unwrap();
         assert_eq!(v, crate::VERSION);
         assert_eq!(cloudsync_version_number(), 100);
-        let t = unsafe { CStr::from_ptr(cloudsync_result_text(999)) }
-            .to_str()
-            .unwrap();
+        let t = unsafe { CStr::from_ptr(cloudsync_result_text(999)) }.to_str().unwrap();
         assert_eq!(t, "unknown result code");
     }
 

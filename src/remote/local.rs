@@ -10,9 +10,7 @@
 //! detection while following is the engine's job (it tracks device and inode of the
 //! directories on the current path, which this remote reports in [`Extra`]).
 
-use super::{
-    Entry, EntryKind, Extra, Features, Md5, Nanos, Opened, PutInfo, Remote, RootState, Source,
-};
+use super::{Entry, EntryKind, Extra, Features, Md5, Nanos, Opened, PutInfo, Remote, RootState, Source};
 use crate::error::{Error, Kind, Result};
 use crate::index::{FileKey, Index};
 use crate::path::{RelPath, display_bytes};
@@ -53,23 +51,10 @@ pub struct LocalRemote {
 }
 
 impl LocalRemote {
-    pub fn new(
-        root: impl Into<PathBuf>,
-        opts: LocalOptions,
-        index: Option<Arc<Index>>,
-    ) -> LocalRemote {
+    pub fn new(root: impl Into<PathBuf>, opts: LocalOptions, index: Option<Arc<Index>>) -> LocalRemote {
         let root = root.into();
-        let index_root = std::fs::canonicalize(&root)
-            .unwrap_or_else(|_| root.clone())
-            .to_string_lossy()
-            .into_owned();
-        LocalRemote {
-            root,
-            opts,
-            index,
-            index_root,
-            precision: OnceLock::new(),
-        }
+        let index_root = std::fs::canonicalize(&root).unwrap_or_else(|_| root.clone()).to_string_lossy().into_owned();
+        LocalRemote { root, opts, index, index_root, precision: OnceLock::new() }
     }
 
     pub fn root(&self) -> &Path {
@@ -87,8 +72,9 @@ impl LocalRemote {
     fn open_root(&self) -> Result<OwnedFd> {
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
         openat(nix::fcntl::AT_FDCWD, &self.root, flags, Mode::empty()).map_err(|e| match e {
-            Errno::ENOENT => Error::new(Kind::DirNotFound, "directory not found")
-                .with_path(self.root.display().to_string()),
+            Errno::ENOENT => {
+                Error::new(Kind::DirNotFound, "directory not found").with_path(self.root.display().to_string())
+            }
             e => self.errno(e, "open directory", &RelPath::root()),
         })
     }
@@ -99,8 +85,7 @@ impl LocalRemote {
         if create && !self.root.exists() {
             // The root is the user's own path (it may legitimately contain symlinks);
             // only what lies below it is walked without following links.
-            std::fs::create_dir_all(&self.root)
-                .map_err(|e| Error::io("create directory", self.root.display(), e))?;
+            std::fs::create_dir_all(&self.root).map_err(|e| Error::io("create directory", self.root.display(), e))?;
         }
         let mut fd = self.open_root()?;
         let follow = self.opts.follow_symlinks && !create;
@@ -125,8 +110,7 @@ impl LocalRemote {
             fd = match next {
                 Ok(fd) => fd,
                 Err(Errno::ENOENT) => {
-                    return Err(Error::new(Kind::DirNotFound, "directory not found")
-                        .with_path(self.shown(&walked)));
+                    return Err(Error::new(Kind::DirNotFound, "directory not found").with_path(self.shown(&walked)));
                 }
                 Err(Errno::ELOOP) | Err(Errno::ENOTDIR) => {
                     return Err(Error::new(
@@ -157,11 +141,7 @@ impl LocalRemote {
         Some(Entry {
             name: name.to_vec(),
             kind,
-            size: if kind == EntryKind::File {
-                st.st_size
-            } else {
-                0
-            },
+            size: if kind == EntryKind::File { st.st_size } else { 0 },
             mtime: Some(st.st_mtime * super::NANOS_PER_SEC + st.st_mtime_nsec),
             md5: None,
             extra: Extra {
@@ -195,13 +175,8 @@ impl LocalRemote {
         if !self.opts.follow_symlinks {
             flags |= OFlag::O_NOFOLLOW;
         }
-        let fd = openat(
-            dir.as_fd(),
-            OsStr::from_bytes(path.file_name()),
-            flags,
-            Mode::empty(),
-        )
-        .map_err(|e| self.errno(e, "open", path))?;
+        let fd = openat(dir.as_fd(), OsStr::from_bytes(path.file_name()), flags, Mode::empty())
+            .map_err(|e| self.errno(e, "open", path))?;
         Ok(File::from(fd))
     }
 
@@ -210,8 +185,8 @@ impl LocalRemote {
         if let Ok(st) = nix::sys::statfs::statfs(&self.root) {
             let t = st.filesystem_type().0;
             match t {
-                0x4d44 => return 2 * super::NANOS_PER_SEC, // FAT: 2 s
-                0x2011_BAB0 => return 10_000_000,          // exFAT: 10 ms
+                0x4d44 => return 2 * super::NANOS_PER_SEC,        // FAT: 2 s
+                0x2011_BAB0 => return 10_000_000,                 // exFAT: 10 ms
                 0xFE53_4D42 | 0xFF53_4D42 | 0x517B => return 100, // SMB2 / CIFS / SMB: 100 ns
                 _ => {}
             }
@@ -238,9 +213,7 @@ impl LocalRemote {
     fn write_parallel(&self, file: &File, src: &dyn Source) -> Result<()> {
         let size = src.size();
         file.set_len(size)?;
-        let chunk = size
-            .div_ceil(MULTI_THREAD_STREAMS)
-            .next_multiple_of(1024 * 1024);
+        let chunk = size.div_ceil(MULTI_THREAD_STREAMS).next_multiple_of(1024 * 1024);
         std::thread::scope(|s| {
             let mut handles = Vec::new();
             let mut offset = 0;
@@ -258,10 +231,7 @@ impl LocalRemote {
                             break;
                         }
                         if pos + n as u64 > end {
-                            return Err(Error::new(
-                                Kind::Corrupted,
-                                "source delivered more data than announced",
-                            ));
+                            return Err(Error::new(Kind::Corrupted, "source delivered more data than announced"));
                         }
                         file.write_all_at(&buf[..n], pos)?;
                         pos += n as u64;
@@ -275,9 +245,7 @@ impl LocalRemote {
             }
             let mut first_err = None;
             for h in handles {
-                let r = h
-                    .join()
-                    .unwrap_or_else(|_| Err(Error::other("download worker panicked")));
+                let r = h.join().unwrap_or_else(|_| Err(Error::other("download worker panicked")));
                 if let Err(e) = r {
                     first_err.get_or_insert(e);
                 }
@@ -288,11 +256,7 @@ impl LocalRemote {
 }
 
 fn short_source(got: u64, want: u64) -> Error {
-    Error::new(
-        Kind::Corrupted,
-        format!("source ended early: got {got} of {want} bytes"),
-    )
-    .with_retryable(true)
+    Error::new(Kind::Corrupted, format!("source ended early: got {got} of {want} bytes")).with_retryable(true)
 }
 
 fn read_retry(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
@@ -315,10 +279,7 @@ pub(crate) fn copy_exact(r: &mut dyn Read, w: &mut dyn Write, limit: u64) -> Res
         }
         total += n as u64;
         if total > limit {
-            return Err(Error::new(
-                Kind::Corrupted,
-                "source delivered more data than announced",
-            ));
+            return Err(Error::new(Kind::Corrupted, "source delivered more data than announced"));
         }
         w.write_all(&buf[..n])?;
     }
@@ -360,11 +321,7 @@ struct TempGuard<'a> {
 impl Drop for TempGuard<'_> {
     fn drop(&mut self) {
         if self.armed {
-            let _ = unlinkat(
-                self.dir.as_fd(),
-                OsStr::from_bytes(&self.name),
-                UnlinkatFlags::NoRemoveDir,
-            );
+            let _ = unlinkat(self.dir.as_fd(), OsStr::from_bytes(&self.name), UnlinkatFlags::NoRemoveDir);
         }
     }
 }
@@ -400,11 +357,8 @@ impl Remote for LocalRemote {
 
     fn list_dir(&self, dir: &RelPath, bad: &mut dyn FnMut(Error)) -> Result<Vec<Entry>> {
         let fd = self.open_dir(dir, false)?;
-        let dup = fd
-            .try_clone()
-            .map_err(|e| Error::io("open directory", self.shown(dir), e))?;
-        let mut d =
-            nix::dir::Dir::from_fd(dup).map_err(|e| self.errno(e, "read directory", dir))?;
+        let dup = fd.try_clone().map_err(|e| Error::io("open directory", self.shown(dir), e))?;
+        let mut d = nix::dir::Dir::from_fd(dup).map_err(|e| self.errno(e, "read directory", dir))?;
         let mut out = Vec::new();
         for item in d.iter() {
             let item = item.map_err(|e| self.errno(e, "read directory", dir))?;
@@ -412,11 +366,7 @@ impl Remote for LocalRemote {
             if name == b"." || name == b".." {
                 continue;
             }
-            let st = match fstatat(
-                fd.as_fd(),
-                item.file_name(),
-                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-            ) {
+            let st = match fstatat(fd.as_fd(), item.file_name(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
                 Ok(st) => st,
                 Err(Errno::ENOENT) => continue, // vanished since readdir
                 Err(e) => {
@@ -434,10 +384,7 @@ impl Remote for LocalRemote {
                 match fstatat(fd.as_fd(), item.file_name(), nix::fcntl::AtFlags::empty()) {
                     Ok(st) => st,
                     Err(e) => {
-                        bad(
-                            Error::new(Kind::Io, format!("symlink: stat failed: {}", e.desc()))
-                                .with_path(shown()),
-                        );
+                        bad(Error::new(Kind::Io, format!("symlink: stat failed: {}", e.desc())).with_path(shown()));
                         continue;
                     }
                 }
@@ -446,10 +393,7 @@ impl Remote for LocalRemote {
             };
             match Self::entry_from_stat(name, &st) {
                 Some(e) => out.push(e),
-                None => log::info!(
-                    "{}: skipping special file (not a regular file or directory)",
-                    shown()
-                ),
+                None => log::info!("{}: skipping special file (not a regular file or directory)", shown()),
             }
         }
         Ok(out)
@@ -466,8 +410,7 @@ impl Remote for LocalRemote {
         let mut h = md5::Md5::new();
         let mut buf = vec![0u8; COPY_BUF];
         loop {
-            let n =
-                read_retry(&mut f, &mut buf).map_err(|e| Error::io("read", self.shown(path), e))?;
+            let n = read_retry(&mut f, &mut buf).map_err(|e| Error::io("read", self.shown(path), e))?;
             if n == 0 {
                 break;
             }
@@ -487,9 +430,7 @@ impl Remote for LocalRemote {
     }
 
     fn cached_md5(&self, path: &RelPath, entry: &Entry) -> Option<Md5> {
-        self.index
-            .as_ref()?
-            .get_local_md5(&self.file_key(path, entry))
+        self.index.as_ref()?.get_local_md5(&self.file_key(path, entry))
     }
 
     fn open(&self, path: &RelPath, entry: &Entry, offset: u64, len: u64) -> Result<Opened> {
@@ -499,28 +440,19 @@ impl Remote for LocalRemote {
             return Err(Error::new(Kind::Io, "not a regular file").with_path(self.shown(path)));
         }
         if entry.size >= 0 && st.st_size != entry.size {
-            return Err(
-                Error::new(Kind::Io, "file changed size since it was listed")
-                    .with_path(self.shown(path))
-                    .with_retryable(true),
-            );
+            return Err(Error::new(Kind::Io, "file changed size since it was listed")
+                .with_path(self.shown(path))
+                .with_retryable(true));
         }
         if offset > 0 {
-            f.seek(SeekFrom::Start(offset))
-                .map_err(|e| Error::io("seek", self.shown(path), e))?;
+            f.seek(SeekFrom::Start(offset)).map_err(|e| Error::io("seek", self.shown(path), e))?;
         }
-        Ok(Opened {
-            reader: Box::new(f.take(len)),
-            mtime: Some(st.st_mtime * super::NANOS_PER_SEC + st.st_mtime_nsec),
-        })
+        Ok(Opened { reader: Box::new(f.take(len)), mtime: Some(st.st_mtime * super::NANOS_PER_SEC + st.st_mtime_nsec) })
     }
 
     fn put(&self, path: &RelPath, src: &dyn Source, info: &PutInfo) -> Result<Entry> {
         if path.is_root() {
-            return Err(Error::new(
-                Kind::BadName,
-                "cannot write a file at the root itself",
-            ));
+            return Err(Error::new(Kind::BadName, "cannot write a file at the root itself"));
         }
         let dir = self.open_dir(&path.parent(), true)?;
         let name = path.file_name();
@@ -532,14 +464,9 @@ impl Remote for LocalRemote {
             Mode::from_bits_truncate(0o666),
         )
         .map_err(|e| self.errno(e, "create", path))?;
-        let mut guard = TempGuard {
-            dir: &dir,
-            name: tmp.clone(),
-            armed: true,
-        };
+        let mut guard = TempGuard { dir: &dir, name: tmp.clone(), armed: true };
         let file = File::from(fd);
-        self.write_all_from(&file, src)
-            .map_err(|e| e.with_path(self.shown(path)))?;
+        self.write_all_from(&file, src).map_err(|e| e.with_path(self.shown(path)))?;
         let mtime = match info.mtime {
             Some(t) => t,
             None => src.mtime()?,
@@ -548,23 +475,14 @@ impl Remote for LocalRemote {
             .map_err(|e| self.errno(e, "set modification time", path))?;
         let st = fstat(file.as_fd()).map_err(|e| self.errno(e, "stat", path))?;
         if st.st_size as u64 != src.size() {
-            return Err(
-                Error::new(Kind::Corrupted, "corrupted on transfer: sizes differ")
-                    .with_path(self.shown(path)),
-            );
+            return Err(Error::new(Kind::Corrupted, "corrupted on transfer: sizes differ").with_path(self.shown(path)));
         }
         drop(file);
-        renameat(
-            dir.as_fd(),
-            OsStr::from_bytes(&tmp),
-            dir.as_fd(),
-            OsStr::from_bytes(name),
-        )
-        .map_err(|e| self.errno(e, "rename into place", path))?;
+        renameat(dir.as_fd(), OsStr::from_bytes(&tmp), dir.as_fd(), OsStr::from_bytes(name))
+            .map_err(|e| self.errno(e, "rename into place", path))?;
         guard.armed = false;
-        Self::entry_from_stat(name, &st).ok_or_else(|| {
-            Error::new(Kind::Io, "written file is not a regular file").with_path(self.shown(path))
-        })
+        Self::entry_from_stat(name, &st)
+            .ok_or_else(|| Error::new(Kind::Io, "written file is not a regular file").with_path(self.shown(path)))
     }
 
     fn set_mod_time(&self, path: &RelPath, _entry: &Entry, mtime: Nanos) -> Result<()> {
@@ -581,12 +499,8 @@ impl Remote for LocalRemote {
 
     fn delete(&self, path: &RelPath, _entry: &Entry) -> Result<()> {
         let dir = self.open_dir(&path.parent(), false)?;
-        unlinkat(
-            dir.as_fd(),
-            OsStr::from_bytes(path.file_name()),
-            UnlinkatFlags::NoRemoveDir,
-        )
-        .map_err(|e| self.errno(e, "delete", path))
+        unlinkat(dir.as_fd(), OsStr::from_bytes(path.file_name()), UnlinkatFlags::NoRemoveDir)
+            .map_err(|e| self.errno(e, "delete", path))
     }
 
     fn mkdir(&self, dir: &RelPath) -> Result<()> {
@@ -601,16 +515,11 @@ impl Remote for LocalRemote {
 
     fn rmdir(&self, dir: &RelPath) -> Result<()> {
         if dir.is_root() {
-            return std::fs::remove_dir(&self.root)
-                .map_err(|e| Error::io("remove directory", self.root.display(), e));
+            return std::fs::remove_dir(&self.root).map_err(|e| Error::io("remove directory", self.root.display(), e));
         }
         let parent = self.open_dir(&dir.parent(), false)?;
-        unlinkat(
-            parent.as_fd(),
-            OsStr::from_bytes(dir.file_name()),
-            UnlinkatFlags::RemoveDir,
-        )
-        .map_err(|e| self.errno(e, "remove directory", dir))
+        unlinkat(parent.as_fd(), OsStr::from_bytes(dir.file_name()), UnlinkatFlags::RemoveDir)
+            .map_err(|e| self.errno(e, "remove directory", dir))
     }
 
     fn dir_identity(&self, dir: &RelPath) -> Option<(u64, u64)> {
@@ -633,10 +542,6 @@ impl Remote for LocalRemote {
 
 impl std::fmt::Debug for LocalRemote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "LocalRemote({})",
-            display_bytes(self.root.as_os_str().as_bytes())
-        )
+        write!(f, "LocalRemote({})", display_bytes(self.root.as_os_str().as_bytes()))
     }
 }

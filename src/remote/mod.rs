@@ -71,25 +71,11 @@ pub struct Extra {
 
 impl Entry {
     pub fn file(name: impl Into<Vec<u8>>, size: i64, mtime: Option<Nanos>) -> Entry {
-        Entry {
-            name: name.into(),
-            kind: EntryKind::File,
-            size,
-            mtime,
-            md5: None,
-            extra: Extra::default(),
-        }
+        Entry { name: name.into(), kind: EntryKind::File, size, mtime, md5: None, extra: Extra::default() }
     }
 
     pub fn dir(name: impl Into<Vec<u8>>, mtime: Option<Nanos>) -> Entry {
-        Entry {
-            name: name.into(),
-            kind: EntryKind::Dir,
-            size: 0,
-            mtime,
-            md5: None,
-            extra: Extra::default(),
-        }
+        Entry { name: name.into(), kind: EntryKind::Dir, size: 0, mtime, md5: None, extra: Extra::default() }
     }
 
     pub fn is_dir(&self) -> bool {
@@ -182,9 +168,7 @@ pub trait Remote: Send + Sync {
     /// The modification time of a file whose listing entry had `mtime: None`.
     fn mod_time(&self, path: &RelPath, entry: &Entry) -> Result<Nanos> {
         let _ = path;
-        entry
-            .mtime
-            .ok_or_else(|| Error::new(Kind::Unsupported, "modification time unknown"))
+        entry.mtime.ok_or_else(|| Error::new(Kind::Unsupported, "modification time unknown"))
     }
 
     /// The MD5 of a file, if the remote can tell it (maybe by reading it: see
@@ -224,11 +208,7 @@ pub trait Remote: Send + Sync {
     fn delete(&self, path: &RelPath, entry: &Entry) -> Result<()>;
 
     /// Delete many files; providers with batch deletes override this.
-    fn delete_many(
-        &self,
-        items: &[(RelPath, Entry)],
-        report: &mut dyn FnMut(&RelPath, Result<()>),
-    ) {
+    fn delete_many(&self, items: &[(RelPath, Entry)], report: &mut dyn FnMut(&RelPath, Result<()>)) {
         for (path, entry) in items {
             report(path, self.delete(path, entry));
         }

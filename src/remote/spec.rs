@@ -22,14 +22,9 @@ impl RemoteSpec {
             let rest = rest.trim_start_matches('/');
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
-                return Err(Error::usage(format!(
-                    "{s:?}: an S3 remote is written s3:BUCKET[/PATH]"
-                )));
+                return Err(Error::usage(format!("{s:?}: an S3 remote is written s3:BUCKET[/PATH]")));
             }
-            return Ok(RemoteSpec::S3 {
-                bucket: bucket.to_string(),
-                prefix: prefix.trim_matches('/').to_string(),
-            });
+            return Ok(RemoteSpec::S3 { bucket: bucket.to_string(), prefix: prefix.trim_matches('/').to_string() });
         }
         if s.is_empty() {
             return Err(Error::usage("an empty path is not a remote"));
@@ -54,11 +49,7 @@ pub struct Connections {
 
 pub fn open(spec: &RemoteSpec, conns: &Connections) -> Result<RemoteRef> {
     match spec {
-        RemoteSpec::Local(p) => Ok(Arc::new(LocalRemote::new(
-            p.clone(),
-            conns.local.clone(),
-            conns.index.clone(),
-        ))),
+        RemoteSpec::Local(p) => Ok(Arc::new(LocalRemote::new(p.clone(), conns.local.clone(), conns.index.clone()))),
         RemoteSpec::S3 { bucket, prefix } => {
             let cfg = conns.s3.clone().ok_or_else(|| {
                 Error::usage("an s3: remote needs S3 credentials (--s3-access-key-id / --s3-secret-access-key or the CLOUDSYNC_S3_* variables)")
@@ -78,24 +69,12 @@ mod tests {
 
     #[test]
     fn parses_specs() {
-        assert_eq!(
-            RemoteSpec::parse("s3:b").unwrap(),
-            RemoteSpec::S3 {
-                bucket: "b".into(),
-                prefix: "".into()
-            }
-        );
+        assert_eq!(RemoteSpec::parse("s3:b").unwrap(), RemoteSpec::S3 { bucket: "b".into(), prefix: "".into() });
         assert_eq!(
             RemoteSpec::parse("s3:b/x/y/").unwrap(),
-            RemoteSpec::S3 {
-                bucket: "b".into(),
-                prefix: "x/y".into()
-            }
+            RemoteSpec::S3 { bucket: "b".into(), prefix: "x/y".into() }
         );
-        assert_eq!(
-            RemoteSpec::parse("./s3:x").unwrap(),
-            RemoteSpec::Local("./s3:x".into())
-        );
+        assert_eq!(RemoteSpec::parse("./s3:x").unwrap(), RemoteSpec::Local("./s3:x".into()));
         assert!(RemoteSpec::parse("s3:").is_err());
         assert!(RemoteSpec::parse("").is_err());
     }

@@ -18,9 +18,7 @@ pub struct Req {
 
 impl Req {
     pub fn has_query(&self, k: &str) -> bool {
-        self.query
-            .split('&')
-            .any(|p| p == k || p.starts_with(&format!("{k}=")))
+        self.query.split('&').any(|p| p == k || p.starts_with(&format!("{k}=")))
     }
 }
 
@@ -34,12 +32,7 @@ pub struct Resp {
 
 impl Resp {
     pub fn new(status: u16, body: impl Into<Vec<u8>>) -> Resp {
-        Resp {
-            status,
-            headers: Vec::new(),
-            body: body.into(),
-            claimed_len: None,
-        }
+        Resp { status, headers: Vec::new(), body: body.into(), claimed_len: None }
     }
     pub fn header(mut self, k: &str, v: &str) -> Resp {
         self.headers.push((k.into(), v.into()));
@@ -106,20 +99,11 @@ impl FakeServer {
                         if reader.read_exact(&mut body).is_err() {
                             return;
                         }
-                        let req = Req {
-                            method,
-                            path,
-                            query,
-                            headers,
-                            body,
-                        };
+                        let req = Req { method, path, query, headers, body };
                         reqs.lock().unwrap().push(req.clone());
                         let resp = handler(&req);
                         let claimed = resp.claimed_len.unwrap_or(resp.body.len());
-                        let mut out = format!(
-                            "HTTP/1.1 {} X\r\ncontent-length: {claimed}\r\n",
-                            resp.status
-                        );
+                        let mut out = format!("HTTP/1.1 {} X\r\ncontent-length: {claimed}\r\n", resp.status);
                         for (k, v) in &resp.headers {
                             out.push_str(&format!("{k}: {v}\r\n"));
                         }
@@ -135,20 +119,11 @@ impl FakeServer {
                 });
             }
         });
-        FakeServer {
-            endpoint,
-            requests,
-            stop,
-        }
+        FakeServer { endpoint, requests, stop }
     }
 
     pub fn count(&self, method: &str) -> usize {
-        self.requests
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| r.method == method)
-            .count()
+        self.requests.lock().unwrap().iter().filter(|r| r.method == method).count()
     }
 }
 

@@ -35,9 +35,8 @@ fn find_binary(env: &str, name: &str) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os(env) {
         return Some(PathBuf::from(p));
     }
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
+    let mut dirs: Vec<PathBuf> =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
     if let Some(home) = std::env::var_os("HOME") {
         dirs.push(PathBuf::from(home).join(".cargo/bin"));
     }
@@ -82,12 +81,7 @@ impl S3Server {
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return S3Server {
-                        child,
-                        port,
-                        endpoint: format!("http://127.0.0.1:{port}"),
-                        data,
-                    };
+                    return S3Server { child, port, endpoint: format!("http://127.0.0.1:{port}"), data };
                 }
                 if let Ok(Some(_)) = child.try_wait() {
                     break; // port taken meanwhile: try another
@@ -130,8 +124,7 @@ impl S3Server {
         let mut opts = S3Options::new(self.client_config(), bucket, prefix);
         tune(&mut opts);
         let r = Arc::new(S3Remote::new(opts, index).expect("s3 remote"));
-        let bucket_root = S3Remote::new(S3Options::new(self.client_config(), bucket, ""), None)
-            .expect("s3 remote");
+        let bucket_root = S3Remote::new(S3Options::new(self.client_config(), bucket, ""), None).expect("s3 remote");
         bucket_root.mkdir(&RelPath::root()).expect("create bucket");
         r
     }
@@ -219,11 +212,7 @@ impl Side {
             None => {
                 let rel = RelPath::from_str_checked(path).unwrap();
                 let src = Bytes(content.to_vec(), mtime);
-                let info = PutInfo {
-                    size: content.len() as u64,
-                    mtime: Some(mtime),
-                    ..PutInfo::default()
-                };
+                let info = PutInfo { size: content.len() as u64, mtime: Some(mtime), ..PutInfo::default() };
                 self.remote.put(&rel, &src, &info).unwrap();
             }
         }
@@ -240,9 +229,7 @@ impl Side {
             Some(root) => std::fs::remove_file(root.join(path)).unwrap(),
             None => {
                 let rel = RelPath::from_str_checked(path).unwrap();
-                self.remote
-                    .delete(&rel, &Entry::file(rel.file_name(), 0, None))
-                    .unwrap();
+                self.remote.delete(&rel, &Entry::file(rel.file_name(), 0, None)).unwrap();
             }
         }
     }
@@ -252,10 +239,7 @@ impl Side {
         let mut out = BTreeMap::new();
         let mut stack = vec![RelPath::root()];
         while let Some(dir) = stack.pop() {
-            let entries = match self
-                .remote
-                .list_dir(&dir, &mut |e| panic!("listing error: {e}"))
-            {
+            let entries = match self.remote.list_dir(&dir, &mut |e| panic!("listing error: {e}")) {
                 Ok(e) => e,
                 Err(e) if e.kind() == cloudsync::Kind::DirNotFound => continue,
                 Err(e) => panic!("list {dir}: {e}"),
@@ -266,17 +250,9 @@ impl Side {
                     stack.push(p);
                 } else {
                     let mut data = Vec::new();
-                    self.remote
-                        .open(&p, &e, 0, u64::MAX)
-                        .unwrap()
-                        .reader
-                        .read_to_end(&mut data)
-                        .unwrap();
+                    self.remote.open(&p, &e, 0, u64::MAX).unwrap().reader.read_to_end(&mut data).unwrap();
                     let mtime = self.remote.mod_time(&p, &e).unwrap();
-                    out.insert(
-                        String::from_utf8_lossy(p.as_bytes()).into_owned(),
-                        (data, mtime),
-                    );
+                    out.insert(String::from_utf8_lossy(p.as_bytes()).into_owned(), (data, mtime));
                 }
             }
         }
@@ -307,13 +283,7 @@ fn walk_dirs(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
             if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                out.insert(
-                    e.path()
-                        .strip_prefix(root)
-                        .unwrap()
-                        .to_string_lossy()
-                        .into_owned(),
-                );
+                out.insert(e.path().strip_prefix(root).unwrap().to_string_lossy().into_owned());
                 walk_dirs(root, &e.path(), out);
             }
         }
@@ -321,10 +291,8 @@ fn walk_dirs(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {
 }
 
 pub fn set_mtime(p: &Path, mtime: Nanos) {
-    let ft = filetime::FileTime::from_unix_time(
-        mtime.div_euclid(1_000_000_000),
-        mtime.rem_euclid(1_000_000_000) as u32,
-    );
+    let ft =
+        filetime::FileTime::from_unix_time(mtime.div_euclid(1_000_000_000), mtime.rem_euclid(1_000_000_000) as u32);
     filetime::set_symlink_file_times(p, ft, ft).unwrap();
 }
 
@@ -344,74 +312,38 @@ impl World {
 
     pub fn with_options(pair: Pair, local: LocalOptions) -> World {
         let tmp = tempfile::tempdir().unwrap();
-        let s3 = matches!(
-            pair,
-            Pair::LocalS3 | Pair::S3Local | Pair::LocalCryptS3 | Pair::CryptS3Local
-        )
-        .then(S3Server::start);
+        let s3 = matches!(pair, Pair::LocalS3 | Pair::S3Local | Pair::LocalCryptS3 | Pair::CryptS3Local)
+            .then(S3Server::start);
         let local_side = |name: &str| {
             let root = tmp.path().join(name);
             std::fs::create_dir_all(&root).unwrap();
-            Side {
-                remote: Arc::new(LocalRemote::new(root.clone(), local.clone(), None)),
-                local_root: Some(root),
-            }
+            Side { remote: Arc::new(LocalRemote::new(root.clone(), local.clone(), None)), local_root: Some(root) }
         };
-        let s3_side = |s3: &S3Server, prefix: &str| Side {
-            remote: s3.remote("bucket", prefix, None),
-            local_root: None,
-        };
+        let s3_side =
+            |s3: &S3Server, prefix: &str| Side { remote: s3.remote("bucket", prefix, None), local_root: None };
         let (src, dst) = match pair {
             Pair::LocalLocal => (local_side("src"), local_side("dst")),
             Pair::LocalS3 => (local_side("src"), s3_side(s3.as_ref().unwrap(), "dst")),
             Pair::S3Local => (s3_side(s3.as_ref().unwrap(), "src"), local_side("dst")),
             Pair::LocalCryptLocal => {
                 let inner = local_side("dst-encrypted");
-                (
-                    local_side("src"),
-                    Side {
-                        remote: crypt(inner.remote),
-                        local_root: None,
-                    },
-                )
+                (local_side("src"), Side { remote: crypt(inner.remote), local_root: None })
             }
             Pair::LocalCryptS3 => {
                 let inner = s3_side(s3.as_ref().unwrap(), "dst");
-                (
-                    local_side("src"),
-                    Side {
-                        remote: crypt(inner.remote),
-                        local_root: None,
-                    },
-                )
+                (local_side("src"), Side { remote: crypt(inner.remote), local_root: None })
             }
             Pair::CryptS3Local => {
                 let inner = s3_side(s3.as_ref().unwrap(), "src");
-                (
-                    Side {
-                        remote: crypt(inner.remote),
-                        local_root: None,
-                    },
-                    local_side("dst"),
-                )
+                (Side { remote: crypt(inner.remote), local_root: None }, local_side("dst"))
             }
         };
-        World {
-            tmp,
-            s3,
-            pair,
-            src,
-            dst,
-        }
+        World { tmp, s3, pair, src, dst }
     }
 
     /// Run the engine and check that the decision log predicts the final destination
     /// listing (rclone's `testLoggerVsLsf`).
-    pub fn run(
-        &self,
-        mode: Mode,
-        tweak: impl FnOnce(&mut SyncOptions),
-    ) -> (Report, Vec<FileEvent>) {
+    pub fn run(&self, mode: Mode, tweak: impl FnOnce(&mut SyncOptions)) -> (Report, Vec<FileEvent>) {
         run_between(self.src.remote.as_ref(), &self.dst, mode, tweak)
     }
 
@@ -428,12 +360,7 @@ pub fn run_between(
 ) -> (Report, Vec<FileEvent>) {
     let before = dst.file_paths();
     let recorder = Arc::new(Recorder::default());
-    let mut opts = SyncOptions {
-        mode,
-        observer: recorder.clone(),
-        retries: 1,
-        ..SyncOptions::default()
-    };
+    let mut opts = SyncOptions { mode, observer: recorder.clone(), retries: 1, ..SyncOptions::default() };
     tweak(&mut opts);
     let report = engine::run(src, dst.remote.as_ref(), &opts);
     let events = recorder.events.lock().unwrap().clone();
@@ -450,11 +377,7 @@ pub fn run_between(
             _ => {}
         }
     }
-    assert_eq!(
-        dst.file_paths(),
-        predicted,
-        "the decision log does not predict the destination listing"
-    );
+    assert_eq!(dst.file_paths(), predicted, "the decision log does not predict the destination listing");
     (report, events)
 }
 
@@ -485,15 +408,9 @@ pub fn transfers(events: &[FileEvent]) -> usize {
 /// Expected files: (path, content, mtime).
 pub fn expect_files(side: &Side, expected: &[(&str, &[u8], Nanos)]) {
     let got = side.files();
-    let want: BTreeMap<String, (Vec<u8>, Nanos)> = expected
-        .iter()
-        .map(|(p, c, t)| (p.to_string(), (c.to_vec(), *t)))
-        .collect();
-    assert_eq!(
-        got.keys().collect::<Vec<_>>(),
-        want.keys().collect::<Vec<_>>(),
-        "file sets differ"
-    );
+    let want: BTreeMap<String, (Vec<u8>, Nanos)> =
+        expected.iter().map(|(p, c, t)| (p.to_string(), (c.to_vec(), *t))).collect();
+    assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "file sets differ");
     for (p, (c, t)) in &want {
         let (gc, gt) = &got[p];
         assert_eq!(gc, c, "content of {p}");

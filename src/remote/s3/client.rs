@@ -8,8 +8,8 @@
 use super::xml;
 use crate::error::{Error, Kind, Result};
 use aws_sigv4::http_request::{
-    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
-    UriPathNormalizationMode, sign,
+    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings, UriPathNormalizationMode,
+    sign,
 };
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
@@ -20,11 +20,7 @@ use std::time::{Duration, SystemTime};
 use ureq::http;
 
 /// Characters S3 wants percent-encoded in a URI: everything but unreserved ones.
-const STRICT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+const STRICT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 /// The same for object key paths, where `/` separates segments.
 const KEY: &AsciiSet = &STRICT.remove(b'/');
 
@@ -122,21 +118,8 @@ pub struct Request<'a> {
 }
 
 impl<'a> Request<'a> {
-    pub fn new(
-        op: Op,
-        method: &'static str,
-        bucket: Option<&'a str>,
-        key: Option<&'a str>,
-    ) -> Request<'a> {
-        Request {
-            op,
-            method,
-            bucket,
-            key,
-            query: Vec::new(),
-            headers: Vec::new(),
-            body: Body::Empty,
-        }
+    pub fn new(op: Op, method: &'static str, bucket: Option<&'a str>, key: Option<&'a str>) -> Request<'a> {
+        Request { op, method, bucket, key, query: Vec::new(), headers: Vec::new(), body: Body::Empty }
     }
     pub fn query(mut self, k: &'static str, v: impl Into<String>) -> Self {
         self.query.push((k, v.into()));
@@ -169,35 +152,22 @@ pub struct Client {
 }
 
 fn parse_endpoint(endpoint: &str, region: &str) -> Result<Endpoint> {
-    let e = if endpoint.is_empty() {
-        format!("https://s3.{region}.amazonaws.com")
-    } else {
-        endpoint.trim().to_string()
-    };
-    let (scheme, rest) = e.split_once("://").ok_or_else(|| {
-        Error::usage(format!(
-            "S3 endpoint {e:?} must start with http:// or https://"
-        ))
-    })?;
+    let e =
+        if endpoint.is_empty() { format!("https://s3.{region}.amazonaws.com") } else { endpoint.trim().to_string() };
+    let (scheme, rest) = e
+        .split_once("://")
+        .ok_or_else(|| Error::usage(format!("S3 endpoint {e:?} must start with http:// or https://")))?;
     if scheme != "http" && scheme != "https" {
-        return Err(Error::usage(format!(
-            "S3 endpoint {e:?} must start with http:// or https://"
-        )));
+        return Err(Error::usage(format!("S3 endpoint {e:?} must start with http:// or https://")));
     }
     let (host, base) = match rest.find('/') {
         Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
         None => (rest, ""),
     };
     if host.is_empty() || host.contains(['?', '#', '@', ' ']) {
-        return Err(Error::usage(format!(
-            "S3 endpoint {e:?} has no valid host name"
-        )));
+        return Err(Error::usage(format!("S3 endpoint {e:?} has no valid host name")));
     }
-    Ok(Endpoint {
-        scheme: scheme.into(),
-        host: host.to_ascii_lowercase(),
-        base: base.into(),
-    })
+    Ok(Endpoint { scheme: scheme.into(), host: host.to_ascii_lowercase(), base: base.into() })
 }
 
 impl Client {
@@ -219,33 +189,21 @@ impl Client {
             None,
             "cloudsync",
         );
-        Ok(Client {
-            agent: config.into(),
-            endpoint,
-            identity: creds.into(),
-            cfg,
-            counts: Counts::default(),
-        })
+        Ok(Client { agent: config.into(), endpoint, identity: creds.into(), cfg, counts: Counts::default() })
     }
 
     pub fn endpoint_id(&self) -> String {
-        format!(
-            "{}://{}{}",
-            self.endpoint.scheme, self.endpoint.host, self.endpoint.base
-        )
+        format!("{}://{}{}", self.endpoint.scheme, self.endpoint.host, self.endpoint.base)
     }
 
     /// Host and path of a request: virtual-host style puts the bucket in the host name,
     /// which needs a DNS-safe bucket name.
     fn locate(&self, bucket: Option<&str>, key: Option<&str>) -> (String, String) {
-        let key_part = key
-            .map(|k| utf8_percent_encode(k, KEY).to_string())
-            .unwrap_or_default();
+        let key_part = key.map(|k| utf8_percent_encode(k, KEY).to_string()).unwrap_or_default();
         match bucket {
-            Some(b) if !self.cfg.path_style && !b.contains(['.', '_']) => (
-                format!("{b}.{}", self.endpoint.host),
-                format!("{}/{}", self.endpoint.base, key_part),
-            ),
+            Some(b) if !self.cfg.path_style && !b.contains(['.', '_']) => {
+                (format!("{b}.{}", self.endpoint.host), format!("{}/{}", self.endpoint.base, key_part))
+            }
             Some(b) => {
                 let mut p = format!("{}/{}", self.endpoint.base, utf8_percent_encode(b, STRICT));
                 if key.is_some() {
@@ -254,10 +212,7 @@ impl Client {
                 }
                 (self.endpoint.host.clone(), p)
             }
-            None => (
-                self.endpoint.host.clone(),
-                format!("{}/", self.endpoint.base),
-            ),
+            None => (self.endpoint.host.clone(), format!("{}/", self.endpoint.base)),
         }
     }
 
@@ -298,10 +253,7 @@ impl Client {
                 return Err(err);
             }
             let wait = retry_after.unwrap_or_else(|| jitter(backoff));
-            log::debug!(
-                "S3 {} attempt {attempt}/{attempts} failed, retrying in {wait:?}: {err}",
-                req.method
-            );
+            log::debug!("S3 {} attempt {attempt}/{attempts} failed, retrying in {wait:?}: {err}", req.method);
             std::thread::sleep(wait);
             backoff = (backoff * 2).min(Duration::from_secs(2));
         }
@@ -309,17 +261,9 @@ impl Client {
 
     fn send_once(&self, req: &Request<'_>) -> Result<Response> {
         let (host, path) = self.locate(req.bucket, req.key);
-        let mut query: Vec<(&str, String)> = req
-            .query
-            .iter()
-            .map(|(k, v)| (*k, encode_query(v)))
-            .collect();
+        let mut query: Vec<(&str, String)> = req.query.iter().map(|(k, v)| (*k, encode_query(v))).collect();
         query.sort();
-        let qs = query
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("&");
+        let qs = query.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
         let url = if qs.is_empty() {
             format!("{}://{host}{path}", self.endpoint.scheme)
         } else {
@@ -347,11 +291,7 @@ impl Client {
         settings.percent_encoding_mode = PercentEncodingMode::Single;
         settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
         settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-        let region = if self.cfg.region.is_empty() {
-            "us-east-1"
-        } else {
-            &self.cfg.region
-        };
+        let region = if self.cfg.region.is_empty() { "us-east-1" } else { &self.cfg.region };
         let params = v4::SigningParams::builder()
             .identity(&self.identity)
             .region(region)
@@ -368,9 +308,8 @@ impl Client {
             signable_body,
         )
         .map_err(|e| Error::other(format!("cannot sign the request: {e}")))?;
-        let (instructions, _sig) = sign(signable, &params)
-            .map_err(|e| Error::other(format!("cannot sign the request: {e}")))?
-            .into_parts();
+        let (instructions, _sig) =
+            sign(signable, &params).map_err(|e| Error::other(format!("cannot sign the request: {e}")))?.into_parts();
         let mut builder = http::Request::builder().method(req.method).uri(&url);
         for (k, v) in &headers {
             if k != "host" {
@@ -386,23 +325,17 @@ impl Client {
         self.count(req.op);
         let result = match &req.body {
             Body::Empty => {
-                let r = builder
-                    .body(())
-                    .map_err(|e| Error::other(format!("bad request: {e}")))?;
+                let r = builder.body(()).map_err(|e| Error::other(format!("bad request: {e}")))?;
                 self.agent.run(r)
             }
             Body::Bytes(b) => {
-                let r = builder
-                    .body(*b)
-                    .map_err(|e| Error::other(format!("bad request: {e}")))?;
+                let r = builder.body(*b).map_err(|e| Error::other(format!("bad request: {e}")))?;
                 self.agent.run(r)
             }
             Body::Stream { open, .. } => {
                 let mut reader = open()?;
                 let body = ureq::SendBody::from_reader(&mut reader);
-                let r = builder
-                    .body(body)
-                    .map_err(|e| Error::other(format!("bad request: {e}")))?;
+                let r = builder.body(body).map_err(|e| Error::other(format!("bad request: {e}")))?;
                 self.agent.run(r)
             }
         };
@@ -415,32 +348,23 @@ impl Client {
             ureq::Error::Io(io) => {
                 let err: Error = io.into();
                 if err.kind() == Kind::Io || err.kind() == Kind::Network {
-                    Error::new(
-                        Kind::Network,
-                        format!("connection to {host} failed: {}", err.message()),
-                    )
-                    .with_retryable(true)
+                    Error::new(Kind::Network, format!("connection to {host} failed: {}", err.message()))
+                        .with_retryable(true)
                 } else {
                     err
                 }
             }
             ureq::Error::Timeout(t) => {
-                Error::new(Kind::Network, format!("timed out talking to {host} ({t})"))
-                    .with_retryable(true)
+                Error::new(Kind::Network, format!("timed out talking to {host} ({t})")).with_retryable(true)
             }
             ureq::Error::HostNotFound => {
                 Error::new(Kind::Network, format!("host {host} not found")).with_retryable(true)
             }
-            ureq::Error::ConnectionFailed => Error::new(
-                Kind::Network,
-                format!("cannot connect to {host}: connection refused or unreachable"),
-            )
-            .with_retryable(true),
-            other => Error::new(
-                Kind::Protocol,
-                format!("HTTP error talking to {host}: {other}"),
-            )
-            .with_retryable(true),
+            ureq::Error::ConnectionFailed => {
+                Error::new(Kind::Network, format!("cannot connect to {host}: connection refused or unreachable"))
+                    .with_retryable(true)
+            }
+            other => Error::new(Kind::Protocol, format!("HTTP error talking to {host}: {other}")).with_retryable(true),
         }
     }
 
@@ -448,11 +372,7 @@ impl Client {
     fn status_error(&self, req: &Request<'_>, mut resp: Response) -> Error {
         let status = resp.status().as_u16();
         let mut body = Vec::new();
-        let _ = resp
-            .body_mut()
-            .as_reader()
-            .take(64 * 1024)
-            .read_to_end(&mut body);
+        let _ = resp.body_mut().as_reader().take(64 * 1024).read_to_end(&mut body);
         let parsed = xml::parse_error(&body);
         let (code, message) = parsed.map(|e| (e.code, e.message)).unwrap_or_default();
         let what = match (req.bucket, req.key) {
@@ -460,69 +380,33 @@ impl Client {
             (Some(b), None) => b.to_string(),
             _ => String::new(),
         };
-        let detail = if code.is_empty() {
-            String::new()
-        } else {
-            format!(" ({code}: {message})")
-        };
+        let detail = if code.is_empty() { String::new() } else { format!(" ({code}: {message})") };
         let (kind, retry, text) = match (status, code.as_str()) {
-            (_, "SlowDown") | (429, _) => (
-                Kind::Server,
-                true,
-                "the server asks to slow down".to_string(),
-            ),
-            (_, "RequestTimeout") | (_, "InternalError") => {
-                (Kind::Server, true, "temporary server error".to_string())
-            }
+            (_, "SlowDown") | (429, _) => (Kind::Server, true, "the server asks to slow down".to_string()),
+            (_, "RequestTimeout") | (_, "InternalError") => (Kind::Server, true, "temporary server error".to_string()),
             (500 | 502 | 503 | 504, _) => (Kind::Server, true, "server error".to_string()),
-            (_, "NoSuchBucket") => (
-                Kind::DirNotFound,
-                false,
-                format!("bucket {:?} does not exist", req.bucket.unwrap_or("")),
-            ),
-            (_, "InvalidAccessKeyId") => (
-                Kind::Permission,
-                false,
-                "the access key ID is not valid".to_string(),
-            ),
-            (_, "SignatureDoesNotMatch") => (
-                Kind::Permission,
-                false,
-                "the secret access key is wrong, or a proxy changed the request".to_string(),
-            ),
-            (_, "RequestTimeTooSkewed") => (
-                Kind::Permission,
-                false,
-                "this system's clock is too far off".to_string(),
-            ),
-            (_, "InvalidObjectState") => (
-                Kind::Unsupported,
-                false,
-                "Object in GLACIER, restore first".to_string(),
-            ),
-            (_, "AuthorizationHeaderMalformed") => (
-                Kind::Permission,
-                false,
-                "the request was signed for the wrong region".to_string(),
-            ),
-            (301 | 307, _) => (
-                Kind::Usage,
-                false,
-                "the bucket is in another region: set the right region or endpoint".to_string(),
-            ),
+            (_, "NoSuchBucket") => {
+                (Kind::DirNotFound, false, format!("bucket {:?} does not exist", req.bucket.unwrap_or("")))
+            }
+            (_, "InvalidAccessKeyId") => (Kind::Permission, false, "the access key ID is not valid".to_string()),
+            (_, "SignatureDoesNotMatch") => {
+                (Kind::Permission, false, "the secret access key is wrong, or a proxy changed the request".to_string())
+            }
+            (_, "RequestTimeTooSkewed") => (Kind::Permission, false, "this system's clock is too far off".to_string()),
+            (_, "InvalidObjectState") => (Kind::Unsupported, false, "Object in GLACIER, restore first".to_string()),
+            (_, "AuthorizationHeaderMalformed") => {
+                (Kind::Permission, false, "the request was signed for the wrong region".to_string())
+            }
+            (301 | 307, _) => {
+                (Kind::Usage, false, "the bucket is in another region: set the right region or endpoint".to_string())
+            }
             (403, _) => (Kind::Permission, false, "access denied".to_string()),
             (404, _) => (Kind::NotFound, false, "not found".to_string()),
             (400, _) => (Kind::Server, false, "bad request".to_string()),
             _ => (Kind::Server, false, "request failed".to_string()),
         };
-        let msg = if what.is_empty() {
-            format!("{text}{detail}")
-        } else {
-            format!("{what}: {text}{detail}")
-        };
-        Error::new(kind, msg)
-            .with_status(status)
-            .with_retryable(retry)
+        let msg = if what.is_empty() { format!("{text}{detail}") } else { format!("{what}: {text}{detail}") };
+        Error::new(kind, msg).with_status(status).with_retryable(retry)
     }
 }
 
@@ -540,10 +424,7 @@ pub fn read_body(resp: &mut Response, limit: u64) -> Result<Vec<u8>> {
         .as_reader()
         .take(limit)
         .read_to_end(&mut v)
-        .map_err(|e| {
-            Error::new(Kind::Network, format!("reading the response failed: {e}"))
-                .with_retryable(true)
-        })?;
+        .map_err(|e| Error::new(Kind::Network, format!("reading the response failed: {e}")).with_retryable(true))?;
     Ok(v)
 }
 
@@ -573,15 +454,9 @@ mod tests {
     #[test]
     fn addressing_styles() {
         let c = Client::new(cfg("http://127.0.0.1:9000", true), 4).unwrap();
-        assert_eq!(
-            c.locate(Some("b"), Some("a b/c+d")),
-            ("127.0.0.1:9000".into(), "/b/a%20b/c%2Bd".into())
-        );
+        assert_eq!(c.locate(Some("b"), Some("a b/c+d")), ("127.0.0.1:9000".into(), "/b/a%20b/c%2Bd".into()));
         let c = Client::new(cfg("https://s3.example.com/", false), 4).unwrap();
-        assert_eq!(
-            c.locate(Some("b"), Some("k")),
-            ("b.s3.example.com".into(), "/k".into())
-        );
+        assert_eq!(c.locate(Some("b"), Some("k")), ("b.s3.example.com".into(), "/k".into()));
         // Buckets with dots need path style even when virtual-host style is asked for.
         assert_eq!(c.locate(Some("b.x"), Some("k")).1, "/b.x/k");
         let c = Client::new(cfg("", false), 4).unwrap();
@@ -591,11 +466,7 @@ mod tests {
     #[test]
     fn bad_endpoints_are_usage_errors() {
         for e in ["ftp://x", "no-scheme", "http://", "http://a b"] {
-            assert_eq!(
-                Client::new(cfg(e, true), 4).err().map(|e| e.kind()),
-                Some(Kind::Usage),
-                "{e}"
-            );
+            assert_eq!(Client::new(cfg(e, true), 4).err().map(|e| e.kind()), Some(Kind::Usage), "{e}");
         }
     }
 

@@ -19,9 +19,7 @@ pub mod time;
 pub mod xml;
 
 use self::client::{Body, Client, ClientConfig, Op, Request, header, read_body};
-use super::{
-    Entry, EntryKind, Extra, Features, Md5, Nanos, Opened, PutInfo, Remote, RootState, Source,
-};
+use super::{Entry, EntryKind, Extra, Features, Md5, Nanos, Opened, PutInfo, Remote, RootState, Source};
 use crate::error::{Error, Kind, Result};
 use crate::index::{Index, ObjectMeta};
 use crate::path::{RelPath, decode_key_segment, display_bytes, encode_key_segment};
@@ -85,10 +83,7 @@ pub struct S3Remote {
 
 fn md5_from_etag(etag: &str) -> Option<Md5> {
     let e = etag.trim().trim_matches('"');
-    if e.len() == 32
-        && e.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
+    if e.len() == 32 && e.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
         hex::decode(e).ok()?.try_into().ok()
     } else {
         None
@@ -97,11 +92,7 @@ fn md5_from_etag(etag: &str) -> Option<Md5> {
 
 /// A Content-Type from the file extension; the default otherwise.
 fn content_type(name: &[u8]) -> &'static str {
-    let ext = name
-        .rsplit(|&b| b == b'.')
-        .next()
-        .map(|e| e.to_ascii_lowercase())
-        .unwrap_or_default();
+    let ext = name.rsplit(|&b| b == b'.').next().map(|e| e.to_ascii_lowercase()).unwrap_or_default();
     match ext.as_slice() {
         b"txt" | b"log" => "text/plain; charset=utf-8",
         b"html" | b"htm" => "text/html; charset=utf-8",
@@ -149,19 +140,11 @@ impl S3Remote {
             return Err(Error::usage("an S3 remote needs a bucket name"));
         }
         if opts.bucket.contains('/') {
-            return Err(Error::usage(format!(
-                "invalid bucket name {:?}",
-                opts.bucket
-            )));
+            return Err(Error::usage(format!("invalid bucket name {:?}", opts.bucket)));
         }
         let client = Client::new(opts.client.clone(), opts.max_connections)?;
         let remote_id = format!("s3:{}/{}", client.endpoint_id(), opts.bucket);
-        Ok(S3Remote {
-            client,
-            opts,
-            index,
-            remote_id,
-        })
+        Ok(S3Remote { client, opts, index, remote_id })
     }
 
     /// The HTTP client, for operations outside the `Remote` trait (bucket listing).
@@ -191,10 +174,7 @@ impl S3Remote {
     }
 
     fn index_loc(&self, path: &RelPath) -> (String, String) {
-        (
-            self.key(&path.parent()),
-            encode_key_segment(path.file_name()),
-        )
+        (self.key(&path.parent()), encode_key_segment(path.file_name()))
     }
 
     fn remember(&self, path: &RelPath, meta: ObjectMeta) {
@@ -221,9 +201,7 @@ impl S3Remote {
             let mut resp = self.client.send(&req)?;
             let parsed = read_body(&mut resp, 64 * MIB).and_then(|body| xml::parse_list(&body));
             match parsed {
-                Err(e) if e.is_retryable() && attempt < self.opts.client.low_level_retries => {
-                    attempt += 1
-                }
+                Err(e) if e.is_retryable() && attempt < self.opts.client.low_level_retries => attempt += 1,
                 other => return other.map_err(|e| e.with_remote(self.describe())),
             }
         }
@@ -233,30 +211,17 @@ impl S3Remote {
     fn head_meta(&self, path: &RelPath, entry: &Entry) -> Result<(Nanos, Option<Md5>)> {
         let key = self.key(path);
         let req = Request::new(Op::Head, "HEAD", Some(&self.opts.bucket), Some(&key));
-        let resp = self
-            .client
-            .send(&req)
-            .map_err(|e| e.with_path(self.shown(path)))?;
+        let resp = self.client.send(&req).map_err(|e| e.with_path(self.shown(path)))?;
         let mtime = header(&resp, "x-amz-meta-mtime")
             .and_then(time::parse_mtime)
             .or(entry.extra.server_time)
             .or_else(|| header(&resp, "last-modified").and_then(time::parse_http_date))
-            .ok_or_else(|| {
-                Error::new(Kind::Protocol, "object has no modification time")
-                    .with_path(self.shown(path))
-            })?;
-        let md5 = entry
-            .md5
-            .or_else(|| header(&resp, "etag").and_then(md5_from_etag))
-            .or_else(|| {
-                header(&resp, "x-amz-meta-md5chksum")
-                    .and_then(|b| {
-                        base64::engine::general_purpose::STANDARD
-                            .decode(b.trim())
-                            .ok()
-                    })
-                    .and_then(|v| v.try_into().ok())
-            });
+            .ok_or_else(|| Error::new(Kind::Protocol, "object has no modification time").with_path(self.shown(path)))?;
+        let md5 = entry.md5.or_else(|| header(&resp, "etag").and_then(md5_from_etag)).or_else(|| {
+            header(&resp, "x-amz-meta-md5chksum")
+                .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+                .and_then(|v| v.try_into().ok())
+        });
         if let Some(etag) = &entry.extra.etag {
             self.remember(
                 path,
@@ -272,23 +237,11 @@ impl S3Remote {
         Ok((mtime, md5))
     }
 
-    fn storage_headers<'r>(
-        &self,
-        mut req: Request<'r>,
-        storage_class: Option<&str>,
-    ) -> Request<'r> {
-        if let Some(sc) = storage_class
-            .or(self.opts.storage_class.as_deref())
-            .filter(|s| !s.is_empty())
-        {
+    fn storage_headers<'r>(&self, mut req: Request<'r>, storage_class: Option<&str>) -> Request<'r> {
+        if let Some(sc) = storage_class.or(self.opts.storage_class.as_deref()).filter(|s| !s.is_empty()) {
             req = req.header("x-amz-storage-class", sc);
         }
-        if let Some(sse) = self
-            .opts
-            .server_side_encryption
-            .as_deref()
-            .filter(|s| !s.is_empty())
-        {
+        if let Some(sse) = self.opts.server_side_encryption.as_deref().filter(|s| !s.is_empty()) {
             req = req.header("x-amz-server-side-encryption", sse);
         }
         req
@@ -307,15 +260,9 @@ impl S3Remote {
         let mut req = Request::new(Op::Put, "PUT", Some(&self.opts.bucket), Some(key))
             .header("content-type", ctype)
             .header("x-amz-meta-mtime", time::format_mtime(mtime))
-            .body(Body::Stream {
-                len: size,
-                open: &open,
-            });
+            .body(Body::Stream { len: size, open: &open });
         if let Some(md5) = info.md5 {
-            req = req.header(
-                "content-md5",
-                base64::engine::general_purpose::STANDARD.encode(md5),
-            );
+            req = req.header("content-md5", base64::engine::general_purpose::STANDARD.encode(md5));
         }
         let req = self.storage_headers(req, None);
         let resp = self.client.send(&req)?;
@@ -332,9 +279,7 @@ impl S3Remote {
         ctype: &str,
     ) -> Result<(String, Option<Md5>)> {
         let size = src.size();
-        let min_chunk = size
-            .div_ceil(self.opts.max_upload_parts.max(1))
-            .next_multiple_of(MIB);
+        let min_chunk = size.div_ceil(self.opts.max_upload_parts.max(1)).next_multiple_of(MIB);
         let chunk = self.opts.chunk_size.max(5 * MIB).max(min_chunk);
         let parts = size.div_ceil(chunk).max(1);
         let mut req = Request::new(Op::Post, "POST", Some(&self.opts.bucket), Some(key))
@@ -342,17 +287,13 @@ impl S3Remote {
             .header("content-type", ctype)
             .header("x-amz-meta-mtime", time::format_mtime(mtime));
         if let Some(md5) = info.md5 {
-            req = req.header(
-                "x-amz-meta-md5chksum",
-                base64::engine::general_purpose::STANDARD.encode(md5),
-            );
+            req = req.header("x-amz-meta-md5chksum", base64::engine::general_purpose::STANDARD.encode(md5));
         }
         let req = self.storage_headers(req, None);
         let mut resp = self.client.send(&req)?;
         let upload_id = xml::parse_upload_id(&read_body(&mut resp, MIB)?)?;
 
-        let results: Vec<Mutex<Option<(String, Md5)>>> =
-            (0..parts).map(|_| Mutex::new(None)).collect();
+        let results: Vec<Mutex<Option<(String, Md5)>>> = (0..parts).map(|_| Mutex::new(None)).collect();
         let next = AtomicU64::new(0);
         let failed: Mutex<Option<Error>> = Mutex::new(None);
         let workers = (self.opts.upload_concurrency.max(1) as u64).min(parts);
@@ -387,20 +328,14 @@ impl S3Remote {
             }
         });
         let finish = || -> Result<(String, Option<Md5>)> {
-            if let Some(e) = failed
-                .lock()
-                .map_err(|_| Error::other("lock poisoned"))?
-                .take()
-            {
+            if let Some(e) = failed.lock().map_err(|_| Error::other("lock poisoned"))?.take() {
                 return Err(e);
             }
             let mut body = String::from("<CompleteMultipartUpload>");
             let mut md5s = md5::Md5::new();
             for (i, r) in results.iter().enumerate() {
                 let r = r.lock().map_err(|_| Error::other("lock poisoned"))?;
-                let (etag, md5) = r
-                    .as_ref()
-                    .ok_or_else(|| Error::other("a part is missing"))?;
+                let (etag, md5) = r.as_ref().ok_or_else(|| Error::other("a part is missing"))?;
                 md5s.update(md5);
                 body.push_str(&format!(
                     "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>",
@@ -418,17 +353,10 @@ impl S3Remote {
             let expected = format!("{}-{}", hex::encode(md5s.finalize()), parts);
             let got = etag.trim().trim_matches('"');
             if got.contains('-') && got != expected {
-                let _ = self.client.send(&Request::new(
-                    Op::Delete,
-                    "DELETE",
-                    Some(&self.opts.bucket),
-                    Some(key),
-                ));
+                let _ = self.client.send(&Request::new(Op::Delete, "DELETE", Some(&self.opts.bucket), Some(key)));
                 return Err(Error::new(
                     Kind::Corrupted,
-                    format!(
-                        "corrupted on transfer: multipart ETag {got} is not the expected {expected}"
-                    ),
+                    format!("corrupted on transfer: multipart ETag {got} is not the expected {expected}"),
                 )
                 .with_retryable(true));
             }
@@ -459,10 +387,7 @@ impl S3Remote {
             if let Ok(mut h) = hasher.lock() {
                 *h = md5::Md5::new();
             }
-            Ok(Box::new(HashingReader {
-                inner: src.open_at(offset, len)?,
-                hasher: hasher.clone(),
-            }))
+            Ok(Box::new(HashingReader { inner: src.open_at(offset, len)?, hasher: hasher.clone() }))
         };
         let req = Request::new(Op::Put, "PUT", Some(&self.opts.bucket), Some(key))
             .query("partNumber", number.to_string())
@@ -470,29 +395,19 @@ impl S3Remote {
             .body(Body::Stream { len, open: &open });
         let resp = self.client.send(&req)?;
         let etag = header(&resp, "etag").unwrap_or_default().to_string();
-        let md5: Md5 = hasher
-            .lock()
-            .map_err(|_| Error::other("lock poisoned"))?
-            .clone()
-            .finalize()
-            .into();
+        let md5: Md5 = hasher.lock().map_err(|_| Error::other("lock poisoned"))?.clone().finalize().into();
         if let Some(server) = md5_from_etag(&etag)
             && server != md5
         {
-            return Err(Error::new(
-                Kind::Corrupted,
-                format!("corrupted on transfer: part {number} MD5 differs"),
-            )
-            .with_retryable(true));
+            return Err(Error::new(Kind::Corrupted, format!("corrupted on transfer: part {number} MD5 differs"))
+                .with_retryable(true));
         }
         Ok((etag, md5))
     }
 
     /// The buckets of this account (the bucket of this remote does not matter).
     pub fn list_buckets(&self) -> Result<Vec<(String, String)>> {
-        let mut resp = self
-            .client
-            .send(&Request::new(Op::List, "GET", None, None))?;
+        let mut resp = self.client.send(&Request::new(Op::List, "GET", None, None))?;
         xml::parse_buckets(&read_body(&mut resp, 16 * MIB)?)
     }
 
@@ -506,8 +421,7 @@ impl S3Remote {
                 xml::escape(region)
             )
         };
-        let req = Request::new(Op::Put, "PUT", Some(&self.opts.bucket), None)
-            .body(Body::Bytes(body.as_bytes()));
+        let req = Request::new(Op::Put, "PUT", Some(&self.opts.bucket), None).body(Body::Bytes(body.as_bytes()));
         match self.client.send(&req) {
             Ok(_) => Ok(()),
             Err(e) if e.http_status() == Some(409) => Ok(()), // exists already (ours)
@@ -561,11 +475,7 @@ impl Remote for S3Remote {
 
     fn list_dir(&self, dir: &RelPath, bad: &mut dyn FnMut(Error)) -> Result<Vec<Entry>> {
         let prefix = self.dir_prefix(dir);
-        let known = self
-            .index
-            .as_ref()
-            .map(|i| i.object_dir(&self.remote_id, &self.key(dir)))
-            .unwrap_or_default();
+        let known = self.index.as_ref().map(|i| i.object_dir(&self.remote_id, &self.key(dir))).unwrap_or_default();
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -627,11 +537,8 @@ impl Remote for S3Remote {
             match page.next_token {
                 Some(t) => token = Some(t),
                 None => {
-                    return Err(Error::new(
-                        Kind::Protocol,
-                        "the listing is truncated but has no continuation token",
-                    )
-                    .with_path(self.shown(dir)));
+                    return Err(Error::new(Kind::Protocol, "the listing is truncated but has no continuation token")
+                        .with_path(self.shown(dir)));
                 }
             }
         }
@@ -675,34 +582,23 @@ impl Remote for S3Remote {
         let ranged = offset > 0 || len < size;
         if ranged {
             if len == 0 {
-                return Ok(Opened {
-                    reader: Box::new(std::io::empty()),
-                    mtime: entry.mtime,
-                });
+                return Ok(Opened { reader: Box::new(std::io::empty()), mtime: entry.mtime });
             }
             req = req.header("range", format!("bytes={}-{}", offset, offset + len - 1));
         }
-        let resp = self
-            .client
-            .send(&req)
-            .map_err(|e| e.with_path(self.shown(path)))?;
+        let resp = self.client.send(&req).map_err(|e| e.with_path(self.shown(path)))?;
         let status = resp.status().as_u16();
         if ranged && status != 206 {
-            return Err(Error::new(
-                Kind::Protocol,
-                "the server ignored the requested byte range",
-            )
-            .with_path(self.shown(path)));
+            return Err(
+                Error::new(Kind::Protocol, "the server ignored the requested byte range").with_path(self.shown(path))
+            );
         }
         if let Some(cl) = header(&resp, "content-length").and_then(|v| v.parse::<u64>().ok())
             && cl != len
         {
-            return Err(Error::new(
-                Kind::Protocol,
-                format!("the server sent {cl} bytes where {len} were expected"),
-            )
-            .with_path(self.shown(path))
-            .with_retryable(true));
+            return Err(Error::new(Kind::Protocol, format!("the server sent {cl} bytes where {len} were expected"))
+                .with_path(self.shown(path))
+                .with_retryable(true));
         }
         let mtime = entry
             .mtime
@@ -722,18 +618,12 @@ impl Remote for S3Remote {
                 },
             );
         }
-        Ok(Opened {
-            reader: Box::new(resp.into_body().into_reader()),
-            mtime,
-        })
+        Ok(Opened { reader: Box::new(resp.into_body().into_reader()), mtime })
     }
 
     fn put(&self, path: &RelPath, src: &dyn Source, info: &PutInfo) -> Result<Entry> {
         if path.is_root() {
-            return Err(Error::new(
-                Kind::BadName,
-                "cannot write an object at the root itself",
-            ));
+            return Err(Error::new(Kind::BadName, "cannot write an object at the root itself"));
         }
         let key = self.key(path);
         let size = src.size();
@@ -748,43 +638,24 @@ impl Remote for S3Remote {
             self.put_multipart(&key, src, info, mtime, ctype)
         }
         .map_err(|e| e.with_path(self.shown(path)))?;
-        self.remember(
-            path,
-            ObjectMeta {
-                size: size as i64,
-                etag: etag.clone(),
-                server_time: None,
-                mtime,
-                md5,
-            },
-        );
+        self.remember(path, ObjectMeta { size: size as i64, etag: etag.clone(), server_time: None, mtime, md5 });
         Ok(Entry {
             name: path.file_name().to_vec(),
             kind: EntryKind::File,
             size: size as i64,
             mtime: Some(mtime),
             md5: md5_from_etag(&etag),
-            extra: Extra {
-                etag: Some(etag.into()),
-                ..Extra::default()
-            },
+            extra: Extra { etag: Some(etag.into()), ..Extra::default() },
         })
     }
 
     fn set_mod_time(&self, path: &RelPath, entry: &Entry, mtime: Nanos) -> Result<()> {
         let class = entry.extra.storage_class.as_deref().unwrap_or("");
         if matches!(class, "GLACIER" | "DEEP_ARCHIVE") || entry.size > MAX_COPY {
-            return Err(Error::new(
-                Kind::Unsupported,
-                "can't set modification time without re-uploading",
-            ));
+            return Err(Error::new(Kind::Unsupported, "can't set modification time without re-uploading"));
         }
         let key = self.key(path);
-        let source = format!(
-            "/{}/{}",
-            self.opts.bucket,
-            percent_encoding::utf8_percent_encode(&key, client_key_set())
-        );
+        let source = format!("/{}/{}", self.opts.bucket, percent_encoding::utf8_percent_encode(&key, client_key_set()));
         let md5 = entry.md5.or_else(|| self.cached_md5(path, entry));
         let mut req = Request::new(Op::Copy, "PUT", Some(&self.opts.bucket), Some(&key))
             .header("x-amz-copy-source", source)
@@ -792,22 +663,12 @@ impl Remote for S3Remote {
             .header("content-type", content_type(path.file_name()))
             .header("x-amz-meta-mtime", time::format_mtime(mtime));
         if let (Some(m), None) = (md5, entry.extra.etag.as_deref().and_then(md5_from_etag)) {
-            req = req.header(
-                "x-amz-meta-md5chksum",
-                base64::engine::general_purpose::STANDARD.encode(m),
-            );
+            req = req.header("x-amz-meta-md5chksum", base64::engine::general_purpose::STANDARD.encode(m));
         }
         let req = self.storage_headers(req, (!class.is_empty()).then_some(class));
-        let mut resp = self
-            .client
-            .send(&req)
-            .map_err(|e| e.with_path(self.shown(path)))?;
+        let mut resp = self.client.send(&req).map_err(|e| e.with_path(self.shown(path)))?;
         let (etag, last_modified) = xml::parse_result_etag(&read_body(&mut resp, MIB)?)?;
-        let etag = if etag.is_empty() {
-            entry.extra.etag.as_deref().unwrap_or_default().to_string()
-        } else {
-            etag
-        };
+        let etag = if etag.is_empty() { entry.extra.etag.as_deref().unwrap_or_default().to_string() } else { etag };
         self.remember(
             path,
             ObjectMeta {
@@ -836,11 +697,7 @@ impl Remote for S3Remote {
         Ok(())
     }
 
-    fn delete_many(
-        &self,
-        items: &[(RelPath, Entry)],
-        report: &mut dyn FnMut(&RelPath, Result<()>),
-    ) {
+    fn delete_many(&self, items: &[(RelPath, Entry)], report: &mut dyn FnMut(&RelPath, Result<()>)) {
         if items.len() < 2 {
             for (p, e) in items {
                 report(p, self.delete(p, e));
@@ -853,8 +710,7 @@ impl Remote for S3Remote {
             body.push_str(&format!("<Object><Key>{}</Key></Object>", xml::escape(k)));
         }
         body.push_str("</Delete>");
-        let md5 =
-            base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body.as_bytes()));
+        let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body.as_bytes()));
         let req = Request::new(Op::Post, "POST", Some(&self.opts.bucket), None)
             .query("delete", "")
             .header("content-md5", md5)
@@ -879,8 +735,7 @@ impl Remote for S3Remote {
             match failures.iter().find(|(k, _)| k == key) {
                 Some((_, why)) => report(
                     path,
-                    Err(Error::new(Kind::Server, format!("delete failed: {why}"))
-                        .with_path(self.shown(path))),
+                    Err(Error::new(Kind::Server, format!("delete failed: {why}")).with_path(self.shown(path))),
                 ),
                 None => {
                     if let Some(index) = &self.index {
@@ -957,8 +812,7 @@ fn validate(
     } else if m.etag.is_empty() && first_listing {
         // We uploaded it but were not told the ETag: accept the listed one only if it
         // agrees with the MD5 we computed.
-        matches!((m.md5, listed_md5), (Some(a), Some(b)) if a == b)
-            || (m.md5.is_none() && listed_md5.is_none())
+        matches!((m.md5, listed_md5), (Some(a), Some(b)) if a == b) || (m.md5.is_none() && listed_md5.is_none())
     } else {
         false
     };
@@ -966,27 +820,15 @@ fn validate(
         return None;
     }
     if first_listing || (m.etag.is_empty() && !o.etag.is_empty()) {
-        let etag = if o.etag.is_empty() {
-            m.etag.clone()
-        } else {
-            o.etag.clone()
-        };
-        return Some(Some(ObjectMeta {
-            etag,
-            server_time: server_time.or(m.server_time),
-            ..m.clone()
-        }));
+        let etag = if o.etag.is_empty() { m.etag.clone() } else { o.etag.clone() };
+        return Some(Some(ObjectMeta { etag, server_time: server_time.or(m.server_time), ..m.clone() }));
     }
     Some(None)
 }
 
 fn client_key_set() -> &'static percent_encoding::AsciiSet {
-    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~')
-        .remove(b'/');
+    const SET: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
     SET
 }
 

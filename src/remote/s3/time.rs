@@ -27,20 +27,10 @@ pub fn parse_mtime(s: &str) -> Option<Nanos> {
     if !frac.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let mut digits = frac
-        .as_bytes()
-        .iter()
-        .take(9)
-        .map(|b| i64::from(b - b'0'))
-        .collect::<Vec<_>>();
+    let mut digits = frac.as_bytes().iter().take(9).map(|b| i64::from(b - b'0')).collect::<Vec<_>>();
     digits.resize(9, 0);
     let ns = digits.iter().fold(0i64, |acc, d| acc * 10 + d);
-    secs.checked_mul(NANOS_PER_SEC)?
-        .checked_add(if secs < 0 || int.starts_with('-') {
-            -ns
-        } else {
-            ns
-        })
+    secs.checked_mul(NANOS_PER_SEC)?.checked_add(if secs < 0 || int.starts_with('-') { -ns } else { ns })
 }
 
 /// Days since 1970-01-01 for a proleptic Gregorian date.
@@ -66,24 +56,11 @@ fn civil_nanos(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64, ns: i64) -> Opt
 pub fn parse_iso8601(s: &str) -> Option<Nanos> {
     let s = s.trim();
     let b = s.as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-    {
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
         return None;
     }
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d, h, mi, sec) = (
-        num(0..4)?,
-        num(5..7)?,
-        num(8..10)?,
-        num(11..13)?,
-        num(14..16)?,
-        num(17..19)?,
-    );
+    let (y, mo, d, h, mi, sec) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
     let rest = &s[19..];
     let (frac, tz) = match rest.strip_prefix('.') {
         Some(r) => {
@@ -108,15 +85,10 @@ pub fn parse_http_date(s: &str) -> Option<Nanos> {
         return None;
     }
     let d: i64 = parts[1].parse().ok()?;
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let mo = MONTHS.iter().position(|m| *m == parts[2])? as i64 + 1;
     let y: i64 = parts[3].parse().ok()?;
-    let hms: Vec<i64> = parts[4]
-        .split(':')
-        .map(|x| x.parse().ok())
-        .collect::<Option<_>>()?;
+    let hms: Vec<i64> = parts[4].split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
     if hms.len() != 3 {
         return None;
     }
@@ -129,34 +101,16 @@ mod tests {
 
     #[test]
     fn mtime_round_trips_like_rclone() {
-        assert_eq!(
-            format_mtime(1_354_040_105_123_456_789),
-            "1354040105.123456789"
-        );
+        assert_eq!(format_mtime(1_354_040_105_123_456_789), "1354040105.123456789");
         assert_eq!(format_mtime(1_354_040_105_000_000_000), "1354040105");
         assert_eq!(format_mtime(1_354_040_105_500_000_000), "1354040105.5");
-        assert_eq!(
-            parse_mtime("1354040105.123456789"),
-            Some(1_354_040_105_123_456_789)
-        );
+        assert_eq!(parse_mtime("1354040105.123456789"), Some(1_354_040_105_123_456_789));
         assert_eq!(parse_mtime("1354040105."), Some(1_354_040_105_000_000_000));
-        assert_eq!(
-            parse_mtime("1354040105.1234567891234"),
-            Some(1_354_040_105_123_456_789)
-        );
-        assert_eq!(
-            parse_mtime("1795529180.51142244"),
-            Some(1_795_529_180_511_422_440)
-        );
+        assert_eq!(parse_mtime("1354040105.1234567891234"), Some(1_354_040_105_123_456_789));
+        assert_eq!(parse_mtime("1795529180.51142244"), Some(1_795_529_180_511_422_440));
         assert_eq!(parse_mtime("abc"), None);
         assert_eq!(parse_mtime("1.2x"), None);
-        for t in [
-            0i64,
-            1,
-            999_999_999,
-            981_173_106_499_999_999,
-            1_324_817_999_123_456_789,
-        ] {
+        for t in [0i64, 1, 999_999_999, 981_173_106_499_999_999, 1_324_817_999_123_456_789] {
             assert_eq!(parse_mtime(&format_mtime(t)), Some(t));
         }
     }
@@ -164,23 +118,11 @@ mod tests {
     #[test]
     fn iso_and_http_dates() {
         // t1 of the conformance harness.
-        assert_eq!(
-            parse_iso8601("2001-02-03T04:05:06.499999999Z"),
-            Some(981_173_106_499_999_999)
-        );
-        assert_eq!(
-            parse_iso8601("2009-10-12T17:50:30.000Z"),
-            Some(1_255_369_830_000_000_000)
-        );
-        assert_eq!(
-            parse_iso8601("2009-10-12T17:50:30Z"),
-            Some(1_255_369_830_000_000_000)
-        );
+        assert_eq!(parse_iso8601("2001-02-03T04:05:06.499999999Z"), Some(981_173_106_499_999_999));
+        assert_eq!(parse_iso8601("2009-10-12T17:50:30.000Z"), Some(1_255_369_830_000_000_000));
+        assert_eq!(parse_iso8601("2009-10-12T17:50:30Z"), Some(1_255_369_830_000_000_000));
         assert_eq!(parse_iso8601("garbage"), None);
-        assert_eq!(
-            parse_http_date("Mon, 12 Oct 2009 17:50:30 GMT"),
-            Some(1_255_369_830_000_000_000)
-        );
+        assert_eq!(parse_http_date("Mon, 12 Oct 2009 17:50:30 GMT"), Some(1_255_369_830_000_000_000));
         assert_eq!(parse_http_date("Mon, 12 Foo 2009 17:50:30 GMT"), None);
     }
 }

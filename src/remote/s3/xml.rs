@@ -28,11 +28,7 @@ impl Element {
 }
 
 fn bad(msg: impl std::fmt::Display) -> Error {
-    Error::new(
-        Kind::Protocol,
-        format!("malformed XML from the server: {msg}"),
-    )
-    .with_retryable(true)
+    Error::new(Kind::Protocol, format!("malformed XML from the server: {msg}")).with_retryable(true)
 }
 
 /// Parse a whole document into its root element.
@@ -49,17 +45,11 @@ pub fn parse(body: &[u8]) -> Result<Element> {
                     return Err(bad("nesting too deep"));
                 }
                 let name = s.local_name().as_ref().to_string();
-                stack.push(Element {
-                    name,
-                    ..Element::default()
-                });
+                stack.push(Element { name, ..Element::default() });
             }
             Event::Empty(s) => {
                 let name = s.local_name().as_ref().to_string();
-                let el = Element {
-                    name,
-                    ..Element::default()
-                };
+                let el = Element { name, ..Element::default() };
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(el),
                     None => root = Some(el),
@@ -147,25 +137,14 @@ pub fn parse_list(body: &[u8]) -> Result<ListPage> {
     if root.name != "ListBucketResult" {
         return Err(bad(format!("expected ListBucketResult, got {}", root.name)));
     }
-    let url = root
-        .text_of("EncodingType")
-        .is_some_and(|t| t.eq_ignore_ascii_case("url"));
+    let url = root.text_of("EncodingType").is_some_and(|t| t.eq_ignore_ascii_case("url"));
     let dec = |s: &str| {
-        if url {
-            url_unescape(s)
-        } else {
-            Ok(s.to_string())
-        }
+        if url { url_unescape(s) } else { Ok(s.to_string()) }
     };
     let mut objects = Vec::new();
     for c in root.children("Contents") {
         let key = dec(c.text_of("Key").ok_or_else(|| bad("object without Key"))?)?;
-        let size = c
-            .text_of("Size")
-            .unwrap_or("0")
-            .trim()
-            .parse::<i64>()
-            .map_err(|_| bad("bad Size"))?;
+        let size = c.text_of("Size").unwrap_or("0").trim().parse::<i64>().map_err(|_| bad("bad Size"))?;
         objects.push(ListedObject {
             key,
             size,
@@ -180,27 +159,14 @@ pub fn parse_list(body: &[u8]) -> Result<ListPage> {
             prefixes.push(dec(pre)?);
         }
     }
-    let truncated = root
-        .text_of("IsTruncated")
-        .is_some_and(|t| t.trim() == "true");
-    let next_token = root
-        .text_of("NextContinuationToken")
-        .filter(|t| !t.is_empty())
-        .map(str::to_string);
-    Ok(ListPage {
-        objects,
-        prefixes,
-        next_token,
-        truncated,
-    })
+    let truncated = root.text_of("IsTruncated").is_some_and(|t| t.trim() == "true");
+    let next_token = root.text_of("NextContinuationToken").filter(|t| !t.is_empty()).map(str::to_string);
+    Ok(ListPage { objects, prefixes, next_token, truncated })
 }
 
 pub fn parse_upload_id(body: &[u8]) -> Result<String> {
     let root = parse(body)?;
-    root.text_of("UploadId")
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .ok_or_else(|| bad("no UploadId"))
+    root.text_of("UploadId").filter(|s| !s.is_empty()).map(str::to_string).ok_or_else(|| bad("no UploadId"))
 }
 
 /// The ETag of a CompleteMultipartUpload or CopyObject result. These calls can answer
@@ -224,11 +190,7 @@ pub fn parse_delete_errors(body: &[u8]) -> Result<Vec<(String, String)>> {
         .map(|e| {
             (
                 e.text_of("Key").unwrap_or_default().to_string(),
-                format!(
-                    "{}: {}",
-                    e.text_of("Code").unwrap_or_default(),
-                    e.text_of("Message").unwrap_or_default()
-                ),
+                format!("{}: {}", e.text_of("Code").unwrap_or_default(), e.text_of("Message").unwrap_or_default()),
             )
         })
         .collect())
@@ -285,32 +247,28 @@ mod tests {
             b"<a>&bogus;</a>",
             b"<ListBucketResult><Contents><Size>x</Size><Key>k</Key></Contents></ListBucketResult>",
         ] {
-            assert!(
-                parse_list(body).is_err(),
-                "{:?}",
-                String::from_utf8_lossy(body)
-            );
+            assert!(parse_list(body).is_err(), "{:?}", String::from_utf8_lossy(body));
         }
         assert!(parse_list(b"<Other/>").is_err());
     }
 
     #[test]
     fn complete_multipart_can_fail_with_200() {
-        let e = parse_result_etag(
-            b"<Error><Code>InternalError</Code><Message>try again</Message></Error>",
-        )
-        .unwrap_err();
+        let e =
+            parse_result_etag(b"<Error><Code>InternalError</Code><Message>try again</Message></Error>").unwrap_err();
         assert!(e.to_string().contains("InternalError"));
-        let (etag, _) = parse_result_etag(
-            b"<CompleteMultipartUploadResult><ETag>\"x-2\"</ETag></CompleteMultipartUploadResult>",
-        )
-        .unwrap();
+        let (etag, _) =
+            parse_result_etag(b"<CompleteMultipartUploadResult><ETag>\"x-2\"</ETag></CompleteMultipartUploadResult>")
+                .unwrap();
         assert_eq!(etag, "\"x-2\"");
     }
 
     #[test]
     fn error_document() {
-        let e = parse_error(b"<Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message></Error>").unwrap();
+        let e = parse_error(
+            b"<Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message></Error>",
+        )
+        .unwrap();
         assert_eq!(e.code, "NoSuchBucket");
     }
 }
