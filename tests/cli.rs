@@ -103,3 +103,54 @@ fn json_summary_and_s3_round_trip_without_leaking_the_secret() {
         stderr(&o)
     );
 }
+
+#[test]
+fn encrypted_target_and_cryptcheck() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("docs")).unwrap();
+    std::fs::write(src.join("docs/plan.txt"), b"the plan").unwrap();
+    std::fs::write(src.join("big.bin"), vec![3u8; 300_000]).unwrap();
+    let usb = tmp.path().join("usb");
+    let env = [("CLOUDSYNC_ENCRYPT_PASSWORD", "hunter2-but-longer"), ("CLOUDSYNC_INDEX", "/dev/null/none")];
+    let o =
+        cloudsync(&["sync", src.to_str().unwrap(), usb.to_str().unwrap(), "--no-index", "--encrypt-salt", "s"], &env);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let names: Vec<String> =
+        std::fs::read_dir(&usb).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(names.len(), 2);
+    assert!(names.iter().all(|n| n != "docs" && n != "big.bin" && n.len() >= 16), "names are encrypted: {names:?}");
+
+    let check = |extra: &[&str]| {
+        let mut args = vec!["cryptcheck", src.to_str().unwrap(), usb.to_str().unwrap(), "--encrypt-salt", "s"];
+        args.extend_from_slice(extra);
+        cloudsync(&args, &env)
+    };
+    let o = check(&[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("0 differences found") && stderr(&o).contains("2 matching files"), "{}", stderr(&o));
+
+    std::fs::write(src.join("docs/plan.txt"), b"the PLAN").unwrap();
+    let o = check(&["--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["differing"], serde_json::json!(["docs/plan.txt"]));
+
+    let back = tmp.path().join("back");
+    let o = cloudsync(
+        &[
+            "copy",
+            usb.to_str().unwrap(),
+            back.to_str().unwrap(),
+            "--no-index",
+            "--encrypt-salt",
+            "s",
+            "--encrypted-side",
+            "source",
+        ],
+        &env,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(std::fs::read(back.join("big.bin")).unwrap(), vec![3u8; 300_000]);
+    assert_eq!(std::fs::read(back.join("docs/plan.txt")).unwrap(), b"the plan");
+}

@@ -2,6 +2,9 @@
 //! the library, maps the result to an rclone-compatible exit code.
 
 use clap::{Args, Parser, Subcommand};
+use cloudsync::crypt::check as cryptcheck;
+use cloudsync::crypt::remote::CryptRemote;
+use cloudsync::crypt::{Keys, NameCipher, NameEncoding, NameMode};
 use cloudsync::engine::{
     self, CompareOptions, FileEvent, Filter, FilterBuilder, Mode, Observer, Progress, SyncOptions,
 };
@@ -9,6 +12,7 @@ use cloudsync::index::Index;
 use cloudsync::remote::local::LocalOptions;
 use cloudsync::remote::s3::client::ClientConfig;
 use cloudsync::remote::spec::{self, Connections, RemoteSpec};
+use cloudsync::remote::{Remote, RemoteRef};
 use cloudsync::{Error, Result};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -38,6 +42,49 @@ enum Command {
     Copy(TransferArgs),
     /// Copy, then delete each source file.
     Move(TransferArgs),
+    /// Check a local tree against an encrypted remote without downloading it (compares
+    /// each object's MD5 with the local file encrypted again under the object's nonce).
+    Cryptcheck(CryptcheckArgs),
+}
+
+#[derive(Args)]
+struct CryptcheckArgs {
+    /// The local tree.
+    local: String,
+    /// The encrypted remote: a local path or s3:BUCKET[/PATH].
+    remote: String,
+    /// Exclude files matching this rclone glob (repeatable).
+    #[arg(long, value_name = "PATTERN")]
+    exclude: Vec<String>,
+    /// Include only files matching this rclone glob (repeatable).
+    #[arg(long, value_name = "PATTERN")]
+    include: Vec<String>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    crypt: CryptArgs,
+    #[command(flatten)]
+    s3: S3Args,
+}
+
+/// Client-side encryption, byte-compatible with rclone crypt.
+#[derive(Args)]
+struct CryptArgs {
+    /// Encrypt the remote side with this password (rclone crypt). The remote side is the one
+    /// that is not a local path; with two local paths (an encrypted USB disk), the destination.
+    #[arg(long, env = "CLOUDSYNC_ENCRYPT_PASSWORD", hide_env_values = true, value_name = "PASSWORD")]
+    encrypt_password: Option<String>,
+    /// The salt (rclone's password2); empty means rclone's built-in salt.
+    #[arg(long, env = "CLOUDSYNC_ENCRYPT_SALT", hide_env_values = true, value_name = "SALT", default_value = "")]
+    encrypt_salt: String,
+    /// How names are encrypted.
+    #[arg(long, value_name = "MODE", default_value = "standard", value_parser = ["standard", "off", "obfuscate"])]
+    filename_encryption: String,
+    /// Which side is encrypted, when it is not the only remote one (e.g. restoring from an
+    /// encrypted USB disk: `--encrypted-side source`).
+    #[arg(long, value_name = "SIDE", value_parser = ["source", "destination"])]
+    encrypted_side: Option<String>,
 }
 
 #[derive(Args)]
@@ -104,6 +151,8 @@ struct TransferArgs {
     #[arg(long)]
     no_index: bool,
     #[command(flatten)]
+    crypt: CryptArgs,
+    #[command(flatten)]
     s3: S3Args,
 }
 
@@ -165,47 +214,27 @@ fn run(cli: Cli, term: Arc<Term>) -> Result<i32> {
         Command::Sync(a) => (Mode::Sync, a),
         Command::Copy(a) => (Mode::Copy, a),
         Command::Move(a) => (Mode::Move, a),
+        Command::Cryptcheck(a) => return cryptcheck(a),
     };
     let src_spec = RemoteSpec::parse(&args.src)?;
     let dst_spec = RemoteSpec::parse(&args.dst)?;
     let index = open_index(&args);
-    let s3 = match (&args.s3.s3_access_key_id, &args.s3.s3_secret_access_key) {
-        (Some(k), Some(s)) => Some(ClientConfig {
-            endpoint: args.s3.s3_endpoint.clone(),
-            region: args.s3.s3_region.clone(),
-            access_key_id: k.clone(),
-            secret_access_key: s.clone(),
-            session_token: None,
-            path_style: !args.s3.s3_virtual_host,
-            connect_timeout: Duration::from_secs(60),
-            response_timeout: Duration::from_secs(300),
-            low_level_retries: 10,
-            sign_accept_encoding: true,
-        }),
-        (None, None) => None,
-        _ => {
-            return Err(Error::usage("give both --s3-access-key-id and --s3-secret-access-key"));
+    let conns = connections(&args.s3, args.follow_symlinks, args.transfers as usize, index.clone())?;
+    let mut src = spec::open(&src_spec, &conns)?;
+    let mut dst = spec::open(&dst_spec, &conns)?;
+    if args.crypt.encrypt_password.is_some() {
+        let src_is_remote = !matches!(src_spec, RemoteSpec::Local(_));
+        let dst_is_remote = !matches!(dst_spec, RemoteSpec::Local(_));
+        let encrypt_source = match args.crypt.encrypted_side.as_deref() {
+            Some(side) => side == "source",
+            None => src_is_remote && !dst_is_remote,
+        };
+        if encrypt_source {
+            src = Arc::new(crypt_remote(src, &args.crypt)?);
+        } else {
+            dst = Arc::new(crypt_remote(dst, &args.crypt)?);
         }
-    };
-    let storage_class = args.s3.s3_storage_class.clone();
-    let sse = args.s3.s3_server_side_encryption.clone();
-    let (cutoff, chunk, conc, transfers) =
-        (args.s3.s3_upload_cutoff, args.s3.s3_chunk_size, args.s3.s3_upload_concurrency, args.transfers as usize);
-    let conns = Connections {
-        s3,
-        s3_tune: Some(Arc::new(move |o: &mut cloudsync::remote::s3::S3Options| {
-            o.storage_class = storage_class.clone();
-            o.server_side_encryption = sse.clone();
-            o.upload_cutoff = cutoff * 1024 * 1024;
-            o.chunk_size = chunk * 1024 * 1024;
-            o.upload_concurrency = conc.max(1);
-            o.max_connections = (transfers * conc.max(1)).max(8);
-        })),
-        local: LocalOptions { follow_symlinks: args.follow_symlinks },
-        index: index.clone(),
-    };
-    let src = spec::open(&src_spec, &conns)?;
-    let dst = spec::open(&dst_spec, &conns)?;
+    }
 
     let filter = build_filter(&args.include, &args.exclude)?;
     let bwlimit = match &args.bwlimit {
@@ -220,7 +249,7 @@ fn run(cli: Cli, term: Arc<Term>) -> Result<i32> {
         mode,
         dry_run: args.dry_run,
         filter: Arc::new(filter),
-        transfers,
+        transfers: args.transfers as usize,
         checkers: args.checkers as usize,
         create_empty_src_dirs: args.create_empty_src_dirs,
         delete_empty_src_dirs: args.delete_empty_src_dirs,
@@ -274,12 +303,93 @@ fn run(cli: Cli, term: Arc<Term>) -> Result<i32> {
             s.elapsed_secs
         );
     }
-    if let Some(e) = &report.error
-        && !args.json
-    {
-        eprintln!("cloudsync: {e}");
+    if let Some(e) = &report.error {
+        if !args.json {
+            eprintln!("cloudsync: {e}");
+        }
     }
     Ok(code)
+}
+
+/// The S3 connection and local options shared by every remote of one command.
+fn connections(a: &S3Args, follow_symlinks: bool, transfers: usize, index: Option<Arc<Index>>) -> Result<Connections> {
+    let s3 = match (&a.s3_access_key_id, &a.s3_secret_access_key) {
+        (Some(k), Some(s)) => Some(ClientConfig {
+            endpoint: a.s3_endpoint.clone(),
+            region: a.s3_region.clone(),
+            access_key_id: k.clone(),
+            secret_access_key: s.clone(),
+            session_token: None,
+            path_style: !a.s3_virtual_host,
+            connect_timeout: Duration::from_secs(60),
+            response_timeout: Duration::from_secs(300),
+            low_level_retries: 10,
+            sign_accept_encoding: true,
+        }),
+        (None, None) => None,
+        _ => return Err(Error::usage("give both --s3-access-key-id and --s3-secret-access-key")),
+    };
+    let storage_class = a.s3_storage_class.clone();
+    let sse = a.s3_server_side_encryption.clone();
+    let (cutoff, chunk, conc) = (a.s3_upload_cutoff, a.s3_chunk_size, a.s3_upload_concurrency.max(1));
+    Ok(Connections {
+        s3,
+        s3_tune: Some(Arc::new(move |o: &mut cloudsync::remote::s3::S3Options| {
+            o.storage_class = storage_class.clone();
+            o.server_side_encryption = sse.clone();
+            o.upload_cutoff = cutoff * 1024 * 1024;
+            o.chunk_size = chunk * 1024 * 1024;
+            o.upload_concurrency = conc;
+            o.max_connections = (transfers * conc).max(8);
+        })),
+        local: LocalOptions { follow_symlinks },
+        index,
+    })
+}
+
+fn crypt_remote(inner: RemoteRef, c: &CryptArgs) -> Result<CryptRemote> {
+    let password = c.encrypt_password.as_deref().unwrap_or_default();
+    if password.is_empty() {
+        return Err(Error::usage("--encrypt-password must not be empty"));
+    }
+    let keys = Keys::derive(password, &c.encrypt_salt).map_err(|e| Error::usage(format!("encryption: {e}")))?;
+    let mode =
+        NameMode::parse(&c.filename_encryption).map_err(|e| Error::usage(format!("--filename-encryption: {e}")))?;
+    let names = NameCipher::new(&keys, mode, NameEncoding::Base32, true);
+    Ok(CryptRemote::new(inner, keys, names))
+}
+
+fn cryptcheck(a: CryptcheckArgs) -> Result<i32> {
+    if a.crypt.encrypt_password.is_none() {
+        return Err(Error::usage("cryptcheck needs --encrypt-password (or CLOUDSYNC_ENCRYPT_PASSWORD)"));
+    }
+    let conns = connections(&a.s3, false, 4, None)?;
+    let local = spec::open(&RemoteSpec::parse(&a.local)?, &conns)?;
+    let remote = crypt_remote(spec::open(&RemoteSpec::parse(&a.remote)?, &conns)?, &a.crypt)?;
+    let filter = build_filter(&a.include, &a.exclude)?;
+    let report = cryptcheck::cryptcheck(local.as_ref(), &remote, &filter, &engine::CancelToken::new())?;
+    if a.json {
+        println!("{}", serde_json::to_string(&report).map_err(|e| Error::other(e.to_string()))?);
+    } else {
+        for p in &report.differing {
+            eprintln!("ERROR : {p}: files differ");
+        }
+        for p in &report.missing_on_remote {
+            eprintln!("ERROR : {p}: file not in {}", remote.describe());
+        }
+        for p in &report.missing_locally {
+            eprintln!("ERROR : {p}: file not in the local tree");
+        }
+        for (p, why) in &report.unchecked {
+            eprintln!("NOTICE: {p}: could not check: {why}");
+        }
+        eprintln!("{} differences found", report.differences());
+        eprintln!("{} matching files", report.matching);
+        if !report.unchecked.is_empty() {
+            eprintln!("{} files could not be checked", report.unchecked.len());
+        }
+    }
+    Ok(if report.differences() > 0 { 1 } else { 0 })
 }
 
 fn open_index(args: &TransferArgs) -> Option<Arc<Index>> {
