@@ -303,10 +303,10 @@ fn run(cli: Cli, term: Arc<Term>) -> Result<i32> {
             s.elapsed_secs
         );
     }
-    if let Some(e) = &report.error {
-        if !args.json {
-            eprintln!("cloudsync: {e}");
-        }
+    if let Some(e) = &report.error
+        && !args.json
+    {
+        eprintln!("cloudsync: {e}");
     }
     Ok(code)
 }
