@@ -13,6 +13,7 @@ pub mod ffi;
 pub mod index;
 pub mod path;
 pub mod remote;
+pub mod store;
 
 pub use error::{Error, Kind, Result};
 
