@@ -205,11 +205,10 @@ fn write_seed(path: &Path, seed: &[u8; 32]) -> Result<()> {
         f.write_all(seed)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent() {
-            if let Ok(d) = std::fs::File::open(dir) {
+        if let Some(dir) = path.parent()
+            && let Ok(d) = std::fs::File::open(dir) {
                 let _ = d.sync_all();
             }
-        }
         Ok(())
     })();
     if result.is_err() {
