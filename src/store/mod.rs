@@ -3,4 +3,7 @@
 //! The store is being built for the tasks-and-jobs issue; this module currently holds the
 //! secrets layer that it rests on.
 
+pub mod db;
 pub mod secrets;
+
+pub use db::{Credential, Store, Task};

@@ -206,9 +206,10 @@ fn write_seed(path: &Path, seed: &[u8; 32]) -> Result<()> {
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
         if let Some(dir) = path.parent()
-            && let Ok(d) = std::fs::File::open(dir) {
-                let _ = d.sync_all();
-            }
+            && let Ok(d) = std::fs::File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
         Ok(())
     })();
     if result.is_err() {
