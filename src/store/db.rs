@@ -57,6 +57,16 @@ pub struct Credential {
     pub provider: Map<String, Value>,
 }
 
+/// A credential as listed: what is readable without the seed, and the decrypted
+/// credential or the reason it cannot be decrypted.
+#[derive(Debug)]
+pub struct CredentialRow {
+    pub id: i64,
+    pub name: String,
+    pub provider_type: String,
+    pub credential: Result<Credential>,
+}
+
 /// A stored task: its body (TrueNAS field names, secrets included, decrypted).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Task {
@@ -209,7 +219,7 @@ impl Store {
     }
 
     /// Every credential: decrypted, or (when the seed does not match) the error for it.
-    pub fn list_credentials(&self) -> Result<Vec<(i64, String, String, Result<Credential>)>> {
+    pub fn list_credentials(&self) -> Result<Vec<CredentialRow>> {
         let rows: Vec<(i64, String, String, String)> = {
             let conn = self.conn()?;
             let mut stmt =
@@ -222,8 +232,8 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(|(id, name, ty, enc)| {
-                let c = self.decrypt_credential(id, name.clone(), ty.clone(), &enc);
-                (id, name, ty, c)
+                let credential = self.decrypt_credential(id, name.clone(), ty.clone(), &enc);
+                CredentialRow { id, name, provider_type: ty, credential }
             })
             .collect())
     }
@@ -477,7 +487,7 @@ mod tests {
             }
             let s = Store::open(&d.path().join("db/cloudsync.db"), &seed).unwrap();
             assert!(!s.secrets_available(), "{case}");
-            assert_eq!(s.get_credential(c.id).unwrap_err().to_string().contains(SEED_MISMATCH), true, "{case}");
+            assert!(s.get_credential(c.id).unwrap_err().to_string().contains(SEED_MISMATCH), "{case}");
             assert!(s.get_task(t.id).unwrap_err().to_string().contains(SEED_MISMATCH));
             assert_eq!(s.list_credentials().unwrap().len(), 1, "nothing deleted ({case})");
             assert_eq!(s.list_task_ids().unwrap(), vec![t.id]);
