@@ -14,6 +14,7 @@ pub mod index;
 pub mod path;
 pub mod remote;
 pub mod store;
+pub mod task;
 
 pub use error::{Error, Kind, Result};
 
