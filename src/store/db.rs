@@ -44,8 +44,17 @@ const MIGRATIONS: &[&str] = &[
         error TEXT,
         logs_path TEXT,
         logs_excerpt TEXT,
-        owner_pid INTEGER);
-     CREATE INDEX jobs_task ON jobs(task_id, id);",
+        owner_pid INTEGER,
+        owner_start INTEGER,
+        abort_requested INTEGER NOT NULL DEFAULT 0);
+     CREATE INDEX jobs_task ON jobs(task_id, id);
+     CREATE TABLE path_locks (
+        job_id INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        write INTEGER NOT NULL,
+        owner_pid INTEGER NOT NULL,
+        owner_start INTEGER NOT NULL);",
 ];
 
 /// A stored credential, decrypted.
@@ -82,7 +91,7 @@ pub struct Store {
     path: PathBuf,
 }
 
-fn db_err(e: rusqlite::Error) -> Error {
+pub(crate) fn db_err(e: rusqlite::Error) -> Error {
     match e {
         rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DatabaseBusy => {
             Error::new(Kind::Server, "the database is busy").with_retryable(true)
@@ -110,21 +119,36 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(db_err)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(db_err)?;
         migrate(&conn)?;
+        // Under the database's write lock, so that two processes opening a new store at
+        // once agree on one seed and one check record.
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err)?;
+        let first_open = (|| -> Result<Option<Secrets>> {
+            let check: Option<String> = conn
+                .query_row("SELECT value FROM meta WHERE key = 'seed_check'", [], |r| r.get(0))
+                .optional()
+                .map_err(db_err)?;
+            if check.is_some() {
+                return Ok(None);
+            }
+            let s = Secrets::load(seed, true)?;
+            conn.execute("INSERT INTO meta (key, value) VALUES ('seed_check', ?1)", params![s.make_check()?])
+                .map_err(db_err)?;
+            Ok(Some(s))
+        })();
+        match &first_open {
+            Ok(_) => conn.execute_batch("COMMIT").map_err(db_err)?,
+            Err(_) => {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+        }
         let check: Option<String> = conn
             .query_row("SELECT value FROM meta WHERE key = 'seed_check'", [], |r| r.get(0))
             .optional()
             .map_err(db_err)?;
-        let secrets = match &check {
-            None => {
-                let s = Secrets::load(seed, true)?;
-                conn.execute(
-                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('seed_check', ?1)",
-                    params![s.make_check()?],
-                )
-                .map_err(db_err)?;
-                s
-            }
-            Some(c) => {
+        let secrets = match (first_open?, &check) {
+            (Some(s), _) => s,
+            (None, None) => return Err(Error::other("the store has no seed check record")),
+            (None, Some(c)) => {
                 let s = Secrets::load(seed, false)?;
                 if s.is_available() && !s.verify_check(c) {
                     log::error!(
@@ -151,6 +175,16 @@ impl Store {
 
     pub fn secrets(&self) -> &Secrets {
         &self.secrets
+    }
+
+    /// Run `f` in an IMMEDIATE transaction (the write lock is taken at the start, so a
+    /// read-then-write decision cannot race another process).
+    pub fn transaction<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db_err)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(db_err)?;
+        Ok(out)
     }
 
     fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>> {
@@ -538,6 +572,28 @@ mod tests {
             h.join().unwrap();
         }
         assert_eq!(s2.list_task_ids().unwrap().len(), 100);
+    }
+
+    #[test]
+    fn concurrent_first_opens_agree_on_one_seed() {
+        let d = tempfile::tempdir().unwrap();
+        let stored: Vec<String> = (0..4)
+            .map(|i| {
+                let p = d.path().to_path_buf();
+                std::thread::spawn(move || {
+                    let s = Store::open(&p.join("db"), &p.join("seed")).unwrap();
+                    s.secrets().encrypt(Field::TaskEncryptionSalt, &format!("s{i}")).unwrap()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect();
+        let s = Store::open(&d.path().join("db"), &d.path().join("seed")).unwrap();
+        assert!(s.secrets_available());
+        for (i, v) in stored.iter().enumerate() {
+            assert_eq!(s.secrets().decrypt(Field::TaskEncryptionSalt, v).unwrap(), format!("s{i}"));
+        }
     }
 
     #[test]

@@ -101,7 +101,13 @@ impl Secrets {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
                 let mut k = [0u8; 32];
                 getrandom::getrandom(&mut k).map_err(|e| Error::other(format!("no random numbers: {e}")))?;
-                write_seed(path, &k)?;
+                if let Err(e) = write_seed(path, &k) {
+                    k.zeroize();
+                    if path.exists() {
+                        return Secrets::load(path, false); // another process won the race
+                    }
+                    return Err(e);
+                }
                 let key = Key::new(k);
                 k.zeroize();
                 Ok(Secrets { key: Some(key), seed_path: path.to_path_buf() })
@@ -204,7 +210,10 @@ fn write_seed(path: &Path, seed: &[u8; 32]) -> Result<()> {
         f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
         f.write_all(seed)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
+        // Never replace a seed: a hard link fails if another process created one first,
+        // and the caller then loads that one.
+        std::fs::hard_link(&tmp, path)?;
+        std::fs::remove_file(&tmp)?;
         if let Some(dir) = path.parent()
             && let Ok(d) = std::fs::File::open(dir)
         {
