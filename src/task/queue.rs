@@ -375,10 +375,10 @@ mod tests {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         let job = loop {
             assert!(std::time::Instant::now() < deadline, "the child never started its job");
-            if let Ok(id) = std::fs::read_to_string(d.path().join("job")) {
-                if let Ok(id) = id.trim().parse::<i64>() {
-                    break id;
-                }
+            if let Ok(id) = std::fs::read_to_string(d.path().join("job"))
+                && let Ok(id) = id.trim().parse::<i64>()
+            {
+                break id;
             }
             std::thread::sleep(Duration::from_millis(50));
         };
