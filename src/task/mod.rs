@@ -4,6 +4,7 @@
 //! runner that ties them to the engine, and restore are still to come.
 
 pub mod joblog;
+pub mod model;
 pub mod providers;
 pub mod queue;
 pub mod script;
