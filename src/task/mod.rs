@@ -7,5 +7,6 @@ pub mod joblog;
 pub mod model;
 pub mod providers;
 pub mod queue;
+pub mod runner;
 pub mod script;
 pub mod truenas_import;

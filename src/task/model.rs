@@ -27,11 +27,15 @@ pub struct Caller {
 #[derive(Clone, Debug)]
 pub struct PathPolicy {
     pub pool_root: PathBuf,
+    /// At job start, refuse a path that lies directly on the pool root's filesystem rather
+    /// than on a dataset mounted below it (§7.2 step 5). Off only where no datasets exist
+    /// (tests on a plain filesystem).
+    pub require_dataset: bool,
 }
 
 impl Default for PathPolicy {
     fn default() -> Self {
-        PathPolicy { pool_root: PathBuf::from("/mnt") }
+        PathPolicy { pool_root: PathBuf::from("/mnt"), require_dataset: true }
     }
 }
 

@@ -215,6 +215,14 @@ pub fn finish(store: &Store, job_id: i64, state: &str, error: Option<&str>, exce
     })
 }
 
+/// Record a running job's progress, for other processes to show.
+pub fn set_progress(store: &Store, job_id: i64, percent: u32, description: &str) -> Result<()> {
+    let progress = serde_json::json!({"percent": percent, "description": description}).to_string();
+    store.transaction(|tx| {
+        tx.execute("UPDATE jobs SET progress = ?2 WHERE id = ?1", params![job_id, progress]).map_err(db_err).map(drop)
+    })
+}
+
 /// A job's state and error, as stored.
 pub fn job_state(store: &Store, job_id: i64) -> Result<(String, Option<String>)> {
     store.transaction(|tx| {

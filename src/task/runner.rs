@@ -1,0 +1,490 @@
+//! The job runner: the one function that the CLI, the C API and the daemon call to run a
+//! task (truenas-cloudsync.md §7.2), so that queues, locks, abort, progress and logs behave
+//! the same whoever starts a job.
+//!
+//! Steps: queue (one running + one waiting per task id) → path locks → local path checks
+//! → remote pre-flight (PULL: the folder exists and is a directory) → pre-script (not in a
+//! dry run) → [snapshot: the ZFS layer] → the engine → post-script after a successful
+//! transfer (not in a dry run) → state persisted into the task. An abort request from any
+//! process cancels the engine and terminates a running script.
+
+use super::joblog::{self, JobLog};
+use super::model::PathPolicy;
+use super::queue::{self, ABORTED, Enqueued, FAILED, LockKind, SUCCESS};
+use super::{providers, script};
+use crate::crypt::remote::CryptRemote;
+use crate::crypt::{Keys, NameCipher, NameEncoding, NameMode};
+use crate::engine::{
+    self, BwTimetable, CancelToken, CompareOptions, FileEvent, Filter, Mode, Observer, Progress, SyncOptions,
+};
+use crate::error::{Error, Kind, Result};
+use crate::index::Index;
+use crate::remote::local::{LocalOptions, LocalRemote};
+use crate::remote::s3::client::ClientConfig;
+use crate::remote::s3::{S3Options, S3Remote};
+use crate::remote::{Remote, RemoteRef, RootState};
+use crate::store::{Store, Task};
+use serde_json::{Map, Value, json};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where a runner keeps its files and what it uses.
+#[derive(Clone)]
+pub struct RunnerConfig {
+    /// Job logs go to `<log_dir>/<job id>.log` (directory mode 0700).
+    pub log_dir: PathBuf,
+    pub index: Option<Arc<Index>>,
+    pub policy: PathPolicy,
+}
+
+/// Receives a job's progress and log lines while it runs (the CLI's progress bar, the C
+/// API's callbacks). Called from worker threads.
+pub trait JobObserver: Send + Sync {
+    fn progress(&self, _job_id: i64, _percent: u32, _description: &str) {}
+    fn log(&self, _job_id: i64, _line: &str) {}
+}
+
+/// How a job ended.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct JobOutcome {
+    pub job_id: i64,
+    /// `SUCCESS`, `FAILED` or `ABORTED`; `WAITING` when the task already had a queued
+    /// job and that job was returned instead of a new one.
+    pub state: String,
+    pub error: Option<String>,
+    pub logs_excerpt: Option<String>,
+}
+
+/// Build the remote for a stored credential and the task's attributes.
+pub fn build_remote(
+    credential: &Map<String, Value>,
+    attributes: &Map<String, Value>,
+    index: Option<Arc<Index>>,
+) -> Result<RemoteRef> {
+    let ty = credential.get("type").and_then(Value::as_str).unwrap_or("");
+    let s = |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    match ty {
+        "S3" | "STORJ_IX" => {
+            let region =
+                Some(s(attributes, "region")).filter(|r| !r.is_empty()).unwrap_or_else(|| s(credential, "region"));
+            let endpoint = match (ty, s(credential, "endpoint")) {
+                ("STORJ_IX", e) if e.is_empty() => "https://gateway.storjshare.io".to_string(),
+                (_, e) => e.trim_end_matches('/').to_string(),
+            };
+            let cfg = ClientConfig {
+                endpoint,
+                region: if region.is_empty() { "us-east-1".into() } else { region },
+                access_key_id: s(credential, "access_key_id"),
+                secret_access_key: s(credential, "secret_access_key"),
+                session_token: None,
+                path_style: credential.get("force_path_style").and_then(Value::as_bool).unwrap_or(true),
+                connect_timeout: Duration::from_secs(60),
+                response_timeout: Duration::from_secs(300),
+                low_level_retries: 10,
+                sign_accept_encoding: credential.get("sign_accept_encoding").and_then(Value::as_bool).unwrap_or(true),
+            };
+            let mut opts = S3Options::new(cfg, &s(attributes, "bucket"), &s(attributes, "folder"));
+            opts.storage_class = Some(s(attributes, "storage_class")).filter(|x| !x.is_empty());
+            opts.server_side_encryption = Some(s(attributes, "encryption")).filter(|x| !x.is_empty());
+            if let Some(n) = credential.get("max_upload_parts").and_then(Value::as_u64) {
+                opts.max_upload_parts = n;
+            }
+            if opts.client.endpoint.trim_end_matches('/').ends_with(".scw.cloud") && opts.max_upload_parts == 10_000 {
+                opts.max_upload_parts = 1000; // Scaleway rejects more (§5.3)
+            }
+            if ty == "STORJ_IX" {
+                opts.chunk_size = 64 * 1024 * 1024;
+                opts.upload_cutoff = 64 * 1024 * 1024;
+            }
+            Ok(Arc::new(S3Remote::new(opts, index)?))
+        }
+        other => Err(Error::new(Kind::Unsupported, format!("Provider {other} is not supported by this version"))),
+    }
+}
+
+/// Wrap `inner` in rclone crypt when the task encrypts.
+pub fn with_crypt(inner: RemoteRef, body: &Map<String, Value>) -> Result<RemoteRef> {
+    if !body.get("encryption").and_then(Value::as_bool).unwrap_or(false) {
+        return Ok(inner);
+    }
+    let pw = body.get("encryption_password").and_then(Value::as_str).unwrap_or("");
+    let salt = body.get("encryption_salt").and_then(Value::as_str).unwrap_or("");
+    let keys = Keys::derive(pw, salt).map_err(|e| Error::usage(format!("encryption: {e}")))?;
+    let mode = if body.get("filename_encryption").and_then(Value::as_bool).unwrap_or(false) {
+        NameMode::Standard
+    } else {
+        NameMode::Off
+    };
+    let names = NameCipher::new(&keys, mode, NameEncoding::Base32, true);
+    Ok(Arc::new(CryptRemote::new(inner, keys, names)))
+}
+
+/// Engine options from the task's `args` (only recognised options pass validation).
+fn apply_args(args: &str, opts: &mut SyncOptions) -> Result<()> {
+    let tokens = script::shell_words(args)?;
+    let mut it = tokens.iter().peekable();
+    while let Some(t) = it.next() {
+        let (name, inline) = match t.split_once('=') {
+            Some((n, v)) if t.starts_with("--") => (n.to_string(), Some(v.to_string())),
+            _ => (t.clone(), None),
+        };
+        let mut value = || inline.clone().or_else(|| it.next().cloned()).unwrap_or_default();
+        let c: &mut CompareOptions = &mut opts.compare;
+        match name.as_str() {
+            "--checksum" | "-c" => c.checksum = true,
+            "--size-only" => c.size_only = true,
+            "--ignore-size" => c.ignore_size = true,
+            "--ignore-times" | "-I" => c.ignore_times = true,
+            "--ignore-existing" => c.ignore_existing = true,
+            "--update" | "-u" => c.update = true,
+            "--no-update-modtime" => c.no_update_modtime = true,
+            "--refresh-times" => c.refresh_times = true,
+            "--checkers" => opts.checkers = value().parse().map_err(|_| Error::usage("--checkers needs a number"))?,
+            "--retries" => opts.retries = value().parse().map_err(|_| Error::usage("--retries needs a number"))?,
+            "--max-delete" => {
+                opts.max_delete = Some(value().parse().map_err(|_| Error::usage("--max-delete needs a number"))?)
+            }
+            "--delete-empty-src-dirs" => opts.delete_empty_src_dirs = true,
+            "--no-update-dir-modtime" => opts.no_update_dir_modtime = true,
+            _ => {
+                // Accepted for compatibility; the engine's behaviour is already what they ask
+                // for (delete modes, buffers, timeouts) or they are not implemented yet.
+                let takes_value = !matches!(
+                    name.as_str(),
+                    "--check-first"
+                        | "--no-traverse"
+                        | "--use-server-modtime"
+                        | "--immutable"
+                        | "--delete-after"
+                        | "--delete-during"
+                        | "--delete-before"
+                        | "--delete-excluded"
+                        | "--ignore-case"
+                        | "--track-renames"
+                        | "--b2-hard-delete"
+                );
+                if takes_value && inline.is_none() {
+                    it.next();
+                }
+                log::info!("args: {name} is accepted but has no effect in this version");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Feeds the engine's log lines and progress into the job log, the job record and the
+/// caller's observer.
+struct JobSink {
+    job_id: i64,
+    log: Arc<JobLog>,
+    outer: Option<Arc<dyn JobObserver>>,
+    min_percent: std::sync::atomic::AtomicU32,
+    /// The latest progress, written to the job record by the watcher thread.
+    latest: Arc<std::sync::Mutex<Option<(u32, String)>>>,
+}
+
+impl Observer for JobSink {
+    fn log(&self, level: log::Level, message: &str) {
+        if level <= log::Level::Info {
+            self.log.line(level, message);
+            if let Some(o) = &self.outer {
+                o.log(self.job_id, message);
+            }
+        }
+    }
+    fn file_event(&self, _event: &FileEvent) {}
+    fn progress(&self, p: &Progress) {
+        self.log.stats(p);
+        // TrueNAS: the job's percentage is the minimum seen so far (§7.8).
+        let pct = self.min_percent.fetch_min(p.percent(), std::sync::atomic::Ordering::Relaxed).min(p.percent());
+        let desc = p.description();
+        if let Some(o) = &self.outer {
+            o.progress(self.job_id, pct, &desc);
+        }
+        if let Ok(mut l) = self.latest.lock() {
+            *l = Some((pct, desc));
+        }
+    }
+}
+
+fn check_local_path(path: &str, policy: &PathPolicy) -> Result<()> {
+    let quoted = format!("'{}'", path.replace('\'', "\\'"));
+    let md = std::fs::metadata(path)
+        .map_err(|_| Error::new(Kind::DirNotFound, format!("Directory {quoted} does not exist")))?;
+    if !md.is_dir() {
+        return Err(Error::usage(format!("{quoted} is not a directory")));
+    }
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(root) = std::fs::metadata(&policy.pool_root)
+        .map_err(drop)
+        .and_then(|r| if policy.require_dataset { Ok(r) } else { Err(()) })
+    {
+        if root.dev() == md.dev() {
+            return Err(Error::usage(format!("Directory {quoted} must reside within volume mount point")));
+        }
+    }
+    Ok(())
+}
+
+/// PULL pre-flight (V20, V21): the remote folder exists and is a directory.
+fn preflight_pull(remote: &dyn Remote) -> Result<()> {
+    match remote.root_state()? {
+        RootState::Dir => Ok(()),
+        RootState::Missing => Err(Error::new(Kind::DirNotFound, "Directory does not exist")),
+        RootState::File => Err(Error::usage("This is not a directory")),
+    }
+}
+
+fn script_environment(
+    task_id: Option<i64>,
+    body: &Map<String, Value>,
+    credential: &Map<String, Value>,
+) -> Vec<(String, String)> {
+    let s = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let b = |k: &str| if body.get(k).and_then(Value::as_bool).unwrap_or(false) { "1" } else { "0" }.to_string();
+    let mut env = Vec::new();
+    if let Some(id) = task_id {
+        env.push(("CLOUD_SYNC_ID".to_string(), id.to_string()));
+    }
+    for (k, v) in [
+        ("DESCRIPTION", s("description")),
+        ("DIRECTION", s("direction")),
+        ("TRANSFER_MODE", s("transfer_mode")),
+        ("ENCRYPTION", b("encryption")),
+        ("FILENAME_ENCRYPTION", b("filename_encryption")),
+        ("SNAPSHOT", b("snapshot")),
+        ("PATH", s("path")),
+    ] {
+        env.push((format!("CLOUD_SYNC_{k}"), v));
+    }
+    let ty = credential.get("type").and_then(Value::as_str).unwrap_or("");
+    let attrs = body.get("attributes").and_then(Value::as_object).cloned().unwrap_or_default();
+    env.extend(providers::script_env(ty, credential, &attrs));
+    env
+}
+
+/// Run saved task `task_id` to completion (a synchronous call). `cancel` aborts it from
+/// this process; [`queue::request_abort`] from any process.
+pub fn run_task(
+    store: &Store,
+    cfg: &RunnerConfig,
+    task_id: i64,
+    dry_run: bool,
+    observer: Option<Arc<dyn JobObserver>>,
+    cancel: CancelToken,
+) -> Result<JobOutcome> {
+    let job_id = match queue::enqueue(store, Some(task_id), dry_run)? {
+        Enqueued::AlreadyQueued(id) => {
+            return Ok(JobOutcome { job_id: id, state: queue::WAITING.into(), error: None, logs_excerpt: None });
+        }
+        Enqueued::New(id) => id,
+    };
+    run_job(store, cfg, job_id, Some(task_id), None, dry_run, observer, cancel)
+}
+
+/// Run an unsaved, already validated task body once (`sync_onetime`, §7.3): no queue.
+pub fn run_onetime(
+    store: &Store,
+    cfg: &RunnerConfig,
+    body: &Map<String, Value>,
+    dry_run: bool,
+    observer: Option<Arc<dyn JobObserver>>,
+    cancel: CancelToken,
+) -> Result<JobOutcome> {
+    let job_id = queue::enqueue(store, None, dry_run)?.job_id();
+    run_job(store, cfg, job_id, None, Some(body.clone()), dry_run, observer, cancel)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_job(
+    store: &Store,
+    cfg: &RunnerConfig,
+    job_id: i64,
+    task_id: Option<i64>,
+    onetime: Option<Map<String, Value>>,
+    dry_run: bool,
+    observer: Option<Arc<dyn JobObserver>>,
+    cancel: CancelToken,
+) -> Result<JobOutcome> {
+    let log = Arc::new(JobLog::create(&cfg.log_dir.join(format!("{job_id}.log")))?);
+    let latest: Arc<std::sync::Mutex<Option<(u32, String)>>> = Arc::default();
+    // Abort requests from other processes, and progress for them to read.
+    let watcher_stop = CancelToken::new();
+    let result = std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut ticks = 0u32;
+            while !watcher_stop.is_cancelled() {
+                if queue::abort_requested(store, job_id).unwrap_or(false) {
+                    cancel.cancel();
+                }
+                ticks += 1;
+                if ticks % 5 == 0 {
+                    if let Some((pct, desc)) = latest.lock().ok().and_then(|mut l| l.take()) {
+                        let _ = queue::set_progress(store, job_id, pct, &desc);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        let r = job_body(store, cfg, job_id, task_id, onetime, dry_run, &log, observer, &cancel, latest.clone());
+        watcher_stop.cancel();
+        r
+    });
+    log.flush();
+    let excerpt = joblog::excerpt(log.path());
+    let (state, error) = match &result {
+        Ok(()) => (SUCCESS, None),
+        Err(e) if e.is_cancelled() || cancel.is_cancelled() => (ABORTED, None),
+        Err(e) => (FAILED, Some(e.to_string())),
+    };
+    queue::finish(store, job_id, state, error.as_deref(), Some(&excerpt))?;
+    if let Some(t) = task_id {
+        let job = json!({"id": null, "state": state, "error": error, "logs_path": null, "logs_excerpt": excerpt, "dry_run": dry_run});
+        let _ = store.set_task_job(t, &job);
+    }
+    Ok(JobOutcome { job_id, state: state.into(), error, logs_excerpt: Some(excerpt) })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn job_body(
+    store: &Store,
+    cfg: &RunnerConfig,
+    job_id: i64,
+    task_id: Option<i64>,
+    onetime: Option<Map<String, Value>>,
+    dry_run: bool,
+    log: &Arc<JobLog>,
+    observer: Option<Arc<dyn JobObserver>>,
+    cancel: &CancelToken,
+    latest: Arc<std::sync::Mutex<Option<(u32, String)>>>,
+) -> Result<()> {
+    if task_id.is_some() {
+        queue::wait_turn(store, job_id, cancel)?;
+    }
+    let body = match (task_id, onetime) {
+        (Some(id), _) => store.get_task(id).map(|t: Task| t.body)?,
+        (None, Some(b)) => b,
+        (None, None) => return Err(Error::other("nothing to run")),
+    };
+    let s = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let cred_id = body.get("credentials").and_then(Value::as_i64).unwrap_or(-1);
+    let credential = store.get_credential(cred_id)?.provider;
+    let attributes = body.get("attributes").and_then(Value::as_object).cloned().unwrap_or_default();
+    let ty = credential.get("type").and_then(Value::as_str).unwrap_or("").to_string();
+    let spec = providers::get(&ty)
+        .ok_or_else(|| Error::new(Kind::Unsupported, format!("Provider {ty} is not supported by this version")))?;
+    let push = s("direction") == "PUSH";
+    let path = s("path");
+
+    // Path locks (§6.3): local first, then remote.
+    let remote_key = format!("{cred_id}/{}", providers::remote_path(spec, &attributes));
+    let (local_write, remote_write) = if push { (false, true) } else { (true, false) };
+    let rw = |w: bool| if w { "writing" } else { "reading" };
+    log.line(log::Level::Info, &format!("Locking local path '{path}' for {}", rw(local_write)));
+    queue::lock_path(store, job_id, LockKind::Local, &path, local_write, cancel)?;
+    log.line(log::Level::Info, &format!("Locking remote path '{remote_key}' for {}", rw(remote_write)));
+    queue::lock_path(store, job_id, LockKind::Remote, &remote_key, remote_write, cancel)?;
+    log.line(log::Level::Info, "Starting");
+
+    check_local_path(&path, &cfg.policy)?;
+    let remote = with_crypt(build_remote(&credential, &attributes, cfg.index.clone())?, &body)?;
+    if !push {
+        preflight_pull(remote.as_ref())?;
+    }
+    let env = script_environment(task_id, &body, &credential);
+    if dry_run {
+        if !s("pre_script").trim().is_empty() {
+            log.line(log::Level::Info, "Dry run: pre-script skipped");
+        }
+        if body.get("snapshot").and_then(Value::as_bool).unwrap_or(false) {
+            log.line(log::Level::Info, "Dry run: snapshot skipped, reading the live dataset");
+        }
+    } else {
+        script::run(script::Which::Pre, &s("pre_script"), &env, log, cancel)?;
+    }
+    if body.get("follow_symlinks").and_then(Value::as_bool).unwrap_or(false)
+        && body.get("snapshot").and_then(Value::as_bool).unwrap_or(false)
+    {
+        log.line(
+            log::Level::Warn,
+            "follow_symlinks with snapshot: links that point outside the snapshot read the live filesystem",
+        );
+    }
+
+    let local: RemoteRef = Arc::new(LocalRemote::new(
+        &path,
+        LocalOptions { follow_symlinks: body.get("follow_symlinks").and_then(Value::as_bool).unwrap_or(false) },
+        cfg.index.clone(),
+    ));
+    let list = |k: &str| -> Vec<String> {
+        body.get(k)
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    };
+    let pool_root = Path::new(&path).parent().is_some_and(|p| p == cfg.policy.pool_root);
+    let filter = Filter::truenas(&list("exclude"), &list("include"), pool_root)
+        .map_err(|e| Error::usage(format!("filter: {e}")))?;
+    let slots: Vec<(String, Option<u64>)> = body
+        .get("bwlimit")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|x| {
+                    (
+                        x.get("time").and_then(Value::as_str).unwrap_or("00:00").to_string(),
+                        x.get("bandwidth").and_then(Value::as_u64),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let bwlimit = if slots.is_empty() {
+        BwTimetable::unlimited()
+    } else {
+        BwTimetable::from_truenas(&slots).map_err(Error::usage)?
+    };
+    let sink = Arc::new(JobSink {
+        job_id,
+        log: log.clone(),
+        outer: observer,
+        min_percent: std::sync::atomic::AtomicU32::new(100),
+        latest,
+    });
+    let mut opts = SyncOptions {
+        mode: match s("transfer_mode").as_str() {
+            "COPY" => Mode::Copy,
+            "MOVE" => Mode::Move,
+            _ => Mode::Sync,
+        },
+        dry_run,
+        filter: Arc::new(filter),
+        transfers: body.get("transfers").and_then(Value::as_u64).map_or(4, |t| t as usize),
+        create_empty_src_dirs: body.get("create_empty_src_dirs").and_then(Value::as_bool).unwrap_or(false),
+        bwlimit,
+        cancel: cancel.clone(),
+        observer: sink,
+        ..SyncOptions::default()
+    };
+    apply_args(&s("args"), &mut opts)?;
+    let (src, dst) = if push { (local, remote) } else { (remote, local) };
+    let report = engine::run(src.as_ref(), dst.as_ref(), &opts);
+    if let Some(e) = report.error {
+        if e.is_cancelled() {
+            return Err(e);
+        }
+        let mut lines = log.last_lines();
+        lines.push(format!("sync failed with exit code {}", e.exit_code()));
+        return Err(Error::new(e.kind(), lines.join("\n")));
+    }
+    if dry_run {
+        if !s("post_script").trim().is_empty() {
+            log.line(log::Level::Info, "Dry run: post-script skipped");
+        }
+    } else {
+        script::run(script::Which::Post, &s("post_script"), &env, log, cancel)?;
+    }
+    Ok(())
+}
