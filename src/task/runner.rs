@@ -217,13 +217,9 @@ fn check_local_path(path: &str, policy: &PathPolicy) -> Result<()> {
         return Err(Error::usage(format!("{quoted} is not a directory")));
     }
     use std::os::unix::fs::MetadataExt;
-    if let Ok(root) = std::fs::metadata(&policy.pool_root)
-        .map_err(drop)
-        .and_then(|r| if policy.require_dataset { Ok(r) } else { Err(()) })
-    {
-        if root.dev() == md.dev() {
-            return Err(Error::usage(format!("Directory {quoted} must reside within volume mount point")));
-        }
+    let root = policy.require_dataset.then(|| std::fs::metadata(&policy.pool_root).ok()).flatten();
+    if root.is_some_and(|r| r.dev() == md.dev()) {
+        return Err(Error::usage(format!("Directory {quoted} must reside within volume mount point")));
     }
     Ok(())
 }
@@ -320,10 +316,10 @@ fn run_job(
                     cancel.cancel();
                 }
                 ticks += 1;
-                if ticks % 5 == 0 {
-                    if let Some((pct, desc)) = latest.lock().ok().and_then(|mut l| l.take()) {
-                        let _ = queue::set_progress(store, job_id, pct, &desc);
-                    }
+                if ticks.is_multiple_of(5)
+                    && let Some((pct, desc)) = latest.lock().ok().and_then(|mut l| l.take())
+                {
+                    let _ = queue::set_progress(store, job_id, pct, &desc);
                 }
                 std::thread::sleep(Duration::from_millis(200));
             }
