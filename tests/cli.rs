@@ -154,3 +154,71 @@ fn encrypted_target_and_cryptcheck() {
     assert_eq!(std::fs::read(back.join("big.bin")).unwrap(), vec![3u8; 300_000]);
     assert_eq!(std::fs::read(back.join("docs/plan.txt")).unwrap(), b"the plan");
 }
+
+#[test]
+fn credentials_tasks_and_jobs_from_the_command_line() {
+    let s3 = S3Server::start();
+    let _ = s3.remote("bkt", "", None);
+    let tmp = tempfile::tempdir().unwrap();
+    let pool = tmp.path().join("mnt");
+    let data = pool.join("tank/data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("f.txt"), b"payload").unwrap();
+    let db = tmp.path().join("state/cloudsync.db");
+    let env = [
+        ("CLOUDSYNC_DB", db.to_str().unwrap()),
+        ("CLOUDSYNC_POOL_ROOT", pool.to_str().unwrap()),
+        ("CLOUDSYNC_INDEX", "/nonexistent"),
+    ];
+    let run = |args: &[&str]| {
+        let o = cloudsync(args, &env);
+        (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned(), stderr(&o))
+    };
+    let cred = serde_json::json!({"name": "minio", "provider": {"type": "S3", "access_key_id": ACCESS_KEY,
+        "secret_access_key": SECRET_KEY, "endpoint": s3.endpoint}});
+    let (code, out, err) = run(&["credential", "add", &cred.to_string()]);
+    assert_eq!(code, Some(0), "{err}");
+    let id = serde_json::from_str::<serde_json::Value>(&out).unwrap()["id"].as_i64().unwrap();
+    let (code, out, _) = run(&["credential", "verify", &id.to_string()]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("\"valid\": true"));
+    let (_, out, _) = run(&["credential", "list", "--json"]);
+    assert!(!out.contains(SECRET_KEY) && out.contains("********"), "{out}");
+
+    let bad = serde_json::json!({"path": "/etc", "credentials": id, "attributes": {"bucket": "bkt", "folder": "x"}, "direction": "PUSH", "transfer_mode": "SYNC"});
+    let (code, _, err) = run(&["task", "create", &bad.to_string()]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("cloud_sync_create.path: The path must reside within a pool mount point"), "{err}");
+
+    // The test machine has no datasets: use a path policy that does not require them.
+    let task = serde_json::json!({"description": "nightly", "path": data, "credentials": id,
+        "attributes": {"bucket": "bkt", "folder": "backup"}, "direction": "PUSH", "transfer_mode": "SYNC"});
+    let (code, out, err) = run(&["task", "create", &task.to_string()]);
+    assert_eq!(code, Some(0), "{err}");
+    let tid = serde_json::from_str::<serde_json::Value>(&out).unwrap()["id"].as_i64().unwrap();
+    let (code, out, err) = run(&["task", "run", &tid.to_string()]);
+    // A plain directory under the pool root is not a dataset: the job says so.
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(out.contains("must reside within volume mount point"), "{out}");
+    let (_, out, _) = run(&["task", "logs", &tid.to_string()]);
+    assert!(out.contains("Locking local path"), "{out}");
+    let (_, out, _) = run(&["task", "list"]);
+    assert!(out.contains("nightly") && out.contains("FAILED"), "{out}");
+
+    let (code, _, err) = run(&["credential", "delete", &id.to_string()]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("This credential is used by cloud sync task nightly"), "{err}");
+    let (code, out, _) = run(&[
+        "task",
+        "restore",
+        &tid.to_string(),
+        &serde_json::json!({"transfer_mode": "COPY", "path": data}).to_string(),
+    ]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("\"direction\": \"PULL\"") && out.contains("\"enabled\": false"), "{out}");
+    let (_, out, _) = run(&["config", "export"]);
+    assert!(!out.contains(SECRET_KEY) && out.contains("cs1:"), "{out}");
+    let (code, out, _) = run(&["ls", &id.to_string()]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("bkt/"), "{out}");
+}

@@ -3,6 +3,7 @@
 //! Being built for the tasks-and-jobs issue: the task model on top of these, the job
 //! runner that ties them to the engine, and restore are still to come.
 
+pub mod api;
 pub mod joblog;
 pub mod model;
 pub mod providers;

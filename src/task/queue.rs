@@ -195,6 +195,20 @@ pub fn request_abort(store: &Store, task_id: i64) -> Result<bool> {
     })
 }
 
+/// Whether `task_id` has a WAITING or RUNNING job (of a live process).
+pub fn task_has_live_job(store: &Store, task_id: i64) -> Result<bool> {
+    store.transaction(|tx| {
+        reap(tx)?;
+        tx.query_row(
+            "SELECT COUNT(*) FROM jobs WHERE task_id = ?1 AND state IN ('WAITING', 'RUNNING')",
+            params![task_id],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+        .map_err(db_err)
+    })
+}
+
 /// Whether an abort was requested for a job (polled by the running job).
 pub fn abort_requested(store: &Store, job_id: i64) -> Result<bool> {
     store.transaction(|tx| {

@@ -62,6 +62,30 @@ pub fn build_remote(
     attributes: &Map<String, Value>,
     index: Option<Arc<Index>>,
 ) -> Result<RemoteRef> {
+    Ok(Arc::new(build_s3(credential, attributes, index, Duration::from_secs(60), Duration::from_secs(300), 10)?))
+}
+
+/// Verify a credential (§4.3): list what the account can see (S3: its buckets) with a
+/// 15 s connect and a 30 s I/O timeout.
+pub fn verify_credential(credential: &Map<String, Value>) -> Result<()> {
+    list_buckets(credential).map(drop)
+}
+
+/// The buckets of a credential's account: (name, creation date).
+pub fn list_buckets(credential: &Map<String, Value>) -> Result<Vec<(String, String)>> {
+    let mut attrs = Map::new();
+    attrs.insert("bucket".into(), Value::String("list".into()));
+    build_s3(credential, &attrs, None, Duration::from_secs(15), Duration::from_secs(30), 2)?.list_buckets()
+}
+
+fn build_s3(
+    credential: &Map<String, Value>,
+    attributes: &Map<String, Value>,
+    index: Option<Arc<Index>>,
+    connect: Duration,
+    io: Duration,
+    retries: u32,
+) -> Result<S3Remote> {
     let ty = credential.get("type").and_then(Value::as_str).unwrap_or("");
     let s = |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     match ty {
@@ -79,9 +103,9 @@ pub fn build_remote(
                 secret_access_key: s(credential, "secret_access_key"),
                 session_token: None,
                 path_style: credential.get("force_path_style").and_then(Value::as_bool).unwrap_or(true),
-                connect_timeout: Duration::from_secs(60),
-                response_timeout: Duration::from_secs(300),
-                low_level_retries: 10,
+                connect_timeout: connect,
+                response_timeout: io,
+                low_level_retries: retries,
                 sign_accept_encoding: credential.get("sign_accept_encoding").and_then(Value::as_bool).unwrap_or(true),
             };
             let mut opts = S3Options::new(cfg, &s(attributes, "bucket"), &s(attributes, "folder"));
@@ -97,7 +121,7 @@ pub fn build_remote(
                 opts.chunk_size = 64 * 1024 * 1024;
                 opts.upload_cutoff = 64 * 1024 * 1024;
             }
-            Ok(Arc::new(S3Remote::new(opts, index)?))
+            S3Remote::new(opts, index)
         }
         other => Err(Error::new(Kind::Unsupported, format!("Provider {other} is not supported by this version"))),
     }

@@ -1,6 +1,8 @@
 //! `cloudsync`: the command line. Thin: parses flags, builds remotes and options, calls
 //! the library, maps the result to an rclone-compatible exit code.
 
+mod admin;
+
 use clap::{Args, Parser, Subcommand};
 use cloudsync::crypt::check as cryptcheck;
 use cloudsync::crypt::remote::CryptRemote;
@@ -23,6 +25,8 @@ use std::time::Duration;
 #[derive(Parser)]
 #[command(name = "cloudsync", version, about = "Sync a NAS dataset with cloud storage (rclone-compatible)")]
 struct Cli {
+    #[command(flatten)]
+    store: admin::StoreArgs,
     /// More logging: -v shows every file, -vv debug output.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -45,6 +49,22 @@ enum Command {
     /// Check a local tree against an encrypted remote without downloading it (compares
     /// each object's MD5 with the local file encrypted again under the object's nonce).
     Cryptcheck(CryptcheckArgs),
+    /// Saved cloud credentials.
+    #[command(subcommand)]
+    Credential(admin::CredentialCmd),
+    /// Saved Cloud Sync tasks and their jobs.
+    #[command(subcommand)]
+    Task(admin::TaskCmd),
+    /// The whole configuration.
+    #[command(subcommand)]
+    Config(admin::ConfigCmd),
+    /// List a credential's buckets, or the entries of BUCKET[/PATH].
+    Ls {
+        credential: i64,
+        location: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -215,6 +235,10 @@ fn run(cli: Cli, term: Arc<Term>) -> Result<i32> {
         Command::Copy(a) => (Mode::Copy, a),
         Command::Move(a) => (Mode::Move, a),
         Command::Cryptcheck(a) => return cryptcheck(a),
+        Command::Credential(c) => return admin::credential(c, &cli.store),
+        Command::Task(c) => return admin::task(c, &cli.store),
+        Command::Config(c) => return admin::config(c, &cli.store),
+        Command::Ls { credential, location, json } => return admin::ls(credential, location, json, &cli.store),
     };
     let src_spec = RemoteSpec::parse(&args.src)?;
     let dst_spec = RemoteSpec::parse(&args.dst)?;

@@ -1,0 +1,280 @@
+//! `cloudsync credential|task|config|ls`: the saved configuration and its jobs. Thin: the
+//! operations live in `cloudsync::task::api`, shared with the C API and the daemon.
+
+use clap::{Args, Subcommand};
+use cloudsync::engine::CancelToken;
+use cloudsync::store::Store;
+use cloudsync::task::api::{self, ApiError};
+use cloudsync::task::model::{Caller, PathPolicy};
+use cloudsync::task::runner::{self, JobObserver, RunnerConfig};
+use cloudsync::{Error, Result};
+use serde_json::Value;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where the configuration lives.
+#[derive(Args, Clone)]
+pub struct StoreArgs {
+    /// The database (default: /var/lib/cloudsync/cloudsync.db as root, else ~/.local/share/cloudsync/cloudsync.db).
+    #[arg(long, env = "CLOUDSYNC_DB", global = true, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// The 32-byte secret seed that encrypts stored secrets (default: `seed` next to the database).
+    #[arg(long, env = "CLOUDSYNC_SEED", global = true, value_name = "PATH")]
+    pub seed: Option<PathBuf>,
+    /// Job logs (default: `jobs/` next to the database).
+    #[arg(long, env = "CLOUDSYNC_LOG_DIR", global = true, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// Where pools are mounted: task paths must lie below it.
+    #[arg(long, env = "CLOUDSYNC_POOL_ROOT", global = true, default_value = "/mnt", value_name = "DIR")]
+    pub pool_root: PathBuf,
+}
+
+impl StoreArgs {
+    fn dir(&self) -> PathBuf {
+        if let Some(db) = &self.db {
+            return db.parent().map(PathBuf::from).unwrap_or_default();
+        }
+        if nix::unistd::geteuid().is_root() {
+            return PathBuf::from("/var/lib/cloudsync");
+        }
+        std::env::var_os("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+            .unwrap_or_else(|| PathBuf::from("."))
+            .join("cloudsync")
+    }
+    pub fn open(&self) -> Result<Store> {
+        let db = self.db.clone().unwrap_or_else(|| self.dir().join("cloudsync.db"));
+        let seed = self.seed.clone().unwrap_or_else(|| self.dir().join("seed"));
+        Store::open(&db, &seed)
+    }
+    fn runner(&self) -> RunnerConfig {
+        let index = cloudsync::index::Index::open(&self.dir().join("index.db")).ok().map(Arc::new);
+        RunnerConfig {
+            log_dir: self.log_dir.clone().unwrap_or_else(|| self.dir().join("jobs")),
+            index,
+            policy: PathPolicy { pool_root: self.pool_root.clone(), require_dataset: true },
+        }
+    }
+    fn policy(&self) -> PathPolicy {
+        PathPolicy { pool_root: self.pool_root.clone(), require_dataset: true }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum CredentialCmd {
+    /// Create a credential: BODY is `{"name": ..., "provider": {"type": ..., ...}}` (JSON, @FILE or - for stdin).
+    Add { body: String },
+    /// List credentials (secrets redacted).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one credential (secrets redacted unless --reveal).
+    Show {
+        id: i64,
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// Change a credential: BODY holds the fields to replace (`provider` is replaced whole).
+    Update { id: i64, body: String },
+    /// Check that a stored credential can list its remote (15 s connect, 30 s I/O).
+    Verify { id: i64 },
+    /// Delete a credential (refused while a task uses it).
+    Delete { id: i64 },
+}
+
+#[derive(Subcommand)]
+pub enum TaskCmd {
+    /// Create a task from a JSON body with the TrueNAS field names (JSON, @FILE or -).
+    Create { body: String },
+    /// List tasks with their last job.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one task.
+    Show { id: i64 },
+    /// Change a task: a shallow merge of BODY over the stored task, then full validation.
+    Update { id: i64, body: String },
+    /// Delete a task (its running job is aborted first).
+    Delete { id: i64 },
+    /// Run a task now and wait for it (also a disabled one).
+    Run {
+        id: i64,
+        /// Decide and report only: no transfer, no deletion, no script, no snapshot.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Abort the task's running or waiting job (from any process).
+    Abort { id: i64 },
+    /// Create the reversed, disabled task: BODY is `{"transfer_mode": "SYNC"|"COPY", "path": ..., "description": ...}`.
+    Restore { id: i64, body: String },
+    /// Print the log excerpt of the task's last job.
+    Logs { id: i64 },
+}
+
+#[derive(Subcommand)]
+pub enum ConfigCmd {
+    /// Write the whole configuration as JSON to stdout; secrets stay encrypted.
+    Export {
+        /// Include the secret seed (then the export alone decrypts everything: keep it safe).
+        #[arg(long)]
+        with_seed: bool,
+    },
+}
+
+fn read_body(arg: &str) -> Result<Value> {
+    let text = if arg == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s).map_err(|e| Error::io("read", "stdin", e))?;
+        s
+    } else if let Some(path) = arg.strip_prefix('@') {
+        std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?
+    } else {
+        arg.to_string()
+    };
+    serde_json::from_str(&text).map_err(|e| Error::usage(format!("the body is not valid JSON: {e}")))
+}
+
+fn api(r: std::result::Result<Value, ApiError>) -> Result<Value> {
+    r.map_err(|e| match e {
+        ApiError::Failed(e) => e,
+        v @ ApiError::Validation(_) => Error::usage(v.to_string()),
+    })
+}
+
+fn print(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+/// The CLI acts for the local administrator (it can read the seed).
+const ADMIN: Option<Caller> = Some(Caller { full_admin: true });
+
+pub fn credential(cmd: CredentialCmd, s: &StoreArgs) -> Result<i32> {
+    let store = s.open()?;
+    match cmd {
+        CredentialCmd::Add { body } => print(&api(api::credential_create(&store, &read_body(&body)?))?),
+        CredentialCmd::List { json } => {
+            let list = api(api::credential_list(&store, false).map(Value::from))?;
+            if json {
+                print(&list);
+            } else {
+                for c in list.as_array().into_iter().flatten() {
+                    println!(
+                        "{:>4}  {:<24} {}",
+                        c["id"],
+                        c["name"].as_str().unwrap_or(""),
+                        c["provider"]["type"].as_str().unwrap_or("")
+                    );
+                }
+            }
+        }
+        CredentialCmd::Show { id, reveal } => print(&api(api::credential_get(&store, id, reveal))?),
+        CredentialCmd::Update { id, body } => print(&api(api::credential_update(&store, id, &read_body(&body)?))?),
+        CredentialCmd::Verify { id } => {
+            let c = store.get_credential(id)?;
+            let v = api::credential_verify(&Value::Object(c.provider));
+            print(&v);
+            return Ok(if v["valid"] == true { 0 } else { 1 });
+        }
+        CredentialCmd::Delete { id } => api(api::credential_delete(&store, id).map(|()| Value::Null)).map(drop)?,
+    }
+    Ok(0)
+}
+
+struct Printer;
+impl JobObserver for Printer {
+    fn log(&self, _job: i64, line: &str) {
+        eprintln!("{line}");
+    }
+}
+
+pub fn task(cmd: TaskCmd, s: &StoreArgs) -> Result<i32> {
+    let store = s.open()?;
+    match cmd {
+        TaskCmd::Create { body } => print(&api(api::task_create(&store, &read_body(&body)?, ADMIN, &s.policy()))?),
+        TaskCmd::List { json } => {
+            let list = api(api::task_list(&store, false).map(Value::from))?;
+            if json {
+                print(&list);
+            } else {
+                for t in list.as_array().into_iter().flatten() {
+                    println!(
+                        "{:>4}  {:<24} {} {} {:<40} {}",
+                        t["id"],
+                        t["description"].as_str().unwrap_or(""),
+                        t["direction"].as_str().unwrap_or(""),
+                        t["transfer_mode"].as_str().unwrap_or(""),
+                        t["path"].as_str().unwrap_or(""),
+                        t["job"]["state"].as_str().unwrap_or("-")
+                    );
+                }
+            }
+        }
+        TaskCmd::Show { id } => print(&api(api::task_get(&store, id, false))?),
+        TaskCmd::Update { id, body } => {
+            print(&api(api::task_update(&store, id, &read_body(&body)?, ADMIN, &s.policy()))?)
+        }
+        TaskCmd::Delete { id } => api(api::task_delete(&store, id).map(|()| Value::Null)).map(drop)?,
+        TaskCmd::Run { id, dry_run } => {
+            let cancel = CancelToken::new();
+            let out = runner::run_task(&store, &s.runner(), id, dry_run, Some(Arc::new(Printer)), cancel)?;
+            print(&serde_json::to_value(&out).unwrap_or_default());
+            return Ok(match out.state.as_str() {
+                "SUCCESS" | "WAITING" => 0,
+                _ => 1,
+            });
+        }
+        TaskCmd::Abort { id } => {
+            let aborted = api(api::task_abort(&store, id).map(Value::from))?;
+            print(&serde_json::json!({"aborted": aborted}));
+        }
+        TaskCmd::Restore { id, body } => {
+            print(&api(api::task_restore(&store, id, &read_body(&body)?, ADMIN, &s.policy()))?)
+        }
+        TaskCmd::Logs { id } => {
+            let t = api(api::task_get(&store, id, false))?;
+            print!("{}", t["job"]["logs_excerpt"].as_str().unwrap_or("(no job has run yet)\n"));
+        }
+    }
+    Ok(0)
+}
+
+pub fn config(cmd: ConfigCmd, s: &StoreArgs) -> Result<i32> {
+    let store = s.open()?;
+    match cmd {
+        ConfigCmd::Export { with_seed } => print(&store.export(with_seed)?),
+    }
+    Ok(0)
+}
+
+/// `cloudsync ls CREDENTIAL [BUCKET[/PATH]]`: the buckets, or a folder's entries.
+pub fn ls(credential: i64, location: Option<String>, json: bool, s: &StoreArgs) -> Result<i32> {
+    let store = s.open()?;
+    let c = store.get_credential(credential)?;
+    let Some(loc) = location else {
+        let buckets = runner::list_buckets(&c.provider)?;
+        if json {
+            print(&Value::from(buckets.iter().map(|(n, d)| serde_json::json!({"Name": n, "Path": n, "IsDir": true, "IsBucket": true, "ModTime": d})).collect::<Vec<_>>()));
+        } else {
+            for (n, _) in buckets {
+                println!("{n}/");
+            }
+        }
+        return Ok(0);
+    };
+    let (bucket, path) = loc.split_once('/').unwrap_or((&loc, ""));
+    let attrs = serde_json::json!({"bucket": bucket, "folder": ""});
+    let entries = api(api::list_directory(&store, credential, &attrs, &serde_json::json!({}), path).map(Value::from))?;
+    if json {
+        print(&entries);
+    } else {
+        for e in entries.as_array().into_iter().flatten() {
+            let dir = if e["IsDir"] == true { "/" } else { "" };
+            println!("{:>12}  {}{dir}", e["Size"], e["Name"].as_str().unwrap_or(""));
+        }
+    }
+    Ok(0)
+}
