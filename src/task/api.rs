@@ -144,10 +144,10 @@ fn task_entry(store: &Store, t: &crate::store::Task, reveal: bool) -> Value {
             }
         }
     }
-    if let Some(cid) = t.body.get("credentials").and_then(Value::as_i64) {
-        if let Ok(c) = store.get_credential(cid) {
-            v.insert("credentials".into(), credential_entry(&c, reveal));
-        }
+    if let Some(cid) = t.body.get("credentials").and_then(Value::as_i64)
+        && let Ok(c) = store.get_credential(cid)
+    {
+        v.insert("credentials".into(), credential_entry(&c, reveal));
     }
     v.insert("job".into(), t.job.clone().unwrap_or(Value::Null));
     v.insert("locked".into(), json!(false));
