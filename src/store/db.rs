@@ -204,6 +204,19 @@ impl Store {
         Ok(Credential { id: conn.last_insert_rowid(), name: name.to_string(), provider: provider.clone() })
     }
 
+    /// Keep a credential whose secrets are lost (an import without the seed): its name and
+    /// type survive, it is marked unusable with `reason` until it is re-entered.
+    pub fn create_unusable_credential(&self, name: &str, provider_type: &str, reason: &str) -> Result<i64> {
+        let conn = self.conn()?;
+        let empty = self.secrets.encrypt(Field::CredentialProvider, "{}")?;
+        conn.execute(
+            "INSERT INTO credentials (name, provider, attributes, unusable) VALUES (?1, ?2, ?3, ?4)",
+            params![name, provider_type, empty, reason],
+        )
+        .map_err(|e| unique_error(e, "A credential with this name already exists"))?;
+        Ok(conn.last_insert_rowid())
+    }
+
     pub fn update_credential(&self, id: i64, name: &str, provider: &Map<String, Value>) -> Result<Credential> {
         let (ty, enc) = self.encrypt_provider(provider)?;
         let n = self

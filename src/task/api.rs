@@ -264,3 +264,135 @@ pub fn list_directory(
         })
         .collect())
 }
+
+/// Import a TrueNAS configuration (§13): a config backup tar or database, with its
+/// `pwenc_secret` inside or given as `seed`. Credentials are re-encrypted under this
+/// store's seed; ones whose secrets cannot be decrypted are kept as unusable. Tasks that
+/// fail validation come in disabled, with the reasons. Returns a report.
+pub fn import_truenas(
+    store: &Store,
+    path: &std::path::Path,
+    seed: Option<&[u8]>,
+    policy: &PathPolicy,
+) -> ApiResult<Value> {
+    use super::truenas_import::read_backup;
+    let cfg = read_backup(path, seed).map_err(|e| ApiError::Failed(Error::usage(format!("TrueNAS import: {e}"))))?;
+    let mut report = json!({"seed_ok": cfg.seed_ok, "warnings": cfg.warnings, "credentials": [], "tasks": []});
+    let mut ids = std::collections::HashMap::new();
+    let existing: Vec<String> = store.list_credentials()?.into_iter().map(|r| r.name).collect();
+    for c in &cfg.credentials {
+        let mut name = c.name.clone();
+        let mut n = 2;
+        while existing.contains(&name) {
+            name = format!("{} ({n})", c.name);
+            n += 1;
+        }
+        let entry = match &c.fields {
+            Some(fields) => {
+                let mut provider = fields.clone();
+                provider.insert("type".into(), json!(c.provider_type));
+                match credential_create(store, &json!({"name": name, "provider": provider})) {
+                    Ok(v) => {
+                        let id = v["id"].as_i64().unwrap_or(-1);
+                        ids.insert(c.id, id);
+                        json!({"truenas_id": c.id, "id": id, "name": name, "problem": c.problem})
+                    }
+                    Err(e) => {
+                        let reason = format!("imported unusable: {e}");
+                        let id = store.create_unusable_credential(&name, &c.provider_type, &reason)?;
+                        ids.insert(c.id, id);
+                        json!({"truenas_id": c.id, "id": id, "name": name, "problem": reason})
+                    }
+                }
+            }
+            None => {
+                let reason = c.problem.clone().unwrap_or_else(|| "its secrets could not be decrypted".into());
+                let reason = format!("unusable until re-entered: {reason}");
+                let id = store.create_unusable_credential(&name, &c.provider_type, &reason)?;
+                ids.insert(c.id, id);
+                json!({"truenas_id": c.id, "id": id, "name": name, "problem": reason})
+            }
+        };
+        if let Some(a) = report["credentials"].as_array_mut() {
+            a.push(entry);
+        }
+    }
+    for t in &cfg.tasks {
+        let mut body = t.body.clone();
+        let old_cred = body.get("credentials").and_then(Value::as_i64).unwrap_or(-1);
+        body.insert("credentials".into(), json!(ids.get(&old_cred).copied().unwrap_or(-1)));
+        let mut problems = t.problems.clone();
+        let stored = match model::validate(model::CREATE, &body, store, None, policy) {
+            Ok(valid) => {
+                let mut valid = valid;
+                if !problems.is_empty() {
+                    valid.insert("enabled".into(), json!(false));
+                }
+                store.create_task(&valid)?
+            }
+            Err(errs) => {
+                problems.extend(errs.iter().map(|(k, m)| format!("{k}: {m}")));
+                body.insert("enabled".into(), json!(false));
+                body.insert("import_problems".into(), json!(problems));
+                store.create_task(&body)?
+            }
+        };
+        if let Some(job) = &t.job {
+            let _ = store.set_task_job(stored.id, job);
+        }
+        if let Some(a) = report["tasks"].as_array_mut() {
+            a.push(json!({"truenas_id": t.id, "id": stored.id, "enabled": stored.body.get("enabled").cloned().unwrap_or(json!(false)) == json!(true) && problems.is_empty(), "problems": problems}));
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::truenas_import::build_fixture_database;
+
+    #[test]
+    fn truenas_configuration_imports_with_and_without_the_seed() {
+        let d = tempfile::tempdir().unwrap();
+        let seed = *b"0123456789abcdef0123456789abcdef";
+        let tn = d.path().join("freenas-v1.db");
+        build_fixture_database(
+            &tn,
+            &seed,
+            &[
+                (1, "aws", "S3", json!({"access_key_id": "AKIA", "secret_access_key": "TN-SECRET", "endpoint": "", "region": "", "skip_region": false, "signatures_v2": false, "max_upload_parts": 10000, "provider": "Other", "force_path_style": true, "sign_accept_encoding": true})),
+                (2, "gone", "MEGA", json!({"user": "u", "pass": "p"})),
+            ],
+            &[
+                json!({"id": 7, "description": "photos", "path": "/mnt/tank/photos", "credentials": 1,
+                       "attributes": {"bucket": "bk", "folder": "p", "fast_list": false, "region": "", "encryption": null, "storage_class": ""},
+                       "encryption": true, "encryption_password": "TN-PW", "encryption_salt": "", "job": {"state": "SUCCESS"}}),
+                json!({"id": 8, "description": "outside", "path": "/srv/data", "credentials": 1,
+                       "attributes": {"bucket": "bk", "folder": "q", "fast_list": false, "region": "", "encryption": null, "storage_class": ""}}),
+            ],
+        )
+        .unwrap();
+        let policy = PathPolicy::default();
+        let store = Store::open(&d.path().join("a/db"), &d.path().join("a/seed")).unwrap();
+        let r = import_truenas(&store, &tn, Some(&seed), &policy).unwrap();
+        assert_eq!(r["credentials"].as_array().unwrap().len(), 1, "MEGA is skipped: {r}");
+        let cred = store.get_credential(r["credentials"][0]["id"].as_i64().unwrap()).unwrap();
+        assert_eq!(cred.provider["secret_access_key"], "TN-SECRET");
+        let photos = store.get_task(r["tasks"][0]["id"].as_i64().unwrap()).unwrap();
+        assert_eq!(photos.body["encryption_password"], "TN-PW");
+        assert_eq!(photos.body["enabled"], true);
+        assert_eq!(photos.job.unwrap()["state"], "SUCCESS");
+        let outside = store.get_task(r["tasks"][1]["id"].as_i64().unwrap()).unwrap();
+        assert_eq!(outside.body["enabled"], false, "a task failing validation comes in disabled");
+        assert!(r["tasks"][1]["problems"].to_string().contains("pool mount point"), "{r}");
+
+        // Without the seed: names and tasks survive, secrets do not, nothing runs by accident.
+        let store2 = Store::open(&d.path().join("b/db"), &d.path().join("b/seed")).unwrap();
+        let r = import_truenas(&store2, &tn, None, &policy).unwrap();
+        assert!(r["credentials"][0]["problem"].as_str().unwrap().contains("unusable"), "{r}");
+        assert_eq!(store2.list_task_ids().unwrap().len(), 2);
+        let t = store2.get_task(r["tasks"][0]["id"].as_i64().unwrap()).unwrap();
+        assert_eq!(t.body["enabled"], false);
+    }
+}

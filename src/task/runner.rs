@@ -388,6 +388,16 @@ fn job_body(
         (None, Some(b)) => b,
         (None, None) => return Err(Error::other("nothing to run")),
     };
+    // A stored task is checked again before it runs: an import may have kept it with
+    // problems, or the database may have been edited by hand.
+    if let Some(problems) = body.get("import_problems") {
+        return Err(Error::usage(format!("This task was imported with problems and must be fixed first: {problems}")));
+    }
+    let editable = super::model::merge_update(&body, &Map::new());
+    if let Err(errs) = super::model::validate(super::model::UPDATE, &editable, store, None, &cfg.policy) {
+        let text: Vec<String> = errs.iter().map(|(k, m)| format!("{k}: {m}")).collect();
+        return Err(Error::usage(format!("The task is not valid: {}", text.join("; "))));
+    }
     let s = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let cred_id = body.get("credentials").and_then(Value::as_i64).unwrap_or(-1);
     let credential = store.get_credential(cred_id)?.provider;

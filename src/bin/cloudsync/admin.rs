@@ -123,6 +123,13 @@ pub enum ConfigCmd {
         #[arg(long)]
         with_seed: bool,
     },
+    /// Import a TrueNAS configuration: a config backup tar or freenas-v1.db.
+    ImportTruenas {
+        path: PathBuf,
+        /// TrueNAS's pwenc_secret, when it is not inside the backup.
+        #[arg(long, value_name = "FILE")]
+        truenas_seed: Option<PathBuf>,
+    },
 }
 
 fn read_body(arg: &str) -> Result<Value> {
@@ -246,6 +253,13 @@ pub fn config(cmd: ConfigCmd, s: &StoreArgs) -> Result<i32> {
     let store = s.open()?;
     match cmd {
         ConfigCmd::Export { with_seed } => print(&store.export(with_seed)?),
+        ConfigCmd::ImportTruenas { path, truenas_seed } => {
+            let seed = match truenas_seed {
+                Some(p) => Some(std::fs::read(&p).map_err(|e| Error::io("read", p.display(), e))?),
+                None => None,
+            };
+            print(&api(api::import_truenas(&store, &path, seed.as_deref(), &s.policy()))?);
+        }
     }
     Ok(0)
 }
