@@ -81,6 +81,8 @@ impl Index {
         conn.busy_timeout(Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // A small page cache: lookups are point queries and one directory at a time.
+        conn.pragma_update(None, "cache_size", -512)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS local_md5 (
                 root TEXT NOT NULL, path BLOB NOT NULL, size INTEGER NOT NULL, mtime INTEGER NOT NULL,
@@ -95,15 +97,26 @@ impl Index {
     }
 
     pub fn get_local_md5(&self, key: &FileKey) -> Option<Md5> {
-        self.flush_if_pending();
+        // Writes not yet committed are answered from memory: committing on every read would
+        // cost a transaction per file.
+        if let Ok(pending) = self.pending.lock() {
+            for p in pending.iter().rev() {
+                if let Pending::Local(k, md5) = p {
+                    if k.root == key.root && k.path == key.path {
+                        return (k == key).then_some(*md5);
+                    }
+                }
+            }
+        }
         let conn = self.conn.lock().ok()?;
         let row: Option<(i64, i64, i64, i64, Vec<u8>)> = conn
-            .query_row(
-                "SELECT size, mtime, ino, ctime, md5 FROM local_md5 WHERE root = ?1 AND path = ?2",
-                params![key.root, key.path],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-            )
-            .optional()
+            .prepare_cached("SELECT size, mtime, ino, ctime, md5 FROM local_md5 WHERE root = ?1 AND path = ?2")
+            .and_then(|mut stmt| {
+                stmt.query_row(params![key.root, key.path], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })
+                .optional()
+            })
             .ok()
             .flatten();
         let (size, mtime, ino, ctime, md5) = row?;
@@ -120,7 +133,25 @@ impl Index {
 
     /// Everything known about the objects of one directory of `remote`, by name.
     pub fn object_dir(&self, remote: &str, dir: &str) -> HashMap<String, ObjectMeta> {
-        self.flush_if_pending();
+        let mut out = self.object_dir_committed(remote, dir);
+        // Then what this process wrote but has not committed yet, in order.
+        if let Ok(pending) = self.pending.lock() {
+            for p in pending.iter() {
+                match p {
+                    Pending::Object { remote: r, dir: d, name, meta } if r == remote && d == dir => {
+                        out.insert(name.clone(), meta.clone());
+                    }
+                    Pending::ForgetObject { remote: r, dir: d, name } if r == remote && d == dir => {
+                        out.remove(name);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+
+    fn object_dir_committed(&self, remote: &str, dir: &str) -> HashMap<String, ObjectMeta> {
         let mut out = HashMap::new();
         let Ok(conn) = self.conn.lock() else {
             return out;
@@ -168,13 +199,6 @@ impl Index {
             pending.len() >= BATCH
         };
         if full {
-            self.flush();
-        }
-    }
-
-    /// Reads see every earlier write of this process.
-    fn flush_if_pending(&self) {
-        if self.pending.lock().map(|p| !p.is_empty()).unwrap_or(false) {
             self.flush();
         }
     }
@@ -284,6 +308,20 @@ mod tests {
         idx.forget_object("s3:b", "d", "n");
         idx.flush();
         assert!(idx.object_dir("s3:b", "d").is_empty());
+    }
+
+    #[test]
+    fn uncommitted_writes_are_read_without_a_commit() {
+        let idx = Index::in_memory().unwrap();
+        idx.put_local_md5(&key(), [3; 16]);
+        assert_eq!(idx.get_local_md5(&key()), Some([3; 16]));
+        assert_eq!(idx.get_local_md5(&FileKey { size: 9, ..key() }), None, "validators still apply");
+        let m = ObjectMeta { size: 1, etag: "e".into(), server_time: None, mtime: 5, md5: None };
+        idx.put_object("r", "d", "n", m.clone());
+        assert_eq!(idx.object_dir("r", "d").get("n"), Some(&m));
+        idx.forget_object("r", "d", "n");
+        assert!(idx.object_dir("r", "d").is_empty());
+        assert!(idx.pending.lock().unwrap().len() == 3, "nothing was committed by the reads");
     }
 
     #[test]

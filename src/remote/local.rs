@@ -32,7 +32,7 @@ use std::sync::{Arc, OnceLock};
 /// Files at least this large are downloaded with several ranged streams in parallel.
 const MULTI_THREAD_CUTOFF: u64 = 256 * 1024 * 1024;
 const MULTI_THREAD_STREAMS: u64 = 4;
-const COPY_BUF: usize = 256 * 1024;
+const COPY_BUF: usize = 128 * 1024;
 
 /// Options of a local remote.
 #[derive(Clone, Debug, Default)]
@@ -200,9 +200,9 @@ impl LocalRemote {
             return self.write_parallel(file, src);
         }
         let mut reader = src.open_at(0, size)?;
-        let mut out = io::BufWriter::with_capacity(COPY_BUF, file);
+        // The copy buffer already batches writes: no second buffer.
+        let mut out = file;
         let copied = copy_exact(&mut reader, &mut out, size)?;
-        out.flush()?;
         if copied != size {
             return Err(short_source(copied, size));
         }
