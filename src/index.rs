@@ -101,10 +101,11 @@ impl Index {
         // cost a transaction per file.
         if let Ok(pending) = self.pending.lock() {
             for p in pending.iter().rev() {
-                if let Pending::Local(k, md5) = p {
-                    if k.root == key.root && k.path == key.path {
-                        return (k == key).then_some(*md5);
-                    }
+                if let Pending::Local(k, md5) = p
+                    && k.root == key.root
+                    && k.path == key.path
+                {
+                    return (k == key).then_some(*md5);
                 }
             }
         }

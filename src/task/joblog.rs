@@ -29,7 +29,8 @@ pub struct JobLog {
     inner: Mutex<Inner>,
 }
 
-fn timestamp() -> String {
+/// Local time as rclone prints it: `2026/11/24 14:00:00`.
+pub fn timestamp() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as libc::time_t)

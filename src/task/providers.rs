@@ -448,8 +448,9 @@ static PROVIDERS: [ProviderSpec; 18] = [
     },
 ];
 
-/// The discriminator tags in TrueNAS's union order, for the unknown-type message.
-const TAG_ORDER: [&str; 18] = [
+/// The discriminator tags in TrueNAS's union order, for the unknown-type message (and the
+/// list of provider types every other module uses).
+pub const TAG_ORDER: [&str; 18] = [
     "AZUREBLOB",
     "B2",
     "BOX",

@@ -46,26 +46,7 @@ pub const BACKUP_DATABASE_NAME: &str = "freenas-v1.db";
 pub const BACKUP_SEED_NAME: &str = "pwenc_secret";
 
 /// The provider types of spec §5.1 that cloudsync accepts.
-pub const PROVIDER_TYPES: [&str; 18] = [
-    "AZUREBLOB",
-    "B2",
-    "BOX",
-    "DROPBOX",
-    "FTP",
-    "GOOGLE_CLOUD_STORAGE",
-    "GOOGLE_DRIVE",
-    "GOOGLE_PHOTOS",
-    "HTTP",
-    "HUBIC",
-    "ONEDRIVE",
-    "PCLOUD",
-    "S3",
-    "SFTP",
-    "STORJ_IX",
-    "OPENSTACK_SWIFT",
-    "WEBDAV",
-    "YANDEX",
-];
+pub use super::providers::TAG_ORDER as PROVIDER_TYPES;
 
 /// Provider types TrueNAS removed (spec §5.1); their credentials and tasks are not imported.
 /// `AMAZON_DRIVE` is accepted besides TrueNAS's `AMAZON_CLOUD_DRIVE` because hand-edited or

@@ -505,29 +505,9 @@ impl log::Log for StderrLogger {
             log::Level::Info => "INFO ",
             _ => "DEBUG",
         };
-        self.term.print_line(&format!("{} {level} : {}", timestamp(), r.args()));
+        self.term.print_line(&format!("{} {level} : {}", cloudsync::task::joblog::timestamp(), r.args()));
     }
     fn flush(&self) {}
-}
-
-/// Local time as rclone prints it: `2026/11/24 14:00:00`.
-fn timestamp() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as libc::time_t)
-        .unwrap_or(0);
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: localtime_r only writes into `tm`, which we own.
-    unsafe { libc::localtime_r(&now, &mut tm) };
-    format!(
-        "{:04}/{:02}/{:02} {:02}:{:02}:{:02}",
-        tm.tm_year + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec
-    )
 }
 
 struct CliObserver {
