@@ -106,6 +106,20 @@ impl Store {
     /// missing or different opens in the "secrets unavailable" state: everything that
     /// needs a secret fails with [`SEED_MISMATCH`]; nothing is deleted.
     pub fn open(db: &Path, seed: &Path) -> Result<Store> {
+        // Several processes may open a new database at once; SQLite can then answer BUSY
+        // without waiting (switching to WAL, recovery), so the whole open is retried.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match Self::open_once(db, seed) {
+                Err(e) if e.is_retryable() && e.kind() == Kind::Server && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_once(db: &Path, seed: &Path) -> Result<Store> {
         if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir.display(), e))?;
         }
