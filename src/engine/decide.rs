@@ -5,10 +5,10 @@
 //! modification times and hashes from the metadata index when they can, so asking here is
 //! usually free. Sizes are compared before any modification time is fetched.
 
-use super::{CompareOptions, Run};
+use super::{CompareOptions, Run, SyncOptions};
 use crate::error::{Kind, Result};
 use crate::path::RelPath;
-use crate::remote::{Entry, Nanos};
+use crate::remote::{Entry, Nanos, Remote};
 
 /// The outcome for a file present on both sides.
 #[derive(Debug, PartialEq, Eq)]
@@ -30,10 +30,10 @@ pub struct Paths<'a> {
 }
 
 /// The modify window: max(--modify-window, both precisions); `None` = unsupported.
-pub fn modify_window(run: &Run<'_>) -> Option<Nanos> {
-    let s = run.src.features().precision?;
-    let d = run.dst.features().precision?;
-    Some(run.opts.compare.modify_window.max(s).max(d))
+pub fn modify_window(src: &dyn Remote, dst: &dyn Remote, opts: &SyncOptions) -> Option<Nanos> {
+    let s = src.features().precision?;
+    let d = dst.features().precision?;
+    Some(opts.compare.modify_window.max(s).max(d))
 }
 
 impl Run<'_> {

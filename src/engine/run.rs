@@ -188,18 +188,7 @@ pub(super) fn attempt(src: &dyn Remote, dst: &dyn Remote, opts: &SyncOptions, su
         }
     };
 
-    let window = {
-        let probe = Run {
-            src,
-            dst,
-            opts,
-            window: None,
-            stats: Stats::default(),
-            checksum_fallback_logged: AtomicBool::new(false),
-            forced_upload_logged: AtomicBool::new(false),
-        };
-        super::decide::modify_window(&probe)
-    };
+    let window = super::decide::modify_window(src, dst, opts);
     let shared = Shared {
         run: Run {
             src,
