@@ -178,6 +178,14 @@ pub fn task_update(
     Ok(task_entry(store, &t, true))
 }
 
+/// Validate a task body as `create` would, storing nothing: the normalized body (every
+/// default filled in), or the validation errors. No network calls.
+pub fn task_validate(store: &Store, body: &Value, caller: Option<Caller>, policy: &PathPolicy) -> ApiResult<Value> {
+    let b = obj(body, model::CREATE)?;
+    let valid = model::validate(model::CREATE, &b, store, caller, policy).map_err(ApiError::Validation)?;
+    Ok(Value::Object(valid))
+}
+
 /// Delete a task, aborting its running job first (§1.2).
 pub fn task_delete(store: &Store, id: i64) -> ApiResult<()> {
     store.get_task(id)?;
@@ -224,6 +232,34 @@ pub fn task_restore(
 pub fn task_abort(store: &Store, id: i64) -> ApiResult<bool> {
     store.get_task(id)?;
     Ok(queue::request_abort(store, id)?)
+}
+
+/// One job: state, progress, error, log excerpt and times (see [`queue::job_record`]).
+pub fn job_get(store: &Store, job_id: i64) -> ApiResult<Value> {
+    Ok(queue::job_record(store, job_id)?)
+}
+
+/// The newest `limit` jobs of a task (or of all tasks), newest first.
+pub fn job_list(store: &Store, task_id: Option<i64>, limit: u32) -> ApiResult<Vec<Value>> {
+    Ok(queue::list_jobs(store, task_id, limit)?)
+}
+
+/// Ask a job to abort, from any thread or process. False if it was not live.
+pub fn job_abort(store: &Store, job_id: i64) -> ApiResult<bool> {
+    queue::job_record(store, job_id)?;
+    Ok(queue::request_job_abort(store, job_id)?)
+}
+
+/// The whole log of a job (the file under the log directory), or the excerpt kept in the
+/// job record when the file is gone.
+pub fn job_log(store: &Store, job_id: i64) -> ApiResult<String> {
+    let job = queue::job_record(store, job_id)?;
+    if let Some(p) = job["logs_path"].as_str()
+        && let Ok(text) = std::fs::read(p)
+    {
+        return Ok(String::from_utf8_lossy(&text).into_owned());
+    }
+    Ok(job["logs_excerpt"].as_str().unwrap_or(super::joblog::LOG_REMOVED).to_string())
 }
 
 /// `list_directory`: the entries of a remote folder in rclone `lsjson` shape, with

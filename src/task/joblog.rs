@@ -27,6 +27,8 @@ struct Inner {
 pub struct JobLog {
     path: PathBuf,
     inner: Mutex<Inner>,
+    /// Receives every line written (the C API's and the CLI's log callbacks).
+    tap: std::sync::OnceLock<Box<dyn Fn(&str) + Send + Sync>>,
 }
 
 /// Local time as rclone prints it: `2026/11/24 14:00:00`.
@@ -69,7 +71,13 @@ impl JobLog {
         Ok(JobLog {
             path: path.to_path_buf(),
             inner: Mutex::new(Inner { file, last_stats: None, tail: Default::default() }),
+            tap: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Send every line written from now on to `tap` as well (once per log).
+    pub fn set_tap(&self, tap: Box<dyn Fn(&str) + Send + Sync>) {
+        let _ = self.tap.set(tap);
     }
 
     pub fn path(&self) -> &Path {
@@ -89,12 +97,21 @@ impl JobLog {
 
     /// A line written exactly as given (script output with its prefix).
     pub fn raw(&self, line: &str) {
-        let Ok(mut inner) = self.inner.lock() else { return };
-        for l in line.lines() {
-            let _ = writeln!(inner.file, "{l}");
-            inner.tail.push_back(l.to_string());
-            if inner.tail.len() > 5 {
-                inner.tail.pop_front();
+        {
+            let Ok(mut inner) = self.inner.lock() else { return };
+            for l in line.lines() {
+                let _ = writeln!(inner.file, "{l}");
+                inner.tail.push_back(l.to_string());
+                if inner.tail.len() > 5 {
+                    inner.tail.pop_front();
+                }
+            }
+        }
+        // Outside the lock: the tap may be slow (a C callback) and lines from other
+        // threads must not wait for it.
+        if let Some(tap) = self.tap.get() {
+            for l in line.lines() {
+                tap(l);
             }
         }
     }

@@ -237,6 +237,78 @@ pub fn set_progress(store: &Store, job_id: i64, percent: u32, description: &str)
     })
 }
 
+/// Ask one job (WAITING or RUNNING) to abort. False if it is not live.
+pub fn request_job_abort(store: &Store, job_id: i64) -> Result<bool> {
+    store.transaction(|tx| {
+        reap(tx)?;
+        let n = tx
+            .execute(
+                "UPDATE jobs SET abort_requested = 1 WHERE id = ?1 AND state IN ('WAITING', 'RUNNING')",
+                params![job_id],
+            )
+            .map_err(db_err)?;
+        Ok(n > 0)
+    })
+}
+
+/// Record where a job's log file is.
+pub fn set_logs_path(store: &Store, job_id: i64, path: &str) -> Result<()> {
+    store.transaction(|tx| {
+        tx.execute("UPDATE jobs SET logs_path = ?2 WHERE id = ?1", params![job_id, path]).map_err(db_err).map(drop)
+    })
+}
+
+const JOB_COLUMNS: &str = "id, task_id, state, dry_run, created, started, finished, progress, error, logs_path, \
+     logs_excerpt, abort_requested";
+
+fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<serde_json::Value> {
+    let progress: Option<String> = r.get(7)?;
+    let progress = progress
+        .and_then(|p| serde_json::from_str::<serde_json::Value>(&p).ok())
+        .unwrap_or_else(|| serde_json::json!({"percent": 0, "description": ""}));
+    Ok(serde_json::json!({
+        "id": r.get::<_, i64>(0)?,
+        "task_id": r.get::<_, Option<i64>>(1)?,
+        "state": r.get::<_, String>(2)?,
+        "dry_run": r.get::<_, bool>(3)?,
+        "time_created": r.get::<_, i64>(4)?,
+        "time_started": r.get::<_, Option<i64>>(5)?,
+        "time_finished": r.get::<_, Option<i64>>(6)?,
+        "progress": progress,
+        "error": r.get::<_, Option<String>>(8)?,
+        "logs_path": r.get::<_, Option<String>>(9)?,
+        "logs_excerpt": r.get::<_, Option<String>>(10)?,
+        "abort_requested": r.get::<_, bool>(11)?,
+    }))
+}
+
+/// One job as JSON: id, task_id, state, dry_run, times (Unix seconds), progress
+/// `{percent, description}`, error, logs_path, logs_excerpt, abort_requested.
+pub fn job_record(store: &Store, job_id: i64) -> Result<serde_json::Value> {
+    store.transaction(|tx| {
+        reap(tx)?;
+        tx.query_row(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"), params![job_id], job_row)
+            .optional()
+            .map_err(db_err)?
+            .ok_or_else(|| Error::new(Kind::NotFound, format!("job {job_id} does not exist")))
+    })
+}
+
+/// The newest `limit` jobs, of one task or of all, newest first.
+pub fn list_jobs(store: &Store, task_id: Option<i64>, limit: u32) -> Result<Vec<serde_json::Value>> {
+    store.transaction(|tx| {
+        reap(tx)?;
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE (?1 IS NULL OR task_id = ?1) ORDER BY id DESC LIMIT ?2"
+        );
+        let mut stmt = tx.prepare(&sql).map_err(db_err)?;
+        stmt.query_map(params![task_id, limit], job_row)
+            .map_err(db_err)?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(db_err)
+    })
+}
+
 /// A job's state and error, as stored.
 pub fn job_state(store: &Store, job_id: i64) -> Result<(String, Option<String>)> {
     store.transaction(|tx| {

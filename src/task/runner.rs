@@ -38,10 +38,34 @@ pub struct RunnerConfig {
     pub policy: PathPolicy,
 }
 
+impl RunnerConfig {
+    /// The layout the CLI, the C API and the daemon share: logs in `<dir>/jobs` (unless
+    /// `log_dir`), the metadata index in `<dir>/index.db`, where `dir` holds the database.
+    /// An index that cannot be opened is left out (runs then hash and HEAD again).
+    pub fn beside(db: &Path, log_dir: Option<PathBuf>, pool_root: PathBuf) -> RunnerConfig {
+        let dir = db.parent().map(Path::to_path_buf).unwrap_or_default();
+        let index = match Index::open(&dir.join("index.db")) {
+            Ok(i) => Some(Arc::new(i)),
+            Err(e) => {
+                log::warn!("metadata index unavailable, runs will re-hash: {e}");
+                None
+            }
+        };
+        RunnerConfig {
+            log_dir: log_dir.unwrap_or_else(|| dir.join("jobs")),
+            index,
+            policy: PathPolicy { pool_root, require_dataset: true },
+        }
+    }
+}
+
 /// Receives a job's progress and log lines while it runs (the CLI's progress bar, the C
 /// API's callbacks). Called from worker threads.
 pub trait JobObserver: Send + Sync {
-    fn progress(&self, _job_id: i64, _percent: u32, _description: &str) {}
+    /// About once a second while the engine runs: the job's percentage (the minimum seen
+    /// so far, as TrueNAS reports it), its one-line description and the full counters.
+    fn progress(&self, _job_id: i64, _percent: u32, _description: &str, _progress: &Progress) {}
+    /// Every line written to the job log (locks, scripts, engine messages), as written.
     fn log(&self, _job_id: i64, _line: &str) {}
 }
 
@@ -213,9 +237,6 @@ impl Observer for JobSink {
     fn log(&self, level: log::Level, message: &str) {
         if level <= log::Level::Info {
             self.log.line(level, message);
-            if let Some(o) = &self.outer {
-                o.log(self.job_id, message);
-            }
         }
     }
     fn file_event(&self, _event: &FileEvent) {}
@@ -225,7 +246,7 @@ impl Observer for JobSink {
         let pct = self.min_percent.fetch_min(p.percent(), std::sync::atomic::Ordering::Relaxed).min(p.percent());
         let desc = p.description();
         if let Some(o) = &self.outer {
-            o.progress(self.job_id, pct, &desc);
+            o.progress(self.job_id, pct, &desc, p);
         }
         if let Ok(mut l) = self.latest.lock() {
             *l = Some((pct, desc));
@@ -329,6 +350,10 @@ fn run_job(
     cancel: CancelToken,
 ) -> Result<JobOutcome> {
     let log = Arc::new(JobLog::create(&cfg.log_dir.join(format!("{job_id}.log")))?);
+    let _ = queue::set_logs_path(store, job_id, &log.path().to_string_lossy());
+    if let Some(o) = observer.clone() {
+        log.set_tap(Box::new(move |line| o.log(job_id, line)));
+    }
     let latest: Arc<std::sync::Mutex<Option<(u32, String)>>> = Arc::default();
     // Abort requests from other processes, and progress for them to read.
     let watcher_stop = CancelToken::new();
@@ -361,7 +386,7 @@ fn run_job(
     };
     queue::finish(store, job_id, state, error.as_deref(), Some(&excerpt))?;
     if let Some(t) = task_id {
-        let job = json!({"id": null, "state": state, "error": error, "logs_path": null, "logs_excerpt": excerpt, "dry_run": dry_run});
+        let job = json!({"id": job_id, "state": state, "error": error, "logs_path": log.path().to_string_lossy(), "logs_excerpt": excerpt, "dry_run": dry_run});
         let _ = store.set_task_job(t, &job);
     }
     Ok(JobOutcome { job_id, state: state.into(), error, logs_excerpt: Some(excerpt) })

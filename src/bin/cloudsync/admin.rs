@@ -50,12 +50,7 @@ impl StoreArgs {
         Store::open(&db, &seed)
     }
     fn runner(&self) -> RunnerConfig {
-        let index = cloudsync::index::Index::open(&self.dir().join("index.db")).ok().map(Arc::new);
-        RunnerConfig {
-            log_dir: self.log_dir.clone().unwrap_or_else(|| self.dir().join("jobs")),
-            index,
-            policy: PathPolicy { pool_root: self.pool_root.clone(), require_dataset: true },
-        }
+        RunnerConfig::beside(&self.dir().join("cloudsync.db"), self.log_dir.clone(), self.pool_root.clone())
     }
     fn policy(&self) -> PathPolicy {
         PathPolicy { pool_root: self.pool_root.clone(), require_dataset: true }
