@@ -24,6 +24,44 @@ enum cloudsync_result
   CLOUDSYNC_NULL_PARAMETER = 1,
   // A Rust panic was caught at the API boundary (a bug in cloudsync).
   CLOUDSYNC_PANIC = 2,
+  // A text argument was not valid UTF-8.
+  CLOUDSYNC_INVALID_UTF8 = 3,
+  // A JSON argument did not parse.
+  CLOUDSYNC_INVALID_JSON = 4,
+  // Validation failed: the error's details hold `[[field, message], ...]` with the
+  // TrueNAS field names and error texts.
+  CLOUDSYNC_INVALID_ARGUMENT = 5,
+  // The credential, task, job or file does not exist.
+  CLOUDSYNC_NOT_FOUND = 6,
+  // Credentials rejected, access denied, or stored secrets unavailable (seed mismatch).
+  CLOUDSYNC_PERMISSION = 7,
+  // Network trouble: connect, reset, timeout.
+  CLOUDSYNC_NETWORK = 8,
+  // The server answered with an error.
+  CLOUDSYNC_SERVER = 9,
+  // The server answered with something that does not parse.
+  CLOUDSYNC_PROTOCOL = 10,
+  // Data did not verify (size, hash, ciphertext authentication).
+  CLOUDSYNC_CORRUPTED = 11,
+  // A name or key that cannot be used safely (`..`, absolute, NUL).
+  CLOUDSYNC_BAD_NAME = 12,
+  // A local filesystem error.
+  CLOUDSYNC_IO = 13,
+  // The job or operation was aborted (a callback returned `CLOUDSYNC_ABORT`, or an
+  // abort request from any thread or process).
+  CLOUDSYNC_ABORTED = 14,
+  // The job ran and failed; the error's message is the job's error text.
+  CLOUDSYNC_JOB_FAILED = 15,
+  // The task already had a waiting job; that job's id is returned instead.
+  CLOUDSYNC_ALREADY_QUEUED = 16,
+  // The operation is not supported (provider or remote).
+  CLOUDSYNC_UNSUPPORTED = 17,
+  // A directory that should exist does not.
+  CLOUDSYNC_DIR_NOT_FOUND = 18,
+  // An index past the end of a listing.
+  CLOUDSYNC_OUT_OF_RANGE = 19,
+  // Any other failure.
+  CLOUDSYNC_OTHER = 20,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -32,6 +70,107 @@ typedef enum cloudsync_result cloudsync_result;
 typedef uint32_t cloudsync_result;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
+
+// What a progress callback returns.
+enum cloudsync_callback_result
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Go on.
+  CLOUDSYNC_CONTINUE = 0,
+  // Abort the job: transfers stop, nothing is deleted, the job ends `ABORTED` and the
+  // run function returns `CLOUDSYNC_ABORTED`.
+  CLOUDSYNC_ABORT = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum cloudsync_callback_result cloudsync_callback_result;
+#else
+typedef uint32_t cloudsync_callback_result;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// The detail of a failure, owned by the caller once returned through `error_out`.
+// Read it with the `cloudsync_error_*` accessors; free it with [`cloudsync_error_free`].
+// Immutable: accessors may be called from any thread.
+typedef struct cloudsync_error cloudsync_error;
+
+// A listing made by [`cloudsync_list_directory`] or [`cloudsync_list_buckets`]; read it
+// with [`cloudsync_listing_len`] and [`cloudsync_listing_get`], free it with
+// [`cloudsync_listing_free`]. Immutable: reads are thread-safe.
+typedef struct cloudsync_listing cloudsync_listing;
+
+// An open configuration store: the database, its secret seed and the runner settings
+// (log directory, pool mount root). Made by [`cloudsync_store_open`], released by
+// [`cloudsync_store_free`].
+//
+// Thread-safe: one handle may be used by many threads at once, for example a job run
+// on one thread and [`cloudsync_task_abort`] on another. Other processes may open the
+// same database at the same time.
+typedef struct cloudsync_store cloudsync_store;
+
+// One entry of a listing. `name` points into the listing: valid until it is freed.
+typedef struct cloudsync_entry {
+  // The leaf name, NUL-terminated; usually UTF-8 but not always (a local file name in
+  // another encoding): use `name_len` bytes. Decrypted when the task encrypts names.
+  const char *name;
+  size_t name_len;
+  bool is_dir;
+  // Bytes, or -1 when unknown (directories).
+  int64_t size;
+  // Whether `mtime_ns` is known.
+  bool has_mtime;
+  // Modification time in nanoseconds since the Unix epoch.
+  int64_t mtime_ns;
+} cloudsync_entry;
+
+// A job's progress, passed to the progress callback. Valid only during the callback.
+typedef struct cloudsync_progress {
+  int64_t job_id;
+  // 0..100, never going down within a job (TrueNAS's rule: the minimum of the file,
+  // byte and check percentages seen so far).
+  uint32_t percent;
+  uint64_t files_done;
+  // Files to transfer found so far (final once `listing_done`).
+  uint64_t files_total;
+  uint64_t bytes_done;
+  uint64_t bytes_total;
+  uint64_t checks_done;
+  uint64_t checks_total;
+  uint64_t deletes;
+  uint64_t errors;
+  // Bytes per second over the last few seconds.
+  double speed;
+  // Seconds left at the current speed, or -1 when unknown.
+  int64_t eta_seconds;
+  uint64_t elapsed_ms;
+  // The listing is complete, so the totals are final.
+  bool listing_done;
+  // A one-line description such as `"3 / 10, 1.2 MiB/s"` (UTF-8, NUL-terminated).
+  const char *description;
+} cloudsync_progress;
+
+// Called about once a second while a job transfers. Return `CLOUDSYNC_CONTINUE` (0) or
+// `CLOUDSYNC_ABORT` (1); other values count as continue. Called from a library thread,
+// never concurrently with another callback of the same run.
+typedef uint32_t (*cloudsync_progress_callback)(void *userdata,
+                                                const struct cloudsync_progress *progress);
+
+// Called with every line written to the job's log (UTF-8, `len` bytes plus a NUL; valid
+// only during the callback). Called from library threads, never concurrently with
+// another callback of the same run.
+typedef void (*cloudsync_log_callback)(void *userdata, int64_t job_id, const char *line, size_t len);
+
+// Options of a run. A NULL options pointer means all defaults (no dry run, no callbacks).
+typedef struct cloudsync_run_options {
+  // Decide and report only: nothing changes on either side, no scripts, no snapshot.
+  bool dry_run;
+  cloudsync_progress_callback progress;
+  cloudsync_log_callback log;
+  // Passed first to every callback; the library never touches it.
+  void *userdata;
+} cloudsync_run_options;
 
 #ifdef __cplusplus
 extern "C" {
@@ -52,7 +191,285 @@ uint32_t cloudsync_version_number(void);
 // A static, NUL-terminated English description of a result code. Unknown codes get
 // `"unknown result code"`. The pointer is valid for the life of the process and must
 // not be freed. Codes are taken as plain integers so that any value is safe to pass.
+// Thread-safe.
 const char *cloudsync_result_text(uint32_t code);
+
+// Free a string that the library returned through a `char **` out-parameter.
+// NULL is accepted and ignored. Freeing a string twice, or one the library did not
+// allocate, is undefined behaviour.
+void cloudsync_string_free(char *s);
+
+// The result code of an error object (`CLOUDSYNC_NULL_PARAMETER` for NULL).
+uint32_t cloudsync_error_code(const struct cloudsync_error *error);
+
+// The full English message of an error (never NULL for a non-NULL error; NULL for a
+// NULL error). Secrets never appear in it. Valid until the error is freed.
+const char *cloudsync_error_message(const struct cloudsync_error *error);
+
+// The local path or remote key concerned, or NULL. When `len_out` is not NULL it gets
+// the length in bytes (0 for NULL). Valid until the error is freed.
+const char *cloudsync_error_path(const struct cloudsync_error *error, size_t *len_out);
+
+// The provider concerned (`"s3"`, a credential type such as `"S3"`), or NULL.
+// Valid until the error is freed.
+const char *cloudsync_error_provider(const struct cloudsync_error *error);
+
+// The remote concerned as cloudsync describes it (e.g. `"s3:bucket/folder"`), or NULL.
+// Valid until the error is freed.
+const char *cloudsync_error_remote(const struct cloudsync_error *error);
+
+// The HTTP status the server answered, or 0 when none applies.
+uint16_t cloudsync_error_http_status(const struct cloudsync_error *error);
+
+// Whether trying the same operation again later may succeed.
+bool cloudsync_error_retryable(const struct cloudsync_error *error);
+
+// Validation details as JSON `[[field, message], ...]` for `CLOUDSYNC_INVALID_ARGUMENT`
+// from a validation, else NULL. Valid until the error is freed.
+const char *cloudsync_error_details(const struct cloudsync_error *error);
+
+// Free an error object. NULL is accepted and ignored.
+void cloudsync_error_free(struct cloudsync_error *error);
+
+// Open (creating if needed) the store with database `db_path` and secret seed
+// `seed_path` (created with mode 0600 for a new database). Both are local paths:
+// NUL-terminated bytes, required.
+//
+// Defaults: job logs in `jobs/` next to the database, the metadata index `index.db`
+// next to it, pool mount root `/mnt` (task paths must lie below it).
+//
+// On success `*store_out` is a new handle to free with [`cloudsync_store_free`]. A seed
+// that does not match the database still opens: operations that need a stored secret
+// then fail with `CLOUDSYNC_PERMISSION`; nothing is deleted.
+cloudsync_result cloudsync_store_open(const char *db_path,
+                                      const char *seed_path,
+                                      struct cloudsync_store **store_out,
+                                      struct cloudsync_error **error_out);
+
+// Set where job logs are written (a local path, NUL-terminated bytes). Takes effect
+// for jobs started afterwards.
+cloudsync_result cloudsync_store_set_log_dir(const struct cloudsync_store *store,
+                                             const char *log_dir,
+                                             struct cloudsync_error **error_out);
+
+// Set the pool mount root (default `/mnt`): task paths must lie in a dataset below it.
+cloudsync_result cloudsync_store_set_pool_root(const struct cloudsync_store *store,
+                                               const char *pool_root,
+                                               struct cloudsync_error **error_out);
+
+// Whether a job's local path must lie on a dataset mounted below the pool root rather
+// than on the pool root's own filesystem (default true). Set false on appliances whose
+// storage below the pool root is plain directories, not ZFS datasets.
+cloudsync_result cloudsync_store_set_require_dataset(const struct cloudsync_store *store,
+                                                     bool require,
+                                                     struct cloudsync_error **error_out);
+
+// Whether stored secrets can be decrypted (the seed matches the database). False for NULL.
+bool cloudsync_store_secrets_available(const struct cloudsync_store *store);
+
+// Close a store handle. NULL is accepted and ignored. No other thread may be using the
+// handle (a job still running on it must have returned first).
+void cloudsync_store_free(struct cloudsync_store *store);
+
+// Create a credential from `body_json`: `{"name": ..., "provider": {"type": "S3", ...}}`
+// with the TrueNAS field names. On success `*json_out` is the stored entry with its
+// `id` (secrets included: the caller just gave them); free it with
+// `cloudsync_string_free`. Validation failures give `CLOUDSYNC_INVALID_ARGUMENT` with
+// the field errors in the error's details.
+cloudsync_result cloudsync_credential_create(const struct cloudsync_store *store,
+                                             const char *body_json,
+                                             char **json_out,
+                                             struct cloudsync_error **error_out);
+
+// Update credential `id` with the fields of `body_json` (`name`, and/or `provider`,
+// which replaces the provider object whole). `*json_out` as for create.
+cloudsync_result cloudsync_credential_update(const struct cloudsync_store *store,
+                                             int64_t id,
+                                             const char *body_json,
+                                             char **json_out,
+                                             struct cloudsync_error **error_out);
+
+// Delete credential `id`. Refused (`CLOUDSYNC_INVALID_ARGUMENT`) while a task uses it.
+cloudsync_result cloudsync_credential_delete(const struct cloudsync_store *store,
+                                             int64_t id,
+                                             struct cloudsync_error **error_out);
+
+// One credential as JSON (`id`, `name`, `provider`); secret fields are replaced by a
+// placeholder unless `reveal`.
+cloudsync_result cloudsync_credential_get(const struct cloudsync_store *store,
+                                          int64_t id,
+                                          bool reveal,
+                                          char **json_out,
+                                          struct cloudsync_error **error_out);
+
+// All credentials as a JSON array (secrets redacted unless `reveal`). A credential whose
+// secrets cannot be decrypted is listed with an `unusable` reason.
+cloudsync_result cloudsync_credential_list(const struct cloudsync_store *store,
+                                           bool reveal,
+                                           char **json_out,
+                                           struct cloudsync_error **error_out);
+
+// Verify a provider object (`{"type": ..., ...}`, not stored) by listing what it can
+// see, with a 15 s connect and 30 s I/O timeout. `*json_out` is `{"valid": bool,
+// "error": text|null, "excerpt": text|null}`; an unreachable or rejecting remote is a
+// successful call with `valid` false. `store` is not used and may be NULL.
+cloudsync_result cloudsync_credential_verify(const struct cloudsync_store *store,
+                                             const char *provider_json,
+                                             char **json_out,
+                                             struct cloudsync_error **error_out);
+
+// Verify stored credential `id`, as [`cloudsync_credential_verify`].
+cloudsync_result cloudsync_credential_verify_id(const struct cloudsync_store *store,
+                                                int64_t id,
+                                                char **json_out,
+                                                struct cloudsync_error **error_out);
+
+// Create a task from `body_json` with the TrueNAS field names (`description`, `path`,
+// `credentials`, `attributes`, `schedule`, `direction`, `transfer_mode`, ...). Missing
+// fields take their defaults. No network calls. `*json_out` is the stored task with its
+// `id`, the credential entry and `job` (null).
+cloudsync_result cloudsync_task_create(const struct cloudsync_store *store,
+                                       const char *body_json,
+                                       char **json_out,
+                                       struct cloudsync_error **error_out);
+
+// Update task `id`: a shallow merge of `body_json` over the stored task, then the full
+// validation. `*json_out` as for create.
+cloudsync_result cloudsync_task_update(const struct cloudsync_store *store,
+                                       int64_t id,
+                                       const char *body_json,
+                                       char **json_out,
+                                       struct cloudsync_error **error_out);
+
+// Delete task `id`; a running job of it is aborted first (waiting up to 15 s).
+cloudsync_result cloudsync_task_delete(const struct cloudsync_store *store,
+                                       int64_t id,
+                                       struct cloudsync_error **error_out);
+
+// One task as JSON, with its credential entry and last `job`; `encryption_password` and
+// `encryption_salt` are redacted unless `reveal`.
+cloudsync_result cloudsync_task_get(const struct cloudsync_store *store,
+                                    int64_t id,
+                                    bool reveal,
+                                    char **json_out,
+                                    struct cloudsync_error **error_out);
+
+// All tasks as a JSON array (as [`cloudsync_task_get`]).
+cloudsync_result cloudsync_task_list(const struct cloudsync_store *store,
+                                     bool reveal,
+                                     char **json_out,
+                                     struct cloudsync_error **error_out);
+
+// Validate a task body as create would, storing nothing and making no network call.
+// `*json_out` is the normalized body with every default filled in.
+cloudsync_result cloudsync_task_validate(const struct cloudsync_store *store,
+                                         const char *body_json,
+                                         char **json_out,
+                                         struct cloudsync_error **error_out);
+
+// Create the reversed, disabled restore task of task `id`. `args_json` is
+// `{"description": ..., "transfer_mode": "SYNC"|"COPY", "path": ...}`. `*json_out` is
+// the new task. Nothing runs.
+cloudsync_result cloudsync_task_restore(const struct cloudsync_store *store,
+                                        int64_t id,
+                                        const char *args_json,
+                                        char **json_out,
+                                        struct cloudsync_error **error_out);
+
+// Ask the running or waiting job of task `id` to abort. Works from any thread or
+// process: the job notices within about a second, stops its transfers and scripts, and
+// ends `ABORTED`. `*aborted_out` (may be NULL) tells whether there was a job to abort.
+cloudsync_result cloudsync_task_abort(const struct cloudsync_store *store,
+                                      int64_t id,
+                                      bool *aborted_out,
+                                      struct cloudsync_error **error_out);
+
+// Job `job_id` as JSON: `id`, `task_id`, `state` (WAITING, RUNNING, SUCCESS, FAILED,
+// ABORTED), `dry_run`, `time_created`/`time_started`/`time_finished` (Unix seconds),
+// `progress` `{percent, description}`, `error`, `logs_path`, `logs_excerpt`.
+cloudsync_result cloudsync_job_get(const struct cloudsync_store *store,
+                                   int64_t job_id,
+                                   char **json_out,
+                                   struct cloudsync_error **error_out);
+
+// The newest `limit` jobs of task `task_id` (all tasks when `task_id` <= 0), newest
+// first, as a JSON array of job objects.
+cloudsync_result cloudsync_job_list(const struct cloudsync_store *store,
+                                    int64_t task_id,
+                                    uint32_t limit,
+                                    char **json_out,
+                                    struct cloudsync_error **error_out);
+
+// The whole log of job `job_id` as text (`*text_out`), or its excerpt when the log file
+// is gone.
+cloudsync_result cloudsync_job_log(const struct cloudsync_store *store,
+                                   int64_t job_id,
+                                   char **text_out,
+                                   struct cloudsync_error **error_out);
+
+// Ask job `job_id` to abort (from any thread or process). `*aborted_out` (may be
+// NULL) tells whether the job was still live.
+cloudsync_result cloudsync_job_abort(const struct cloudsync_store *store,
+                                     int64_t job_id,
+                                     bool *aborted_out,
+                                     struct cloudsync_error **error_out);
+
+// List a remote folder (TrueNAS's `cloudsync.list_directory`). `args_json` is
+// `{"credentials": ID, "attributes": {"bucket": ..., "folder": ...}}` plus, for an
+// encrypted task, `"encryption": true, "filename_encryption": bool,
+// "encryption_password": ..., "encryption_salt": ...` so that names come decrypted
+// (names that do not decrypt are skipped). The folder listed is `attributes.folder`.
+// On success `*listing_out` is a new listing sorted by name.
+cloudsync_result cloudsync_list_directory(const struct cloudsync_store *store,
+                                          const char *args_json,
+                                          struct cloudsync_listing **listing_out,
+                                          struct cloudsync_error **error_out);
+
+// List the buckets (top-level containers) that stored credential `credential_id` can
+// see, as directory entries (15 s connect, 30 s I/O timeout).
+cloudsync_result cloudsync_list_buckets(const struct cloudsync_store *store,
+                                        int64_t credential_id,
+                                        struct cloudsync_listing **listing_out,
+                                        struct cloudsync_error **error_out);
+
+// The number of entries of a listing (0 for NULL).
+size_t cloudsync_listing_len(const struct cloudsync_listing *listing);
+
+// Entry `index` of a listing into `*entry_out`. `CLOUDSYNC_OUT_OF_RANGE` past the end.
+// The entry's `name` stays valid until the listing is freed.
+cloudsync_result cloudsync_listing_get(const struct cloudsync_listing *listing,
+                                       size_t index,
+                                       struct cloudsync_entry *entry_out,
+                                       struct cloudsync_error **error_out);
+
+// Free a listing. NULL is accepted and ignored.
+void cloudsync_listing_free(struct cloudsync_listing *listing);
+
+// Run saved task `task_id` now and wait for it (also a disabled task), on the calling
+// thread; callbacks come from library threads while it runs.
+//
+// Returns `CLOUDSYNC_OK` when the job succeeded, `CLOUDSYNC_JOB_FAILED` (the error's
+// message is the job's error) or `CLOUDSYNC_ABORTED`, `CLOUDSYNC_ALREADY_QUEUED` when
+// the task already had a waiting job (its id is returned; nothing new runs), or another
+// code when the job could not be started. `*job_id_out` (may be NULL) gets the job id;
+// `*outcome_out` (may be NULL) the outcome as JSON `{job_id, state, error,
+// logs_excerpt}` to free with `cloudsync_string_free` (set for every job that ran,
+// whatever its result). `options` may be NULL.
+cloudsync_result cloudsync_task_run(const struct cloudsync_store *store,
+                                    int64_t task_id,
+                                    const struct cloudsync_run_options *options,
+                                    int64_t *job_id_out,
+                                    char **outcome_out,
+                                    struct cloudsync_error **error_out);
+
+// Run an unsaved task body once (TrueNAS's `sync_onetime`): `task_json` is validated
+// as by create, then run like [`cloudsync_task_run`] (no queue; locks still apply).
+cloudsync_result cloudsync_task_run_onetime(const struct cloudsync_store *store,
+                                            const char *task_json,
+                                            const struct cloudsync_run_options *options,
+                                            int64_t *job_id_out,
+                                            char **outcome_out,
+                                            struct cloudsync_error **error_out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -262,15 +262,27 @@ pub fn job_log(store: &Store, job_id: i64) -> ApiResult<String> {
     Ok(job["logs_excerpt"].as_str().unwrap_or(super::joblog::LOG_REMOVED).to_string())
 }
 
-/// `list_directory`: the entries of a remote folder in rclone `lsjson` shape, with
-/// `Decrypted` names when the task encrypts names.
-pub fn list_directory(
+/// One entry of a remote folder listing, name as raw bytes (decrypted when the task
+/// encrypts names).
+#[derive(Clone, Debug)]
+pub struct DirEntry {
+    pub name: Vec<u8>,
+    pub is_dir: bool,
+    /// Bytes; -1 when unknown.
+    pub size: i64,
+    /// Nanoseconds since the Unix epoch, when the listing tells it.
+    pub mtime_ns: Option<i64>,
+}
+
+/// The entries of folder `path` below the task location `attributes` (bucket, folder),
+/// sorted by name, through crypt when `crypt` holds the task's encryption fields.
+pub fn list_directory_entries(
     store: &Store,
     credential_id: i64,
     attributes: &Value,
     crypt: &Value,
     path: &str,
-) -> ApiResult<Vec<Value>> {
+) -> ApiResult<Vec<DirEntry>> {
     let credential = store.get_credential(credential_id).map_err(|e| match e.kind() {
         Kind::NotFound => {
             ApiError::Validation(vec![("cloud_sync_list_directory.credentials".into(), "Invalid credentials".into())])
@@ -283,15 +295,32 @@ pub fn list_directory(
     let dir = RelPath::from_str_checked(path.trim_matches('/'))?;
     let mut entries = remote.list_dir(&dir, &mut |e| log::warn!("{e}"))?;
     entries.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(entries
+        .into_iter()
+        .map(|e| DirEntry { is_dir: e.is_dir(), name: e.name, size: e.size, mtime_ns: e.mtime })
+        .collect())
+}
+
+/// `list_directory`: the entries of a remote folder in rclone `lsjson` shape, with
+/// `Decrypted` names when the task encrypts names.
+pub fn list_directory(
+    store: &Store,
+    credential_id: i64,
+    attributes: &Value,
+    crypt: &Value,
+    path: &str,
+) -> ApiResult<Vec<Value>> {
+    let entries = list_directory_entries(store, credential_id, attributes, crypt, path)?;
     let decrypted = crypt.get("filename_encryption").and_then(Value::as_bool).unwrap_or(false);
+    let prefix = path.trim_matches('/');
     Ok(entries
         .into_iter()
         .map(|e| {
             let name = String::from_utf8_lossy(&e.name).into_owned();
             let mut v = json!({
-                "Path": if path.trim_matches('/').is_empty() { name.clone() } else { format!("{}/{}", path.trim_matches('/'), name) },
-                "Name": name, "Size": e.size, "IsDir": e.is_dir(), "Enabled": true,
-                "ModTime": e.mtime.map(|t| t / 1_000_000_000),
+                "Path": if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") },
+                "Name": name, "Size": e.size, "IsDir": e.is_dir, "Enabled": true,
+                "ModTime": e.mtime_ns.map(|t| t / 1_000_000_000),
             });
             if decrypted {
                 v["Decrypted"] = v["Name"].clone();
@@ -299,6 +328,21 @@ pub fn list_directory(
             v
         })
         .collect())
+}
+
+/// `cloudsync.list_directory` with TrueNAS's argument object: `credentials` (id),
+/// `attributes` (bucket, folder: the folder listed), and the task's `encryption`,
+/// `filename_encryption`, `encryption_password`, `encryption_salt`.
+pub fn list_directory_args(store: &Store, args: &Value) -> ApiResult<Vec<DirEntry>> {
+    let a = obj(args, "cloud_sync_list_directory")?;
+    let Some(cred) = a.get("credentials").and_then(Value::as_i64) else {
+        return Err(ApiError::Validation(vec![(
+            "cloud_sync_list_directory.credentials".into(),
+            "Field required".into(),
+        )]));
+    };
+    let attributes = a.get("attributes").cloned().unwrap_or_else(|| json!({}));
+    list_directory_entries(store, cred, &attributes, &Value::Object(a), "")
 }
 
 /// Import a TrueNAS configuration (§13): a config backup tar or database, with its

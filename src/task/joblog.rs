@@ -23,12 +23,15 @@ struct Inner {
     tail: std::collections::VecDeque<String>,
 }
 
+/// A receiver of every line written to a job log.
+pub type Tap = Box<dyn Fn(&str) + Send + Sync>;
+
 /// An append-only job log.
 pub struct JobLog {
     path: PathBuf,
     inner: Mutex<Inner>,
     /// Receives every line written (the C API's and the CLI's log callbacks).
-    tap: std::sync::OnceLock<Box<dyn Fn(&str) + Send + Sync>>,
+    tap: std::sync::OnceLock<Tap>,
 }
 
 /// Local time as rclone prints it: `2026/11/24 14:00:00`.
@@ -76,7 +79,7 @@ impl JobLog {
     }
 
     /// Send every line written from now on to `tap` as well (once per log).
-    pub fn set_tap(&self, tap: Box<dyn Fn(&str) + Send + Sync>) {
+    pub fn set_tap(&self, tap: Tap) {
         let _ = self.tap.set(tap);
     }
 
