@@ -224,6 +224,10 @@ pub fn finish(store: &Store, job_id: i64, state: &str, error: Option<&str>, exce
             params![job_id, state, error, excerpt, now()],
         )
         .map_err(db_err)?;
+        if state == SUCCESS {
+            let done = serde_json::json!({"percent": 100, "description": "done"}).to_string();
+            tx.execute("UPDATE jobs SET progress = ?2 WHERE id = ?1", params![job_id, done]).map_err(db_err)?;
+        }
         tx.execute("DELETE FROM path_locks WHERE job_id = ?1", params![job_id]).map_err(db_err)?;
         Ok(())
     })
