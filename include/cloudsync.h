@@ -121,7 +121,8 @@ typedef struct cloudsync_entry {
   int64_t size;
   // Whether `mtime_ns` is known.
   bool has_mtime;
-  // Modification time in nanoseconds since the Unix epoch.
+  // Modification time in nanoseconds since the Unix epoch: the stored (rclone) time
+  // when the listing has it, else the server's last-modified time.
   int64_t mtime_ns;
 } cloudsync_entry;
 
@@ -418,7 +419,8 @@ cloudsync_result cloudsync_job_abort(const struct cloudsync_store *store,
 // `{"credentials": ID, "attributes": {"bucket": ..., "folder": ...}}` plus, for an
 // encrypted task, `"encryption": true, "filename_encryption": bool,
 // "encryption_password": ..., "encryption_salt": ...` so that names come decrypted
-// (names that do not decrypt are skipped). The folder listed is `attributes.folder`.
+// (names that do not decrypt are skipped). The folder listed is `attributes.folder`,
+// or the optional `"path"` below it (plaintext, also through name encryption).
 // On success `*listing_out` is a new listing sorted by name.
 cloudsync_result cloudsync_list_directory(const struct cloudsync_store *store,
                                           const char *args_json,

@@ -34,7 +34,8 @@ pub struct cloudsync_entry {
     pub size: i64,
     /// Whether `mtime_ns` is known.
     pub has_mtime: bool,
-    /// Modification time in nanoseconds since the Unix epoch.
+    /// Modification time in nanoseconds since the Unix epoch: the stored (rclone) time
+    /// when the listing has it, else the server's last-modified time.
     pub mtime_ns: i64,
 }
 
@@ -56,7 +57,8 @@ fn give_listing(
 /// `{"credentials": ID, "attributes": {"bucket": ..., "folder": ...}}` plus, for an
 /// encrypted task, `"encryption": true, "filename_encryption": bool,
 /// "encryption_password": ..., "encryption_salt": ...` so that names come decrypted
-/// (names that do not decrypt are skipped). The folder listed is `attributes.folder`.
+/// (names that do not decrypt are skipped). The folder listed is `attributes.folder`,
+/// or the optional `"path"` below it (plaintext, also through name encryption).
 /// On success `*listing_out` is a new listing sorted by name.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cloudsync_list_directory(

@@ -297,7 +297,14 @@ pub fn list_directory_entries(
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(entries
         .into_iter()
-        .map(|e| DirEntry { is_dir: e.is_dir(), name: e.name, size: e.size, mtime_ns: e.mtime })
+        .map(|e| DirEntry {
+            is_dir: e.is_dir(),
+            size: if e.is_dir() { -1 } else { e.size },
+            // The stored modification time when the listing has it; else the server's
+            // last-modified time (a HEAD per object is not worth it for a folder view).
+            mtime_ns: e.mtime.or(e.extra.server_time),
+            name: e.name,
+        })
         .collect())
 }
 
@@ -331,8 +338,11 @@ pub fn list_directory(
 }
 
 /// `cloudsync.list_directory` with TrueNAS's argument object: `credentials` (id),
-/// `attributes` (bucket, folder: the folder listed), and the task's `encryption`,
-/// `filename_encryption`, `encryption_password`, `encryption_salt`.
+/// `attributes` (bucket, folder: the task's location), and the task's `encryption`,
+/// `filename_encryption`, `encryption_password`, `encryption_salt`. cloudsync adds an
+/// optional `path` (plaintext, relative to the location) to browse below it: with name
+/// encryption, a subfolder can only be listed this way, since its stored name is
+/// encrypted.
 pub fn list_directory_args(store: &Store, args: &Value) -> ApiResult<Vec<DirEntry>> {
     let a = obj(args, "cloud_sync_list_directory")?;
     let Some(cred) = a.get("credentials").and_then(Value::as_i64) else {
@@ -342,7 +352,17 @@ pub fn list_directory_args(store: &Store, args: &Value) -> ApiResult<Vec<DirEntr
         )]));
     };
     let attributes = a.get("attributes").cloned().unwrap_or_else(|| json!({}));
-    list_directory_entries(store, cred, &attributes, &Value::Object(a), "")
+    let path = match a.get("path") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(p)) => p.clone(),
+        Some(_) => {
+            return Err(ApiError::Validation(vec![(
+                "cloud_sync_list_directory.path".into(),
+                "Input should be a valid string".into(),
+            )]));
+        }
+    };
+    list_directory_entries(store, cred, &attributes, &Value::Object(a), &path)
 }
 
 /// Import a TrueNAS configuration (§13): a config backup tar or database, with its
