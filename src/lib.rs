@@ -15,6 +15,7 @@ pub mod path;
 pub mod remote;
 pub mod store;
 pub mod task;
+pub mod zfs;
 
 pub use error::{Error, Kind, Result};
 

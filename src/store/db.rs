@@ -398,6 +398,20 @@ impl Store {
         stmt.query_map([], |r| r.get(0)).map_err(db_err)?.collect::<std::result::Result<_, _>>().map_err(db_err)
     }
 
+    /// Every task's stored body without its secrets, in id order; `None` for a damaged
+    /// body. Nothing is decrypted, so this is cheap and works without the seed: the
+    /// scheduler reads schedules with it whenever the database changes.
+    pub fn list_task_bodies(&self) -> Result<Vec<(i64, Option<Map<String, Value>>)>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare("SELECT id, body FROM tasks ORDER BY id").map_err(db_err)?;
+        let rows: Vec<(i64, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(db_err)?
+            .collect::<std::result::Result<_, _>>()
+            .map_err(db_err)?;
+        Ok(rows.into_iter().map(|(id, body)| (id, serde_json::from_str(&body).ok())).collect())
+    }
+
     pub fn delete_task(&self, id: i64) -> Result<()> {
         let n = self.conn()?.execute("DELETE FROM tasks WHERE id = ?1", params![id]).map_err(db_err)?;
         if n == 0 {

@@ -302,6 +302,20 @@ fn valid_hhmm(t: &str) -> bool {
         && t[3..].parse::<u32>().is_ok_and(|m| m < 60)
 }
 
+/// A task's `schedule` object (`minute`, `hour`, `dom`, `month`, `dow`) as the parsed
+/// five-field cron expression the scheduler evaluates, or the expression text when it is
+/// not valid. Validation and the daemon share this, so they agree on what is valid.
+pub fn cron_schedule(schedule: &Map<String, Value>) -> std::result::Result<croner::Cron, String> {
+    let f = |k: &str| schedule.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let parts = [f("minute"), f("hour"), f("dom"), f("month"), f("dow")];
+    let expr = parts.join(" ");
+    let well_formed = parts.iter().all(|p| !p.is_empty() && !p.contains(char::is_whitespace));
+    match expr.parse::<croner::Cron>() {
+        Ok(cron) if well_formed => Ok(cron),
+        _ => Err(expr),
+    }
+}
+
 /// V11–V13 (V14 concerns zvols, which are refused by V11 already).
 fn check_path(schema: &str, path: &str, policy: &PathPolicy, errors: &mut Errors) {
     let k = key(schema, "path");
@@ -427,8 +441,15 @@ pub fn validate(
     })();
     // 6. Path checks.
     check_path(schema, &gs(&body, "path"), policy, &mut errors);
-    body.insert("dataset".into(), Value::Null);
-    body.insert("relative_path".into(), Value::Null);
+    // The dataset holding the path and the path relative to its mountpoint (§3), when
+    // the path is on ZFS; a local look-up, no network.
+    let zfs = crate::zfs::Zfs::default();
+    let location = crate::zfs::locate(&zfs, std::path::Path::new(&gs(&body, "path"))).ok().flatten();
+    body.insert("dataset".into(), location.as_ref().map_or(Value::Null, |l| json!(l.dataset)));
+    body.insert(
+        "relative_path".into(),
+        location.as_ref().map_or(Value::Null, |l| json!(l.relative.to_string_lossy())),
+    );
     // 8. Scripts: full administrators only; never in one-time runs.
     for script in ["pre_script", "post_script"] {
         if gs(&body, script).trim().is_empty() {
@@ -463,16 +484,20 @@ pub fn validate(
         if gs(&body, "transfer_mode") == "MOVE" {
             errors.push((key(schema, "snapshot"), "This option can not be used for MOVE transfer mode".into()));
         }
+        // V15: one snapshot of the dataset would not cover a child filesystem.
+        let children = crate::zfs::child_filesystems(&zfs, std::path::Path::new(&gs(&body, "path")));
+        if children.is_ok_and(|c| !c.is_empty()) {
+            errors.push((
+                key(schema, "snapshot"),
+                "This option is only available for datasets that have no further nesting".into(),
+            ));
+        }
     }
     // The schedule must be a valid five-field cron expression.
-    if let Some(Value::Object(sch)) = body.get("schedule") {
-        let f = |k: &str| sch.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-        let parts = [f("minute"), f("hour"), f("dom"), f("month"), f("dow")];
-        let expr = parts.join(" ");
-        let well_formed = parts.iter().all(|p| !p.is_empty() && !p.contains(char::is_whitespace));
-        if !well_formed || expr.parse::<croner::Cron>().is_err() {
-            errors.push((key(schema, "schedule"), format!("Invalid cron expression: {expr:?}")));
-        }
+    if let Some(Value::Object(sch)) = body.get("schedule")
+        && let Err(expr) = cron_schedule(sch)
+    {
+        errors.push((key(schema, "schedule"), format!("Invalid cron expression: {expr:?}")));
     }
     // V22: needs no network, so it stays a validation rule.
     if provider.is_some_and(|p| p.readonly) && gs(&body, "direction") == "PUSH" {

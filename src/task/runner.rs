@@ -254,19 +254,47 @@ impl Observer for JobSink {
     }
 }
 
-fn check_local_path(path: &str, policy: &PathPolicy) -> Result<()> {
+/// The local path checks of job start (§7.2 step 5), before anything is touched: a path
+/// on a locked (or unmounted) dataset fails with `Dataset is locked`; the path exists and
+/// is a directory on a dataset below the pool root. Returns its ZFS location, if on ZFS.
+fn check_local_path(path: &str, policy: &PathPolicy, zfs: &crate::zfs::Zfs) -> Result<Option<crate::zfs::Location>> {
     let quoted = format!("'{}'", path.replace('\'', "\\'"));
+    let location = crate::zfs::locate(zfs, Path::new(path))?;
     let md = std::fs::metadata(path)
         .map_err(|_| Error::new(Kind::DirNotFound, format!("Directory {quoted} does not exist")))?;
     if !md.is_dir() {
         return Err(Error::usage(format!("{quoted} is not a directory")));
+    }
+    if location.is_some() {
+        return Ok(location);
     }
     use std::os::unix::fs::MetadataExt;
     let root = policy.require_dataset.then(|| std::fs::metadata(&policy.pool_root).ok()).flatten();
     if root.is_some_and(|r| r.dev() == md.dev()) {
         return Err(Error::usage(format!("Directory {quoted} must reside within volume mount point")));
     }
-    Ok(())
+    Ok(None)
+}
+
+/// Destroy the snapshots and clones that crashed jobs left behind (§7.5): every
+/// `cloud_sync-<task>-<time>` whose task has no live job, and `cloud_sync-onetime-*`
+/// when no one-time job is live. The daemon calls this at start. Returns what it destroyed.
+pub fn cleanup_stale_snapshots(store: &Store) -> Result<Vec<String>> {
+    let live: Vec<Option<i64>> = queue::list_jobs(store, None, 10_000)?
+        .into_iter()
+        .filter(|j| matches!(j["state"].as_str(), Some("WAITING" | "RUNNING")))
+        .map(|j| j["task_id"].as_i64())
+        .collect();
+    let is_live = |tag: &str| match tag {
+        "onetime" => live.contains(&None),
+        t => t.parse::<i64>().is_ok_and(|id| live.contains(&Some(id))),
+    };
+    let zfs = crate::zfs::Zfs::default();
+    let destroyed = crate::zfs::cleanup_stale(&zfs, &is_live)?;
+    for d in &destroyed {
+        log::warn!("destroyed {d}, left behind by a job that is gone");
+    }
+    Ok(destroyed)
 }
 
 /// PULL pre-flight (V20, V21): the remote folder exists and is a directory.
@@ -316,12 +344,31 @@ pub fn run_task(
     observer: Option<Arc<dyn JobObserver>>,
     cancel: CancelToken,
 ) -> Result<JobOutcome> {
+    // No job record for a task that does not exist.
+    if !store.list_task_ids()?.contains(&task_id) {
+        return Err(Error::new(Kind::NotFound, format!("task {task_id} does not exist")));
+    }
     let job_id = match queue::enqueue(store, Some(task_id), dry_run)? {
         Enqueued::AlreadyQueued(id) => {
             return Ok(JobOutcome { job_id: id, state: queue::WAITING.into(), error: None, logs_excerpt: None });
         }
         Enqueued::New(id) => id,
     };
+    run_enqueued(store, cfg, job_id, task_id, dry_run, observer, cancel)
+}
+
+/// The second half of [`run_task`]: run job `job_id`, which [`queue::enqueue`] created for
+/// saved task `task_id` ([`Enqueued::New`]), to completion. For callers that must know the
+/// job id before the job runs (the daemon answers `cloudsync.sync` with it at once).
+pub fn run_enqueued(
+    store: &Store,
+    cfg: &RunnerConfig,
+    job_id: i64,
+    task_id: i64,
+    dry_run: bool,
+    observer: Option<Arc<dyn JobObserver>>,
+    cancel: CancelToken,
+) -> Result<JobOutcome> {
     run_job(store, cfg, job_id, Some(task_id), None, dry_run, observer, cancel)
 }
 
@@ -443,7 +490,8 @@ fn job_body(
     queue::lock_path(store, job_id, LockKind::Remote, &remote_key, remote_write, cancel)?;
     log.line(log::Level::Info, "Starting");
 
-    check_local_path(&path, &cfg.policy)?;
+    let zfs = crate::zfs::Zfs::default();
+    let location = check_local_path(&path, &cfg.policy, &zfs)?;
     let remote = with_crypt(build_remote(&credential, &attributes, cfg.index.clone())?, &body)?;
     if !push {
         preflight_pull(remote.as_ref())?;
@@ -468,8 +516,31 @@ fn job_body(
         );
     }
 
+    // Snapshot-before-push (§7.5): from here on the snapshot is destroyed on every way
+    // out, by `release` below or by the guard's drop (errors, abort, panic).
+    let mut snapshot = None;
+    let mut read_path = path.clone();
+    if push && !dry_run && body.get("snapshot").and_then(Value::as_bool).unwrap_or(false) {
+        let loc = location.as_ref().ok_or_else(|| {
+            Error::usage(format!("Snapshot: '{path}' is not on a ZFS dataset"))
+        })?;
+        let tag = task_id.map_or_else(|| "onetime".to_string(), |t| t.to_string());
+        if task_id.is_some() {
+            // This job holds its task's turn: any snapshot of this task is a leftover.
+            match crate::zfs::cleanup_stale(&zfs, &|t: &str| t != tag) {
+                Ok(gone) => gone.iter().for_each(|g| log.line(log::Level::Warn, &format!("Destroyed leftover {g}"))),
+                Err(e) => log.line(log::Level::Warn, &format!("Could not clean up leftover snapshots: {e}")),
+            }
+        }
+        let mut snap = crate::zfs::SnapshotRead::take(&zfs, loc, &tag)?;
+        let report_log = log.clone();
+        snap.set_reporter(Box::new(move |level, line| report_log.line(level, line)));
+        log.line(log::Level::Info, &format!("Created snapshot {}, reading {}", snap.snapshot, snap.read_path.display()));
+        read_path = snap.read_path.to_string_lossy().into_owned();
+        snapshot = Some(snap);
+    }
     let local: RemoteRef = Arc::new(LocalRemote::new(
-        &path,
+        &read_path,
         LocalOptions { follow_symlinks: body.get("follow_symlinks").and_then(Value::as_bool).unwrap_or(false) },
         cfg.index.clone(),
     ));
@@ -540,6 +611,10 @@ fn job_body(
         }
     } else {
         script::run(script::Which::Post, &s("post_script"), &env, log, cancel)?;
+    }
+    if let Some(snap) = snapshot {
+        // A failed destroy is a warning, not a failed job (TrueNAS commit c3a4269c49).
+        let _ = snap.release();
     }
     Ok(())
 }
