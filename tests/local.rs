@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 fn side(dir: &std::path::Path, follow: bool) -> Side {
     Side {
-        remote: Arc::new(LocalRemote::new(dir.to_path_buf(), LocalOptions { follow_symlinks: follow }, None)),
+        remote: Arc::new(LocalRemote::new(dir.to_path_buf(), LocalOptions { follow_symlinks: follow, ..LocalOptions::default() }, None)),
         local_root: Some(dir.to_path_buf()),
     }
 }

@@ -157,6 +157,10 @@ impl Source for EncryptedSource<'_> {
         self.src.mtime()
     }
 
+    fn posix_meta(&self) -> crate::remote::PosixMeta {
+        self.src.posix_meta()
+    }
+
     fn open_at(&self, offset: u64, len: u64) -> Result<Box<dyn Read + Send + '_>> {
         let total = self.size();
         let len = len.min(total.saturating_sub(offset));
@@ -243,6 +247,7 @@ impl Remote for CryptRemote {
     fn open(&self, path: &RelPath, entry: &Entry, offset: u64, len: u64) -> Result<Opened> {
         let (p, e) = self.inner_entry(path, entry)?;
         let mtime = Mutex::new(None);
+        let meta = Mutex::new(crate::remote::PosixMeta::default());
         let limit = (len != u64::MAX).then_some(len);
         let reader = DecryptReader::open_range(
             &self.keys,
@@ -250,6 +255,9 @@ impl Remote for CryptRemote {
                 let opened = self.inner.open(&p, &e, o, l.unwrap_or(u64::MAX)).map_err(io::Error::from)?;
                 if let (Some(t), Ok(mut m)) = (opened.mtime, mtime.lock()) {
                     m.get_or_insert(t);
+                }
+                if let (false, Ok(mut m)) = (opened.meta.is_empty(), meta.lock()) {
+                    *m = opened.meta;
                 }
                 Ok(opened.reader)
             },
@@ -264,7 +272,8 @@ impl Remote for CryptRemote {
             e.with_path(self.describe() + "/" + &path.display())
         })?;
         let mtime = mtime.lock().ok().and_then(|m| *m).or(entry.mtime);
-        Ok(Opened { reader: Box::new(MapErrors(reader)), mtime })
+        let meta = meta.lock().map(|m| *m).unwrap_or_default();
+        Ok(Opened { reader: Box::new(MapErrors(reader)), mtime, meta })
     }
 
     fn put(&self, path: &RelPath, src: &dyn Source, info: &PutInfo) -> Result<Entry> {
@@ -299,9 +308,9 @@ impl Remote for CryptRemote {
         Ok(e)
     }
 
-    fn set_mod_time(&self, path: &RelPath, entry: &Entry, mtime: Nanos) -> Result<()> {
+    fn set_mod_time(&self, path: &RelPath, entry: &Entry, mtime: Nanos, meta: crate::remote::PosixMeta) -> Result<()> {
         let (p, e) = self.inner_entry(path, entry)?;
-        self.inner.set_mod_time(&p, &e, mtime)
+        self.inner.set_mod_time(&p, &e, mtime, meta)
     }
 
     fn delete(&self, path: &RelPath, entry: &Entry) -> Result<()> {

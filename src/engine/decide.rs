@@ -154,8 +154,14 @@ impl Run<'_> {
     }
 
     /// Apply a `SetModTime` decision. Returns true if the file must be transferred instead.
-    pub fn apply_set_mod_time(&self, path: &RelPath, dst: &Entry, mtime: Nanos) -> Result<bool> {
-        match self.dst.set_mod_time(path, dst, mtime) {
+    pub fn apply_set_mod_time(
+        &self,
+        path: &RelPath,
+        dst: &Entry,
+        mtime: Nanos,
+        meta: crate::remote::PosixMeta,
+    ) -> Result<bool> {
+        match self.dst.set_mod_time(path, dst, mtime, meta) {
             Ok(()) => Ok(false),
             Err(e) if e.kind() == Kind::Unsupported => {
                 use std::sync::atomic::Ordering::Relaxed;

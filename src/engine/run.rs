@@ -581,7 +581,17 @@ fn handle_pair(
                         shared.event(&path, FileAction::WouldUpdateModTime, s.size);
                         return false;
                     }
-                    match run.apply_set_mod_time(&path, &d, t) {
+                    // The source's POSIX metadata goes along (an S3 copy replaces all of it).
+                    let meta = if run.src.features().is_local {
+                        crate::remote::PosixMeta {
+                            mode: Some(s.extra.mode),
+                            uid: Some(s.extra.uid),
+                            gid: Some(s.extra.gid),
+                        }
+                    } else {
+                        crate::remote::PosixMeta::default()
+                    };
+                    match run.apply_set_mod_time(&path, &d, t, meta) {
                         Ok(false) => {
                             run.stats.mod_times_updated.fetch_add(1, Relaxed);
                             run.log(
@@ -729,6 +739,7 @@ fn copy_one(shared: &Shared<'_>, job: &TransferJob, inflight: &Arc<InFlight>) ->
         hash: common_hash,
         computed: Mutex::new(None),
         mtime: Mutex::new(job.src.mtime),
+        meta: Mutex::new(crate::remote::PosixMeta::default()),
         inflight: inflight.clone(),
     };
     // A destination that needs the time before the data (object metadata) gets it now;
@@ -788,6 +799,7 @@ struct EngineSource<'s, 'a> {
     hash: bool,
     computed: Mutex<Option<Md5>>,
     mtime: Mutex<Option<Nanos>>,
+    meta: Mutex<crate::remote::PosixMeta>,
     inflight: Arc<InFlight>,
 }
 
@@ -803,6 +815,10 @@ impl Source for EngineSource<'_, '_> {
         self.shared.run.src.mod_time(self.path, self.entry)
     }
 
+    fn posix_meta(&self) -> crate::remote::PosixMeta {
+        self.meta.lock().map(|m| *m).unwrap_or_default()
+    }
+
     fn open_at(&self, offset: u64, len: u64) -> Result<Box<dyn Read + Send + '_>> {
         self.shared.opts().cancel.check()?;
         let size = self.size();
@@ -812,6 +828,11 @@ impl Source for EngineSource<'_, '_> {
             && let Ok(mut m) = self.mtime.lock()
         {
             m.get_or_insert(t);
+        }
+        if !opened.meta.is_empty()
+            && let Ok(mut m) = self.meta.lock()
+        {
+            *m = opened.meta;
         }
         let full = offset == 0 && want == size;
         Ok(Box::new(MeterReader {

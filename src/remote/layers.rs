@@ -46,7 +46,7 @@ impl Remote for DryRun<'_> {
     fn put(&self, path: &RelPath, _src: &dyn Source, info: &PutInfo) -> Result<Entry> {
         Ok(Entry::file(path.file_name(), info.size as i64, info.mtime))
     }
-    fn set_mod_time(&self, _path: &RelPath, _entry: &Entry, _mtime: Nanos) -> Result<()> {
+    fn set_mod_time(&self, _path: &RelPath, _entry: &Entry, _mtime: Nanos, _meta: super::PosixMeta) -> Result<()> {
         Ok(())
     }
     fn delete(&self, _path: &RelPath, _entry: &Entry) -> Result<()> {

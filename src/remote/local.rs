@@ -23,7 +23,7 @@ use nix::unistd::{UnlinkatFlags, unlinkat};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -39,6 +39,10 @@ const COPY_BUF: usize = 128 * 1024;
 pub struct LocalOptions {
     /// Follow symlinks (rclone `-L`); otherwise they are skipped with a warning.
     pub follow_symlinks: bool,
+    /// The owner and group of files and directories a transfer creates when the source
+    /// carries none (running as root only). Default: the owner of the root directory
+    /// (the dataset's), never root:root by accident.
+    pub owner: Option<(u32, u32)>,
 }
 
 pub struct LocalRemote {
@@ -48,13 +52,14 @@ pub struct LocalRemote {
     /// The key of this root in the hash index: its canonical path.
     index_root: String,
     precision: OnceLock<Nanos>,
+    root_owner: OnceLock<Option<(u32, u32)>>,
 }
 
 impl LocalRemote {
     pub fn new(root: impl Into<PathBuf>, opts: LocalOptions, index: Option<Arc<Index>>) -> LocalRemote {
         let root = root.into();
         let index_root = std::fs::canonicalize(&root).unwrap_or_else(|_| root.clone()).to_string_lossy().into_owned();
-        LocalRemote { root, opts, index, index_root, precision: OnceLock::new() }
+        LocalRemote { root, opts, index, index_root, precision: OnceLock::new(), root_owner: OnceLock::new() }
     }
 
     pub fn root(&self) -> &Path {
@@ -99,11 +104,17 @@ impl LocalRemote {
             }
             let next = match openat(fd.as_fd(), name, flags, Mode::empty()) {
                 Err(Errno::ENOENT) if create => {
-                    match mkdirat(fd.as_fd(), name, Mode::from_bits_truncate(0o777)) {
-                        Ok(()) | Err(Errno::EEXIST) => {}
+                    let created = match mkdirat(fd.as_fd(), name, Mode::from_bits_truncate(0o777)) {
+                        Ok(()) => true,
+                        Err(Errno::EEXIST) => false,
                         Err(e) => return Err(self.errno(e, "create directory", &walked)),
+                    };
+                    let opened = openat(fd.as_fd(), name, flags, Mode::empty());
+                    if let (true, Ok(new_dir), Some((uid, gid))) = (created, &opened, self.default_owner()) {
+                        // Through the directory's own descriptor: no path to redirect.
+                        self.chown_fd(new_dir.as_fd(), uid, gid, &walked)?;
                     }
-                    openat(fd.as_fd(), name, flags, Mode::empty())
+                    opened
                 }
                 other => other,
             };
@@ -123,6 +134,57 @@ impl LocalRemote {
             };
         }
         Ok(fd)
+    }
+
+    /// The owner for new files and directories without metadata of their own: the task's
+    /// explicit owner, else the root directory's. None unless running as root (others
+    /// cannot give files away).
+    fn default_owner(&self) -> Option<(u32, u32)> {
+        if !nix::unistd::geteuid().is_root() {
+            return None;
+        }
+        self.opts.owner.or_else(|| {
+            *self.root_owner.get_or_init(|| {
+                use std::os::unix::fs::MetadataExt;
+                std::fs::metadata(&self.root).ok().map(|m| (m.uid(), m.gid()))
+            })
+        })
+    }
+
+    fn chown_fd(&self, fd: BorrowedFd<'_>, uid: u32, gid: u32, rel: &RelPath) -> Result<()> {
+        // SAFETY: fchown on a descriptor we own; no memory is passed.
+        if unsafe { libc::fchown(fd.as_raw_fd(), uid, gid) } != 0 {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EPERM) {
+                log::debug!("{}: not permitted to change the owner", self.shown(rel));
+                return Ok(());
+            }
+            return Err(Error::io("change owner", self.shown(rel), err));
+        }
+        Ok(())
+    }
+
+    /// Give a file just written its POSIX metadata: the source's owner, group and
+    /// permission bits when it carries them (never setuid, setgid or sticky bits), else
+    /// the default owner and the creation mode.
+    fn apply_posix(&self, fd: BorrowedFd<'_>, meta: super::PosixMeta, rel: &RelPath) -> Result<()> {
+        let am_root = nix::unistd::geteuid().is_root();
+        let owner = match (meta.uid, meta.gid) {
+            (Some(u), Some(g)) if am_root => Some((u, g)),
+            (Some(u), None) if am_root => Some((u, self.default_owner().map_or(0, |o| o.1))),
+            (None, Some(g)) if am_root => Some((self.default_owner().map_or(0, |o| o.0), g)),
+            _ => self.default_owner(),
+        };
+        if let Some((uid, gid)) = owner {
+            self.chown_fd(fd, uid, gid, rel)?;
+        }
+        if let Some(mode) = meta.mode {
+            // SAFETY: fchmod on a descriptor we own.
+            if unsafe { libc::fchmod(fd.as_raw_fd(), (mode & 0o777) as libc::mode_t) } != 0 {
+                return Err(Error::io("change permissions", self.shown(rel), io::Error::last_os_error()));
+            }
+        }
+        Ok(())
     }
 
     fn errno(&self, e: Errno, op: &str, rel: &RelPath) -> Error {
@@ -447,7 +509,11 @@ impl Remote for LocalRemote {
         if offset > 0 {
             f.seek(SeekFrom::Start(offset)).map_err(|e| Error::io("seek", self.shown(path), e))?;
         }
-        Ok(Opened { reader: Box::new(f.take(len)), mtime: Some(st.st_mtime * super::NANOS_PER_SEC + st.st_mtime_nsec) })
+        Ok(Opened {
+            reader: Box::new(f.take(len)),
+            mtime: Some(st.st_mtime * super::NANOS_PER_SEC + st.st_mtime_nsec),
+            meta: super::PosixMeta { mode: Some(st.st_mode & 0o7777), uid: Some(st.st_uid), gid: Some(st.st_gid) },
+        })
     }
 
     fn put(&self, path: &RelPath, src: &dyn Source, info: &PutInfo) -> Result<Entry> {
@@ -471,6 +537,11 @@ impl Remote for LocalRemote {
             Some(t) => t,
             None => src.mtime()?,
         };
+        let meta = match src.posix_meta() {
+            m if !m.is_empty() => m,
+            _ => super::PosixMeta { mode: info.mode, uid: info.uid, gid: info.gid },
+        };
+        self.apply_posix(file.as_fd(), meta, path)?;
         nix::sys::stat::futimens(file.as_fd(), &UTIME_OMIT, &ts(mtime))
             .map_err(|e| self.errno(e, "set modification time", path))?;
         let st = fstat(file.as_fd()).map_err(|e| self.errno(e, "stat", path))?;
@@ -485,7 +556,7 @@ impl Remote for LocalRemote {
             .ok_or_else(|| Error::new(Kind::Io, "written file is not a regular file").with_path(self.shown(path)))
     }
 
-    fn set_mod_time(&self, path: &RelPath, _entry: &Entry, mtime: Nanos) -> Result<()> {
+    fn set_mod_time(&self, path: &RelPath, _entry: &Entry, mtime: Nanos, _meta: super::PosixMeta) -> Result<()> {
         let dir = self.open_dir(&path.parent(), false)?;
         utimensat(
             dir.as_fd(),

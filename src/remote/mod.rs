@@ -123,6 +123,26 @@ pub trait Source: Send + Sync {
     /// Open a reader for `len` bytes starting at `offset`. A reader delivers exactly `len`
     /// bytes and then EOF; it fails if the underlying data ends early or changed.
     fn open_at(&self, offset: u64, len: u64) -> Result<Box<dyn Read + Send + '_>>;
+    /// POSIX metadata the source carries, known once a reader was opened (an S3 GET
+    /// returns it). Empty when there is none.
+    fn posix_meta(&self) -> PosixMeta {
+        PosixMeta::default()
+    }
+}
+
+/// POSIX ownership and permissions carried with a file (rclone's metadata keys `mode`,
+/// `uid`, `gid`). `mode` holds the permission bits only (0o7777 at most).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PosixMeta {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+impl PosixMeta {
+    pub fn is_empty(&self) -> bool {
+        self.mode.is_none() && self.uid.is_none() && self.gid.is_none()
+    }
 }
 
 /// What a put knows about the object besides its bytes.
@@ -198,10 +218,11 @@ pub trait Remote: Send + Sync {
     /// Returns the stored entry (size, mtime, md5 when the provider knows it).
     fn put(&self, path: &RelPath, src: &dyn Source, info: &PutInfo) -> Result<Entry>;
 
-    /// Set the modification time without re-uploading. Errors of kind
+    /// Set the modification time without re-uploading, keeping `meta` (the source's POSIX
+    /// metadata, when it has any) recorded with the object. Errors of kind
     /// [`Kind::Unsupported`] mean "re-upload to change it".
-    fn set_mod_time(&self, path: &RelPath, entry: &Entry, mtime: Nanos) -> Result<()> {
-        let _ = (path, entry, mtime);
+    fn set_mod_time(&self, path: &RelPath, entry: &Entry, mtime: Nanos, meta: PosixMeta) -> Result<()> {
+        let _ = (path, entry, mtime, meta);
         Err(Error::new(Kind::Unsupported, "can't set modification time"))
     }
 
@@ -255,4 +276,7 @@ pub type RemoteRef = Arc<dyn Remote>;
 pub struct Opened {
     pub reader: Box<dyn Read + Send>,
     pub mtime: Option<Nanos>,
+    /// POSIX metadata stored with the object (S3: `X-Amz-Meta-Mode/Uid/Gid` as rclone
+    /// writes them with `--metadata`), when the read told it.
+    pub meta: PosixMeta,
 }

@@ -541,7 +541,10 @@ fn job_body(
     }
     let local: RemoteRef = Arc::new(LocalRemote::new(
         &read_path,
-        LocalOptions { follow_symlinks: body.get("follow_symlinks").and_then(Value::as_bool).unwrap_or(false) },
+        LocalOptions {
+            follow_symlinks: body.get("follow_symlinks").and_then(Value::as_bool).unwrap_or(false),
+            ..LocalOptions::default()
+        },
         cfg.index.clone(),
     ));
     let list = |k: &str| -> Vec<String> {

@@ -2,6 +2,7 @@
 //! the library, maps the result to an rclone-compatible exit code.
 
 mod admin;
+mod daemon;
 
 use clap::{Args, Parser, Subcommand};
 use cloudsync::crypt::check as cryptcheck;
@@ -366,7 +367,7 @@ fn connections(a: &S3Args, follow_symlinks: bool, transfers: usize, index: Optio
             o.upload_concurrency = conc;
             o.max_connections = (transfers * conc).max(8);
         })),
-        local: LocalOptions { follow_symlinks },
+        local: LocalOptions { follow_symlinks, ..LocalOptions::default() },
         index,
     })
 }

@@ -261,6 +261,7 @@ impl S3Remote {
             .header("content-type", ctype)
             .header("x-amz-meta-mtime", time::format_mtime(mtime))
             .body(Body::Stream { len: size, open: &open });
+        req = with_posix_meta(req, posix_of(info));
         if let Some(md5) = info.md5 {
             req = req.header("content-md5", base64::engine::general_purpose::STANDARD.encode(md5));
         }
@@ -286,6 +287,7 @@ impl S3Remote {
             .query("uploads", "")
             .header("content-type", ctype)
             .header("x-amz-meta-mtime", time::format_mtime(mtime));
+        req = with_posix_meta(req, posix_of(info));
         if let Some(md5) = info.md5 {
             req = req.header("x-amz-meta-md5chksum", base64::engine::general_purpose::STANDARD.encode(md5));
         }
@@ -582,7 +584,11 @@ impl Remote for S3Remote {
         let ranged = offset > 0 || len < size;
         if ranged {
             if len == 0 {
-                return Ok(Opened { reader: Box::new(std::io::empty()), mtime: entry.mtime });
+                return Ok(Opened {
+                    reader: Box::new(std::io::empty()),
+                    mtime: entry.mtime,
+                    meta: crate::remote::PosixMeta::default(),
+                });
             }
             req = req.header("range", format!("bytes={}-{}", offset, offset + len - 1));
         }
@@ -618,7 +624,8 @@ impl Remote for S3Remote {
                 },
             );
         }
-        Ok(Opened { reader: Box::new(resp.into_body().into_reader()), mtime })
+        let meta = posix_meta_from(|name| header(&resp, name));
+        Ok(Opened { reader: Box::new(resp.into_body().into_reader()), mtime, meta })
     }
 
     fn put(&self, path: &RelPath, src: &dyn Source, info: &PutInfo) -> Result<Entry> {
@@ -649,7 +656,7 @@ impl Remote for S3Remote {
         })
     }
 
-    fn set_mod_time(&self, path: &RelPath, entry: &Entry, mtime: Nanos) -> Result<()> {
+    fn set_mod_time(&self, path: &RelPath, entry: &Entry, mtime: Nanos, meta: crate::remote::PosixMeta) -> Result<()> {
         let class = entry.extra.storage_class.as_deref().unwrap_or("");
         if matches!(class, "GLACIER" | "DEEP_ARCHIVE") || entry.size > MAX_COPY {
             return Err(Error::new(Kind::Unsupported, "can't set modification time without re-uploading"));
@@ -657,11 +664,15 @@ impl Remote for S3Remote {
         let key = self.key(path);
         let source = format!("/{}/{}", self.opts.bucket, percent_encoding::utf8_percent_encode(&key, client_key_set()));
         let md5 = entry.md5.or_else(|| self.cached_md5(path, entry));
+        // The copy replaces all user metadata: the source's POSIX metadata is written
+        // again with the new time.
+        let kept = meta;
         let mut req = Request::new(Op::Copy, "PUT", Some(&self.opts.bucket), Some(&key))
             .header("x-amz-copy-source", source)
             .header("x-amz-metadata-directive", "REPLACE")
             .header("content-type", content_type(path.file_name()))
             .header("x-amz-meta-mtime", time::format_mtime(mtime));
+        req = with_posix_meta(req, kept);
         if let (Some(m), None) = (md5, entry.extra.etag.as_deref().and_then(md5_from_etag)) {
             req = req.header("x-amz-meta-md5chksum", base64::engine::general_purpose::STANDARD.encode(m));
         }
@@ -854,5 +865,34 @@ mod tests {
     fn content_types() {
         assert_eq!(content_type(b"a.TXT"), "text/plain; charset=utf-8");
         assert_eq!(content_type(b"noext"), "application/octet-stream");
+    }
+}
+
+/// The POSIX metadata a put records (local sources only).
+fn posix_of(info: &PutInfo) -> crate::remote::PosixMeta {
+    crate::remote::PosixMeta { mode: info.mode, uid: info.uid, gid: info.gid }
+}
+
+/// Record POSIX metadata as rclone's `--metadata` does: `X-Amz-Meta-Mode` in octal with
+/// the file type (`100644`), `X-Amz-Meta-Uid` and `X-Amz-Meta-Gid` in decimal.
+fn with_posix_meta(mut req: Request<'_>, meta: crate::remote::PosixMeta) -> Request<'_> {
+    if let Some(mode) = meta.mode {
+        req = req.header("x-amz-meta-mode", format!("{:o}", 0o100000 | (mode & 0o7777)));
+    }
+    if let Some(uid) = meta.uid {
+        req = req.header("x-amz-meta-uid", uid.to_string());
+    }
+    if let Some(gid) = meta.gid {
+        req = req.header("x-amz-meta-gid", gid.to_string());
+    }
+    req
+}
+
+/// Read rclone's POSIX metadata headers; values that do not parse are ignored.
+pub(crate) fn posix_meta_from<'r>(get: impl Fn(&str) -> Option<&'r str>) -> crate::remote::PosixMeta {
+    crate::remote::PosixMeta {
+        mode: get("x-amz-meta-mode").and_then(|v| u32::from_str_radix(v.trim(), 8).ok()).map(|m| m & 0o7777),
+        uid: get("x-amz-meta-uid").and_then(|v| v.trim().parse().ok()),
+        gid: get("x-amz-meta-gid").and_then(|v| v.trim().parse().ok()),
     }
 }
