@@ -113,7 +113,7 @@ fn no_snapshot_survives_failure_abort_or_a_failing_pre_script() {
     // An abort from another process while the snapshot is being read.
     std::fs::write(data.join("big.bin"), vec![7u8; 6 << 20]).unwrap();
     let slow = e.task(&data, json!({"snapshot": true, "bwlimit": [{"time": "00:00", "bandwidth": 1048576}]}));
-    let other = Store::open(&e.store.path().to_path_buf(), &e.store.path().with_file_name("seed")).unwrap();
+    let other = Store::open(e.store.path(), &e.store.path().with_file_name("seed")).unwrap();
     let out = std::thread::scope(|s| {
         let h = s.spawn(|| e.run(slow));
         let deadline = Instant::now() + Duration::from_secs(20);

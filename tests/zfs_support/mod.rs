@@ -25,6 +25,8 @@ pub fn zfs_ready() {
         if Command::new("zpool").arg("list").output().is_ok_and(|o| o.status.success()) {
             return;
         }
+        // Left running for the later tests and test binaries (it serves every pool).
+        #[allow(clippy::zombie_processes)]
         Command::new("zfs-fuse")
             .arg("--no-daemon")
             .stdout(std::process::Stdio::null())

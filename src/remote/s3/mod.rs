@@ -849,25 +849,6 @@ impl std::fmt::Debug for S3Remote {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn etag_md5_only_for_plain_md5_etags() {
-        assert!(md5_from_etag("\"0123456789abcdef0123456789abcdef\"").is_some());
-        assert!(md5_from_etag("\"0123456789abcdef0123456789abcdef-2\"").is_none());
-        assert!(md5_from_etag("\"0123456789ABCDEF0123456789ABCDEF\"").is_none());
-        assert!(md5_from_etag("").is_none());
-    }
-
-    #[test]
-    fn content_types() {
-        assert_eq!(content_type(b"a.TXT"), "text/plain; charset=utf-8");
-        assert_eq!(content_type(b"noext"), "application/octet-stream");
-    }
-}
-
 /// The POSIX metadata a put records (local sources only).
 fn posix_of(info: &PutInfo) -> crate::remote::PosixMeta {
     crate::remote::PosixMeta { mode: info.mode, uid: info.uid, gid: info.gid }
@@ -894,5 +875,24 @@ pub(crate) fn posix_meta_from<'r>(get: impl Fn(&str) -> Option<&'r str>) -> crat
         mode: get("x-amz-meta-mode").and_then(|v| u32::from_str_radix(v.trim(), 8).ok()).map(|m| m & 0o7777),
         uid: get("x-amz-meta-uid").and_then(|v| v.trim().parse().ok()),
         gid: get("x-amz-meta-gid").and_then(|v| v.trim().parse().ok()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etag_md5_only_for_plain_md5_etags() {
+        assert!(md5_from_etag("\"0123456789abcdef0123456789abcdef\"").is_some());
+        assert!(md5_from_etag("\"0123456789abcdef0123456789abcdef-2\"").is_none());
+        assert!(md5_from_etag("\"0123456789ABCDEF0123456789ABCDEF\"").is_none());
+        assert!(md5_from_etag("").is_none());
+    }
+
+    #[test]
+    fn content_types() {
+        assert_eq!(content_type(b"a.TXT"), "text/plain; charset=utf-8");
+        assert_eq!(content_type(b"noext"), "application/octet-stream");
     }
 }
