@@ -12,7 +12,11 @@ use std::time::{Duration, Instant};
 
 fn side(dir: &std::path::Path, follow: bool) -> Side {
     Side {
-        remote: Arc::new(LocalRemote::new(dir.to_path_buf(), LocalOptions { follow_symlinks: follow, ..LocalOptions::default() }, None)),
+        remote: Arc::new(LocalRemote::new(
+            dir.to_path_buf(),
+            LocalOptions { follow_symlinks: follow, ..LocalOptions::default() },
+            None,
+        )),
         local_root: Some(dir.to_path_buf()),
     }
 }
@@ -179,4 +183,89 @@ fn large_file_parallel_write() {
     let data = std::fs::read(tmp.path().join("big")).unwrap();
     assert!(data.iter().enumerate().all(|(i, b)| *b == (i as u64 % 251) as u8), "content differs");
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1, "no temporary file left");
+}
+
+/// A symlink swapped in and out of the destination tree while a SYNC writes, chowns and
+/// deletes there: every change goes through directory descriptors opened without
+/// following links, so nothing outside the destination is written, re-owned or deleted,
+/// whatever the timing. (The run itself may fail where it met the link; that is fine.)
+#[test]
+fn symlink_swapped_in_during_a_sync_cannot_redirect_anything() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let dst = tmp.path().join("dst");
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::create_dir_all(dst.join("sub")).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    for i in 0..200 {
+        std::fs::write(src.join(format!("sub/f{i}")), format!("new {i}")).unwrap();
+        // Files only in the destination: SYNC deletes them.
+        std::fs::write(dst.join(format!("sub/old{i}")), b"old").unwrap();
+        // The same names outside: they must survive untouched.
+        std::fs::write(outside.join(format!("f{i}")), b"keep").unwrap();
+        std::fs::write(outside.join(format!("old{i}")), b"keep").unwrap();
+    }
+    if nix::unistd::geteuid().is_root() {
+        std::os::unix::fs::chown(&outside, Some(4242), Some(4242)).unwrap();
+        std::os::unix::fs::chown(&dst, Some(1001), Some(1001)).unwrap();
+    }
+    let before: Vec<_> = std::fs::read_dir(&outside).unwrap().map(|e| e.unwrap().file_name()).collect();
+
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let swaps = std::sync::atomic::AtomicU32::new(0);
+    let mut failed_runs = 0;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let (real, parked) = (dst.join("sub"), dst.join("sub.parked"));
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if std::fs::rename(&real, &parked).is_ok() {
+                    let _ = symlink(&outside, &real);
+                    swaps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_micros(300));
+                    let _ = std::fs::remove_file(&real);
+                    let _ = std::fs::rename(&parked, &real);
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        });
+        for _ in 0..20 {
+            let dst_side = side(&dst, false);
+            let rep = engine::run(
+                side(&src, false).remote.as_ref(),
+                dst_side.remote.as_ref(),
+                &SyncOptions { transfers: 8, retries: 1, ..SyncOptions::default() },
+            );
+            failed_runs += usize::from(rep.error.is_some());
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+
+    let swaps = swaps.into_inner();
+    eprintln!("{swaps} swaps, {failed_runs} of 20 runs met the link");
+    assert!(swaps >= 20, "the race was not exercised ({swaps} swaps)");
+    let after: Vec<_> = std::fs::read_dir(&outside).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(before.len(), after.len(), "files appeared or vanished outside the destination");
+    for e in std::fs::read_dir(&outside).unwrap() {
+        let e = e.unwrap();
+        assert_eq!(std::fs::read(e.path()).unwrap(), b"keep", "{:?} was overwritten", e.path());
+    }
+    if nix::unistd::geteuid().is_root() {
+        assert_eq!(std::fs::metadata(&outside).unwrap().uid(), 4242, "the outside directory was re-owned");
+        for e in std::fs::read_dir(&outside).unwrap() {
+            assert_eq!(e.unwrap().metadata().unwrap().uid(), 0, "a file outside was re-owned");
+        }
+    }
+    // The destination itself is intact afterwards: a final run without interference
+    // completes the sync.
+    let _ = std::fs::remove_file(dst.join("sub")).or_else(|_| Ok::<(), std::io::Error>(()));
+    if !dst.join("sub").exists() && dst.join("sub.parked").exists() {
+        std::fs::rename(dst.join("sub.parked"), dst.join("sub")).unwrap();
+    }
+    let rep =
+        engine::run(side(&src, false).remote.as_ref(), side(&dst, false).remote.as_ref(), &SyncOptions::default());
+    assert!(rep.error.is_none(), "{:?}", rep.error);
+    assert_eq!(std::fs::read(dst.join("sub/f7")).unwrap(), b"new 7");
+    assert!(!dst.join("sub/old7").exists());
 }
