@@ -47,9 +47,10 @@ pub struct Location {
 
 impl Zfs {
     fn run(&self, args: &[&str]) -> Result<String> {
-        let out = Command::new(&self.bin).args(args).output().map_err(|e| {
-            Error::new(Kind::Unsupported, format!("cannot run {}: {e}", self.bin.display()))
-        })?;
+        let out = Command::new(&self.bin)
+            .args(args)
+            .output()
+            .map_err(|e| Error::new(Kind::Unsupported, format!("cannot run {}: {e}", self.bin.display())))?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
             let first = err.lines().next().unwrap_or("").trim();
@@ -137,8 +138,8 @@ fn unescape(field: &str) -> String {
 /// deepest mountpoint above the path with file system type `zfs` (kernel) or `fuse.zfs`.
 /// None when the path is not on ZFS.
 pub fn mount_of(path: &Path) -> Result<Option<(String, PathBuf)>> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| Error::io("read", "/proc/self/mountinfo", e))?;
+    let info =
+        std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| Error::io("read", "/proc/self/mountinfo", e))?;
     let mut best: Option<(String, PathBuf, usize)> = None;
     let mut deepest_any = 0usize;
     for line in info.lines() {

@@ -390,7 +390,10 @@ fn s35_errors_block_deletions(p: Pair) {
     }
     if nix::unistd::geteuid().is_root() {
         // root reads every file: provoke the error with a dangling symlink under -L.
-        let w = World::with_options(p, cloudsync::remote::local::LocalOptions { follow_symlinks: true, ..Default::default() });
+        let w = World::with_options(
+            p,
+            cloudsync::remote::local::LocalOptions { follow_symlinks: true, ..Default::default() },
+        );
         w.src.write("a/potato2", b"new", T1);
         std::os::unix::fs::symlink("/nonexistent/target", w.src.local_root.as_ref().unwrap().join("dangling")).unwrap();
         w.dst.write("b/potato", b"old", T3);

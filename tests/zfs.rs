@@ -35,10 +35,7 @@ fn tasks_record_their_dataset_and_snapshot_rules_apply() {
         &e.cfg.policy,
     )
     .unwrap_err();
-    assert!(
-        errs.iter().any(|(k, m)| k.ends_with("snapshot") && m.contains("no further nesting")),
-        "{errs:?}"
-    );
+    assert!(errs.iter().any(|(k, m)| k.ends_with("snapshot") && m.contains("no further nesting")), "{errs:?}");
     // A sibling path without children is fine.
     assert!(
         model::validate(
@@ -170,4 +167,3 @@ fn an_unmounted_dataset_fails_the_job_before_anything_is_touched() {
     assert!(!marker.exists(), "the pre-script ran");
     assert!(e.remote("a.txt").is_none());
 }
-

@@ -3,8 +3,8 @@
 mod common;
 mod zfs_support;
 
-use zfs_support::*;
 use serde_json::json;
+use zfs_support::*;
 
 /// A stand-in for a locked encrypted dataset (zfs-fuse has no encryption): the `zfs`
 /// command the job runs (`CLOUDSYNC_ZFS`) is the real one, except that it reports the

@@ -446,10 +446,7 @@ pub fn validate(
     let zfs = crate::zfs::Zfs::default();
     let location = crate::zfs::locate(&zfs, std::path::Path::new(&gs(&body, "path"))).ok().flatten();
     body.insert("dataset".into(), location.as_ref().map_or(Value::Null, |l| json!(l.dataset)));
-    body.insert(
-        "relative_path".into(),
-        location.as_ref().map_or(Value::Null, |l| json!(l.relative.to_string_lossy())),
-    );
+    body.insert("relative_path".into(), location.as_ref().map_or(Value::Null, |l| json!(l.relative.to_string_lossy())));
     // 8. Scripts: full administrators only; never in one-time runs.
     for script in ["pre_script", "post_script"] {
         if gs(&body, script).trim().is_empty() {

@@ -302,9 +302,8 @@ pub fn job_record(store: &Store, job_id: i64) -> Result<serde_json::Value> {
 pub fn list_jobs(store: &Store, task_id: Option<i64>, limit: u32) -> Result<Vec<serde_json::Value>> {
     store.transaction(|tx| {
         reap(tx)?;
-        let sql = format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE (?1 IS NULL OR task_id = ?1) ORDER BY id DESC LIMIT ?2"
-        );
+        let sql =
+            format!("SELECT {JOB_COLUMNS} FROM jobs WHERE (?1 IS NULL OR task_id = ?1) ORDER BY id DESC LIMIT ?2");
         let mut stmt = tx.prepare(&sql).map_err(db_err)?;
         stmt.query_map(params![task_id, limit], job_row)
             .map_err(db_err)?

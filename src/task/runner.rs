@@ -521,9 +521,8 @@ fn job_body(
     let mut snapshot = None;
     let mut read_path = path.clone();
     if push && !dry_run && body.get("snapshot").and_then(Value::as_bool).unwrap_or(false) {
-        let loc = location.as_ref().ok_or_else(|| {
-            Error::usage(format!("Snapshot: '{path}' is not on a ZFS dataset"))
-        })?;
+        let loc =
+            location.as_ref().ok_or_else(|| Error::usage(format!("Snapshot: '{path}' is not on a ZFS dataset")))?;
         let tag = task_id.map_or_else(|| "onetime".to_string(), |t| t.to_string());
         if task_id.is_some() {
             // This job holds its task's turn: any snapshot of this task is a leftover.
@@ -535,7 +534,10 @@ fn job_body(
         let mut snap = crate::zfs::SnapshotRead::take(&zfs, loc, &tag)?;
         let report_log = log.clone();
         snap.set_reporter(Box::new(move |level, line| report_log.line(level, line)));
-        log.line(log::Level::Info, &format!("Created snapshot {}, reading {}", snap.snapshot, snap.read_path.display()));
+        log.line(
+            log::Level::Info,
+            &format!("Created snapshot {}, reading {}", snap.snapshot, snap.read_path.display()),
+        );
         read_path = snap.read_path.to_string_lossy().into_owned();
         snapshot = Some(snap);
     }

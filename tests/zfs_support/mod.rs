@@ -1,11 +1,11 @@
 //! Fixtures of the ZFS tests: zfs-fuse pools on files, a store, an S3 server.
 #![allow(dead_code)]
 
+use crate::common::*;
 use cloudsync::engine::CancelToken;
 use cloudsync::store::Store;
 use cloudsync::task::model::{self, Caller, PathPolicy};
 use cloudsync::task::runner::{self, RunnerConfig};
-use crate::common::*;
 use serde_json::{Map, Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -86,7 +86,8 @@ impl Drop for Pool {
             if ok {
                 return;
             }
-            let _ = Command::new("zfs").args(["unmount", "-f", &self.name]).stderr(std::process::Stdio::null()).status();
+            let _ =
+                Command::new("zfs").args(["unmount", "-f", &self.name]).stderr(std::process::Stdio::null()).status();
             std::thread::sleep(Duration::from_millis(200));
         }
         eprintln!("warning: could not destroy test pool {}", self.name);
@@ -166,4 +167,3 @@ impl Env {
         std::fs::read(self.s3.data.path().join("bucket/backup").join(key)).ok()
     }
 }
-
