@@ -368,6 +368,17 @@ cloudsync_result cloudsync_task_validate(const struct cloudsync_store *store,
                                          char **json_out,
                                          struct cloudsync_error **error_out);
 
+// `verify_task`: validate `body_json` as create would, then make the remote checks
+// (the location can be listed; PULL: the folder exists and is a directory; encrypted:
+// the names decrypt) with a 15 s connect and 30 s I/O timeout. `*json_out` is
+// `{"valid": bool, "errors": [[field, message], ...], "excerpt": text|null}`; a remote
+// that fails is a successful call with `valid` false. Validation failures give
+// `CLOUDSYNC_INVALID_ARGUMENT`.
+cloudsync_result cloudsync_task_verify(const struct cloudsync_store *store,
+                                       const char *body_json,
+                                       char **json_out,
+                                       struct cloudsync_error **error_out);
+
 // Create the reversed, disabled restore task of task `id`. `args_json` is
 // `{"description": ..., "transfer_mode": "SYNC"|"COPY", "path": ...}`. `*json_out` is
 // the new task. Nothing runs.
@@ -414,6 +425,23 @@ cloudsync_result cloudsync_job_abort(const struct cloudsync_store *store,
                                      int64_t job_id,
                                      bool *aborted_out,
                                      struct cloudsync_error **error_out);
+
+// The whole configuration as JSON (`*json_out`): credentials and tasks with their
+// secrets still encrypted; with `with_seed` the secret seed is included too, so that
+// the export alone decrypts everything (keep such an export safe).
+cloudsync_result cloudsync_config_export(const struct cloudsync_store *store,
+                                         bool with_seed,
+                                         char **json_out,
+                                         struct cloudsync_error **error_out);
+
+// Add the credentials and tasks of an export (`export_json`, from
+// [`cloudsync_config_export`]) to this store. Secrets are read with the seed inside the
+// export or with this store's seed; otherwise credentials come in unusable and
+// encrypted tasks disabled, as the report in `*json_out` says.
+cloudsync_result cloudsync_config_import(const struct cloudsync_store *store,
+                                         const char *export_json,
+                                         char **json_out,
+                                         struct cloudsync_error **error_out);
 
 // List a remote folder (TrueNAS's `cloudsync.list_directory`). `args_json` is
 // `{"credentials": ID, "attributes": {"bucket": ..., "folder": ...}}` plus, for an

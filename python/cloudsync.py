@@ -404,6 +404,9 @@ _SIGNATURES: Dict[str, Tuple[Any, List[Any]]] = {
     "cloudsync_task_list": (_RC, [_HANDLE, c_bool, _OUT, _OUT]),
     "cloudsync_task_validate": (_RC, [_HANDLE, c_char_p, _OUT, _OUT]),
     "cloudsync_task_restore": (_RC, [_HANDLE, c_int64, c_char_p, _OUT, _OUT]),
+    "cloudsync_task_verify": (_RC, [_HANDLE, c_char_p, _OUT, _OUT]),
+    "cloudsync_config_export": (_RC, [_HANDLE, c_bool, _OUT, _OUT]),
+    "cloudsync_config_import": (_RC, [_HANDLE, c_char_p, _OUT, _OUT]),
     "cloudsync_task_abort": (_RC, [_HANDLE, c_int64, POINTER(c_bool), _OUT]),
     "cloudsync_job_get": (_RC, [_HANDLE, c_int64, _OUT, _OUT]),
     "cloudsync_job_list": (_RC, [_HANDLE, c_int64, c_uint32, _OUT, _OUT]),
@@ -1101,6 +1104,22 @@ class Store:
         """Validate a task body as create would (nothing stored, no network); returns the
         normalized body with every default filled in."""
         return self._call_json("cloudsync_task_validate", _json_arg(body))
+
+    def verify_task(self, body: Body) -> Dict[str, Any]:
+        """Validate a task body, then make the remote checks (the location can be listed;
+        PULL: the folder exists and is a directory; encrypted: the names decrypt) with a
+        15 s connect and 30 s I/O timeout. Returns ``{"valid", "errors", "excerpt"}``."""
+        return self._call_json("cloudsync_task_verify", _json_arg(body))
+
+    def export_config(self, with_seed: bool = False) -> Dict[str, Any]:
+        """The whole configuration, secrets still encrypted; ``with_seed`` adds the seed
+        so that the export alone decrypts everything (keep it safe)."""
+        return self._call_json("cloudsync_config_export", bool(with_seed))
+
+    def import_config(self, export: Body) -> Dict[str, Any]:
+        """Add the credentials and tasks of an export to this store; returns a report
+        (``secrets`` tells whether the secrets could be read)."""
+        return self._call_json("cloudsync_config_import", _json_arg(export))
 
     def restore_task(self, task_id: int, args: Body) -> Dict[str, Any]:
         """Create the reversed, disabled restore task of a task from ``{"description":

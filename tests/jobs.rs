@@ -240,3 +240,42 @@ fn pull_preflight_and_restore() {
     assert_eq!(e.run(id, false).state, "SUCCESS");
     assert_eq!(std::fs::read(restore_path.join("docs/a.txt")).unwrap(), b"alpha");
 }
+
+#[test]
+fn verify_task_makes_the_remote_checks_validation_leaves_out() {
+    use cloudsync::task::api;
+    let e = env();
+    let policy = &e.cfg.policy;
+    let body = |extra: Value| {
+        let mut b = json!({"description": "v", "path": e.data, "credentials": e.cred,
+            "attributes": {"bucket": "bucket", "folder": "backup"}, "direction": "PUSH", "transfer_mode": "SYNC"});
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    let ok = api::task_verify(&e.store, &body(json!({})), None, policy).unwrap();
+    assert_eq!(ok["valid"], true, "{ok}");
+    // PULL from a folder that is not there (V20).
+    let r = api::task_verify(&e.store, &body(json!({"direction": "PULL"})), None, policy).unwrap();
+    assert_eq!(r["valid"], false);
+    assert_eq!(r["errors"][0], json!(["cloud_sync_verify.attributes.folder", "Directory does not exist"]), "{r}");
+    // An encrypted folder read with the wrong password.
+    let enc = json!({"encryption": true, "filename_encryption": true, "encryption_password": SECRET_PW, "encryption_salt": SECRET_SALT});
+    let id = e.task(enc.clone());
+    assert_eq!(e.run(id, false).state, "SUCCESS");
+    let mut wrong = enc.clone();
+    wrong["encryption_password"] = json!("not the password");
+    wrong["direction"] = json!("PULL");
+    let r = api::task_verify(&e.store, &body(wrong), None, policy).unwrap();
+    assert_eq!(r["valid"], false, "{r}");
+    assert!(r["errors"][0][0].as_str().unwrap().ends_with("encryption_password"), "{r}");
+    let mut right = enc;
+    right["direction"] = json!("PULL");
+    assert_eq!(api::task_verify(&e.store, &body(right), None, policy).unwrap()["valid"], true);
+    // Validation errors come back as validation errors, before any request.
+    assert!(matches!(
+        api::task_verify(&e.store, &body(json!({"transfers": 0})), None, policy),
+        Err(api::ApiError::Validation(_))
+    ));
+}

@@ -493,6 +493,24 @@ class TaskTests(S3Case):
             self.store.delete_task(tid)
 
 
+    def test_verify_task_and_config_export_import(self):
+        report = self.store.verify_task(self.task_body())
+        self.assertTrue(report["valid"], report)
+        pull = self.store.verify_task(self.task_body(direction="PULL", attributes={"bucket": BUCKET, "folder": "missing"}))
+        self.assertFalse(pull["valid"])
+        self.assertIn("Directory does not exist", str(pull["errors"]))
+        self.store.create_task(self.task_body())
+        export = self.store.export_config(with_seed=True)
+        self.assertIn("seed", export)
+        other_dir = self.tmp / "other"
+        with cloudsync.Store(other_dir / "db", other_dir / "seed", pool_root=self.pool, require_dataset=False) as other:
+            result = other.import_config(export)
+            self.assertTrue(result["secrets"], result)
+            self.assertEqual(len(other.list_tasks()), 1)
+            with self.assertRaises(cloudsync.ValidationError):
+                other.import_config({"format": "something else"})
+
+
 class RunTests(S3Case):
     def test_push_with_callbacks_then_list_directory(self):
         files = self.sample_tree()

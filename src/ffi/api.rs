@@ -401,6 +401,24 @@ pub unsafe extern "C" fn cloudsync_task_validate(
     })
 }
 
+/// `verify_task`: validate `body_json` as create would, then make the remote checks
+/// (the location can be listed; PULL: the folder exists and is a directory; encrypted:
+/// the names decrypt) with a 15 s connect and 30 s I/O timeout. `*json_out` is
+/// `{"valid": bool, "errors": [[field, message], ...], "excerpt": text|null}`; a remote
+/// that fails is a successful call with `valid` false. Validation failures give
+/// `CLOUDSYNC_INVALID_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cloudsync_task_verify(
+    store: *const cloudsync_store,
+    body_json: *const c_char,
+    json_out: *mut *mut c_char,
+    error_out: *mut *mut cloudsync_error,
+) -> cloudsync_result {
+    json_op(store, json_out, error_out, |s| {
+        Ok(api::task_verify(&s.store, &json_arg(body_json, "body_json")?, ADMIN, &s.policy())?)
+    })
+}
+
 /// Create the reversed, disabled restore task of task `id`. `args_json` is
 /// `{"description": ..., "transfer_mode": "SYNC"|"COPY", "path": ...}`. `*json_out` is
 /// the new task. Nothing runs.
@@ -488,4 +506,35 @@ pub unsafe extern "C" fn cloudsync_job_abort(
     error_out: *mut *mut cloudsync_error,
 ) -> cloudsync_result {
     bool_op(store, aborted_out, error_out, |s| Ok(api::job_abort(&s.store, job_id)?))
+}
+
+// ---- configuration
+
+/// The whole configuration as JSON (`*json_out`): credentials and tasks with their
+/// secrets still encrypted; with `with_seed` the secret seed is included too, so that
+/// the export alone decrypts everything (keep such an export safe).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cloudsync_config_export(
+    store: *const cloudsync_store,
+    with_seed: bool,
+    json_out: *mut *mut c_char,
+    error_out: *mut *mut cloudsync_error,
+) -> cloudsync_result {
+    json_op(store, json_out, error_out, |s| Ok(s.store.export(with_seed)?))
+}
+
+/// Add the credentials and tasks of an export (`export_json`, from
+/// [`cloudsync_config_export`]) to this store. Secrets are read with the seed inside the
+/// export or with this store's seed; otherwise credentials come in unusable and
+/// encrypted tasks disabled, as the report in `*json_out` says.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cloudsync_config_import(
+    store: *const cloudsync_store,
+    export_json: *const c_char,
+    json_out: *mut *mut c_char,
+    error_out: *mut *mut cloudsync_error,
+) -> cloudsync_result {
+    json_op(store, json_out, error_out, |s| {
+        Ok(api::config_import(&s.store, &json_arg(export_json, "export_json")?, &s.policy())?)
+    })
 }

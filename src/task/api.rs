@@ -186,7 +186,26 @@ pub fn task_validate(store: &Store, body: &Value, caller: Option<Caller>, policy
     Ok(Value::Object(valid))
 }
 
-/// Delete a task, aborting its running job first (§1.2).
+/// `verify_task`: validate a task body as create would, then make the remote checks
+/// that validation leaves out (§3.4) with bounded timeouts. Returns `{"valid": bool,
+/// "errors": [[field, message], ...], "excerpt": provider error or null}`; validation
+/// errors are returned as such.
+pub fn task_verify(store: &Store, body: &Value, caller: Option<Caller>, policy: &PathPolicy) -> ApiResult<Value> {
+    let b = obj(body, "cloud_sync_verify")?;
+    let valid = model::validate(model::CREATE, &b, store, caller, policy).map_err(ApiError::Validation)?;
+    let cred_id = valid.get("credentials").and_then(Value::as_i64).unwrap_or(-1);
+    let credential = store.get_credential(cred_id)?.provider;
+    Ok(match runner::verify_location(&credential, &valid) {
+        Ok(problems) => {
+            let errors: Vec<Value> =
+                problems.iter().map(|(k, m)| json!([format!("cloud_sync_verify.{k}"), m])).collect();
+            json!({"valid": errors.is_empty(), "errors": errors, "excerpt": null})
+        }
+        Err(e) => json!({"valid": false, "errors": [], "excerpt": e.message()}),
+    })
+}
+
+/// Delete a task, aborting/// Delete a task, aborting its running job first (§1.2).
 pub fn task_delete(store: &Store, id: i64) -> ApiResult<()> {
     store.get_task(id)?;
     if queue::request_abort(store, id)? {
@@ -365,6 +384,117 @@ pub fn list_directory_args(store: &Store, args: &Value) -> ApiResult<Vec<DirEntr
     list_directory_entries(store, cred, &attributes, &Value::Object(a), &path)
 }
 
+/// Import a cloudsync configuration export (`cloudsync config export`): credentials and
+/// tasks are added to this store with fresh ids, secrets re-encrypted under this store's
+/// seed. The export's secrets are read with the seed inside it (`--with-seed`), or with
+/// this store's own seed when it is the one that wrote them. Without either, names,
+/// types and task settings come back; credentials are kept as unusable until re-entered
+/// and tasks that lost their encryption password come in disabled, saying so.
+pub fn config_import(store: &Store, export: &Value, policy: &PathPolicy) -> ApiResult<Value> {
+    use crate::store::secrets::{Field, Secrets};
+    use base64::Engine as _;
+    if export.get("format").and_then(Value::as_str) != Some("cloudsync-config/1") {
+        return Err(ApiError::Failed(Error::usage("not a cloudsync configuration export (format cloudsync-config/1)")));
+    }
+    let check = export.get("seed_check").and_then(Value::as_str);
+    let from_export = export.get("seed").and_then(Value::as_str).and_then(|b| {
+        let bytes = base64::engine::general_purpose::STANDARD.decode(b).ok()?;
+        <[u8; 32]>::try_from(bytes.as_slice()).ok().map(Secrets::from_seed)
+    });
+    let own = store.secrets();
+    let secrets: Option<&Secrets> = match (&from_export, check) {
+        (Some(s), Some(c)) if s.verify_check(c) => Some(s),
+        (Some(_), _) => {
+            return Err(ApiError::Failed(Error::usage("the seed inside the export does not match its secrets")));
+        }
+        (None, Some(c)) if own.is_available() && own.verify_check(c) => Some(own),
+        _ => None,
+    };
+    let mut report = json!({"secrets": secrets.is_some(), "credentials": [], "tasks": []});
+    let existing: Vec<String> = store.list_credentials()?.into_iter().map(|r| r.name).collect();
+    let mut ids = std::collections::HashMap::new();
+    for c in export.get("credentials").and_then(Value::as_array).into_iter().flatten() {
+        let old_id = c["id"].as_i64().unwrap_or(-1);
+        let base = c["name"].as_str().unwrap_or("imported").to_string();
+        let ty = c["provider"].as_str().unwrap_or("").to_string();
+        let mut name = base.clone();
+        let mut n = 2;
+        while existing.contains(&name) {
+            name = format!("{base} ({n})");
+            n += 1;
+        }
+        let decrypted = secrets
+            .and_then(|s| s.decrypt(Field::CredentialProvider, c["attributes"].as_str().unwrap_or("")).ok())
+            .and_then(|j| serde_json::from_str::<Map<String, Value>>(&j).ok());
+        let (id, problem) = match decrypted {
+            Some(mut provider) => {
+                provider.insert("type".into(), json!(ty));
+                (store.create_credential(&name, &provider)?.id, None)
+            }
+            None => {
+                let reason = "unusable until re-entered: the export's secrets cannot be read without its seed";
+                (store.create_unusable_credential(&name, &ty, reason)?, Some(reason))
+            }
+        };
+        ids.insert(old_id, id);
+        if let Some(a) = report["credentials"].as_array_mut() {
+            a.push(json!({"old_id": old_id, "id": id, "name": name, "problem": problem}));
+        }
+    }
+    for t in export.get("tasks").and_then(Value::as_array).into_iter().flatten() {
+        let old_id = t["id"].as_i64().unwrap_or(-1);
+        let mut body: Map<String, Value> = serde_json::from_str(t["body"].as_str().unwrap_or("{}")).unwrap_or_default();
+        let old_cred = t["credential_id"].as_i64().unwrap_or(-1);
+        body.insert("credentials".into(), json!(ids.get(&old_cred).copied().unwrap_or(-1)));
+        let mut problems: Vec<String> = Vec::new();
+        for (field, key) in
+            [(Field::TaskEncryptionPassword, "encryption_password"), (Field::TaskEncryptionSalt, "encryption_salt")]
+        {
+            let stored = t[key].as_str().unwrap_or("");
+            let value = if stored.is_empty() {
+                Some(String::new())
+            } else {
+                secrets.and_then(|s| s.decrypt(field, stored).ok())
+            };
+            match value {
+                Some(v) => {
+                    body.insert(key.into(), json!(v));
+                }
+                None => {
+                    body.insert(key.into(), json!(""));
+                    problems.push(format!("{key} could not be read without the export's seed: enter it again"));
+                }
+            }
+        }
+        let editable: Map<String, Value> = body
+            .iter()
+            .filter(|(k, _)| !model::READ_ONLY.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let stored = match model::validate(model::CREATE, &editable, store, None, policy) {
+            Ok(mut valid) if problems.is_empty() => {
+                valid.insert("enabled".into(), body.get("enabled").cloned().unwrap_or(json!(true)));
+                store.create_task(&valid)?
+            }
+            Ok(mut valid) => {
+                valid.insert("enabled".into(), json!(false));
+                valid.insert("import_problems".into(), json!(problems));
+                store.create_task(&valid)?
+            }
+            Err(errs) => {
+                problems.extend(errs.iter().map(|(k, m)| format!("{k}: {m}")));
+                body.insert("enabled".into(), json!(false));
+                body.insert("import_problems".into(), json!(problems));
+                store.create_task(&body)?
+            }
+        };
+        if let Some(a) = report["tasks"].as_array_mut() {
+            a.push(json!({"old_id": old_id, "id": stored.id, "problems": problems}));
+        }
+    }
+    Ok(report)
+}
+
 /// Import a TrueNAS configuration (§13): a config backup tar or database, with its
 /// `pwenc_secret` inside or given as `seed`. Credentials are re-encrypted under this
 /// store's seed; ones whose secrets cannot be decrypted are kept as unusable. Tasks that
@@ -451,6 +581,53 @@ pub fn import_truenas(
 mod tests {
     use super::*;
     use crate::task::truenas_import::build_fixture_database;
+
+    #[test]
+    fn own_export_round_trips_with_and_without_the_seed() {
+        let d = tempfile::tempdir().unwrap();
+        let policy = PathPolicy { pool_root: d.path().to_path_buf(), require_dataset: false };
+        std::fs::create_dir_all(d.path().join("tank/data")).unwrap();
+        let a = Store::open(&d.path().join("a/db"), &d.path().join("a/seed")).unwrap();
+        let cred = credential_create(
+            &a,
+            &json!({"name": "s3", "provider": {"type": "S3", "access_key_id": "AK", "secret_access_key": "SECRET-1"}}),
+        )
+        .unwrap();
+        let body = json!({"path": d.path().join("tank/data"), "credentials": cred["id"], "description": "photos",
+            "attributes": {"bucket": "b", "folder": "f"}, "direction": "PUSH", "transfer_mode": "SYNC",
+            "encryption": true, "encryption_password": "PW-2", "encryption_salt": "SALT-3"});
+        task_create(&a, &body, None, &policy).unwrap();
+
+        // With the seed: everything comes back, under the new store's own seed.
+        let with_seed = a.export(true).unwrap();
+        let b = Store::open(&d.path().join("b/db"), &d.path().join("b/seed")).unwrap();
+        let r = config_import(&b, &with_seed, &policy).unwrap();
+        assert_eq!(r["secrets"], true, "{r}");
+        let c = b.get_credential(r["credentials"][0]["id"].as_i64().unwrap()).unwrap();
+        assert_eq!(c.provider["secret_access_key"], "SECRET-1");
+        let t = b.get_task(r["tasks"][0]["id"].as_i64().unwrap()).unwrap();
+        assert_eq!((t.body["encryption_password"].as_str(), t.body["enabled"].as_bool()), (Some("PW-2"), Some(true)));
+        assert_eq!(t.body["credentials"], json!(c.id));
+
+        // Without the seed, into another store: names, types and settings survive; the
+        // secrets are reported lost and the task does not run by accident.
+        let plain = a.export(false).unwrap();
+        let c2 = Store::open(&d.path().join("c/db"), &d.path().join("c/seed")).unwrap();
+        let r = config_import(&c2, &plain, &policy).unwrap();
+        assert_eq!(r["secrets"], false);
+        assert!(r["credentials"][0]["problem"].as_str().unwrap().contains("unusable"), "{r}");
+        let t = c2.get_task(r["tasks"][0]["id"].as_i64().unwrap()).unwrap();
+        assert_eq!(t.body["enabled"], false);
+        assert_eq!(t.body["description"], "photos");
+        assert!(t.body["import_problems"].to_string().contains("encryption_password"), "{}", t.body["import_problems"]);
+
+        // Without the seed but into the store that wrote it: its own seed reads it.
+        let r = config_import(&a, &plain, &policy).unwrap();
+        assert_eq!(r["secrets"], true);
+        assert_eq!(r["credentials"][0]["name"], "s3 (2)");
+        // Not an export at all.
+        assert!(config_import(&a, &json!({"format": "other"}), &policy).is_err());
+    }
 
     #[test]
     fn truenas_configuration_imports_with_and_without_the_seed() {

@@ -80,6 +80,39 @@ pub struct JobOutcome {
     pub logs_excerpt: Option<String>,
 }
 
+/// `verify_task`'s remote checks (§3.4) for a validated task body, with the verify
+/// timeouts (15 s connect, 30 s I/O): the location can be listed (the bucket exists and
+/// the credential may read it); PULL: the folder exists and is a directory (V20, V21);
+/// encrypted: the names there decrypt with the task's password and salt. Returns the
+/// problems as (field, message); provider errors are returned as errors.
+pub fn verify_location(credential: &Map<String, Value>, body: &Map<String, Value>) -> Result<Vec<(String, String)>> {
+    let attributes = body.get("attributes").and_then(Value::as_object).cloned().unwrap_or_default();
+    let inner: RemoteRef =
+        Arc::new(build_s3(credential, &attributes, None, Duration::from_secs(15), Duration::from_secs(30), 2)?);
+    let remote = with_crypt(inner, body)?;
+    let mut problems = Vec::new();
+    let pull = body.get("direction").and_then(Value::as_str) == Some("PULL");
+    match remote.root_state()? {
+        RootState::Dir => {
+            if body.get("encryption").and_then(Value::as_bool).unwrap_or(false) {
+                match remote.list_dir(&crate::path::RelPath::root(), &mut |_| {}) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == Kind::Corrupted => {
+                        problems.push(("encryption_password".to_string(), e.message().to_string()));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        RootState::Missing if pull => {
+            problems.push(("attributes.folder".to_string(), "Directory does not exist".to_string()));
+        }
+        RootState::Missing => {}
+        RootState::File => problems.push(("attributes.folder".to_string(), "This is not a directory".to_string())),
+    }
+    Ok(problems)
+}
+
 /// Build the remote for a stored credential and the task's attributes.
 pub fn build_remote(
     credential: &Map<String, Value>,

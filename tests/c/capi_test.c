@@ -382,6 +382,48 @@ int main(void) {
     out = NULL;
     EXPECT(cloudsync_task_get(store, 4242, false, &out, &err), CLOUDSYNC_NOT_FOUND, "missing task");
 
+    /* verify_task: the remote checks (V20 for a PULL of a missing folder). */
+    EXPECT(cloudsync_task_verify(store, task_body, &out, &err), CLOUDSYNC_OK, "task_verify");
+    CHECK(out && strstr(out, "\"valid\":true"), "verify push: %s", out);
+    cloudsync_string_free(out);
+    out = NULL;
+    snprintf(body, sizeof body,
+             "{\"path\": \"%s\", \"credentials\": %lld, \"attributes\": {\"bucket\": \"%s\", \"folder\": \"nope\"}, "
+             "\"direction\": \"PULL\", \"transfer_mode\": \"COPY\"}",
+             data, cred, bucket);
+    EXPECT(cloudsync_task_verify(store, body, &out, &err), CLOUDSYNC_OK, "task_verify pull");
+    CHECK(out && strstr(out, "\"valid\":false") && strstr(out, "Directory does not exist"), "verify pull: %s", out);
+    cloudsync_string_free(out);
+    out = NULL;
+    EXPECT(cloudsync_task_verify(store, "{\"path\": 1}", &out, &err), CLOUDSYNC_INVALID_ARGUMENT, "task_verify invalid");
+    EXPECT(cloudsync_task_verify(NULL, task_body, &out, &err), CLOUDSYNC_NULL_PARAMETER, "task_verify NULL");
+
+    /* Export with the seed into a second store, and back again without it. */
+    char *exported = NULL;
+    EXPECT(cloudsync_config_export(store, true, &exported, &err), CLOUDSYNC_OK, "config_export");
+    CHECK(exported && strstr(exported, "\"seed\"") && !strstr(exported, secret), "export hides secrets");
+    {
+        char db2[1100], seed2[1100];
+        snprintf(db2, sizeof db2, "%s/state2/cloudsync.db", tmp);
+        snprintf(seed2, sizeof seed2, "%s/state2/seed", tmp);
+        cloudsync_store *second = NULL;
+        EXPECT(cloudsync_store_open(db2, seed2, &second, &err), CLOUDSYNC_OK, "open second store");
+        cloudsync_store_set_pool_root(second, pool, NULL);
+        EXPECT(cloudsync_config_import(second, exported, &out, &err), CLOUDSYNC_OK, "config_import");
+        CHECK(out && strstr(out, "\"secrets\":true"), "import report: %s", out);
+        cloudsync_string_free(out);
+        out = NULL;
+        EXPECT(cloudsync_credential_list(second, true, &out, &err), CLOUDSYNC_OK, "imported credentials");
+        CHECK(out && strstr(out, secret), "the imported credential decrypts");
+        cloudsync_string_free(out);
+        out = NULL;
+        EXPECT(cloudsync_config_import(second, "{\"format\": \"x\"}", &out, &err), CLOUDSYNC_INVALID_ARGUMENT,
+               "import of something else");
+        EXPECT(cloudsync_config_import(second, NULL, &out, &err), CLOUDSYNC_NULL_PARAMETER, "import NULL");
+        cloudsync_store_free(second);
+    }
+    cloudsync_string_free(exported);
+
     /* The credential is in use now. */
     EXPECT(cloudsync_credential_delete(store, cred, &err), CLOUDSYNC_INVALID_ARGUMENT, "delete used credential");
 
