@@ -54,11 +54,16 @@ TARGETS = {
     "c": (0.4, 0.25),
     "d": (0.7, 0.25),
 }
+CRYPT_PW = "bench crypt password"
+CRYPT_SALT = "bench crypt salt"
+# (e): cloudsync's crypt push keeps at least this fraction of its plain push throughput
+CRYPT_MIN_FRACTION = 0.9
 TITLES = {
     "a": "(a) push {files} files / {total} MiB into an empty bucket",
     "b": "(b) no-op re-sync of the same {files} files",
     "c": "(c) push one {big} MiB file",
     "d": "(d) pull the {files} files into an empty directory",
+    "e": "(e) crypt push of the {files} files (standard name encryption) into an empty bucket",
 }
 
 
@@ -322,6 +327,14 @@ class Bench:
             "RCLONE_CONFIG_BENCH_ENDPOINT": server.endpoint,
             "RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE": "true",
         })
+        obscure = lambda v: subprocess.run([args.rclone, "obscure", v], check=True, capture_output=True,
+                                           text=True).stdout.strip()
+        self.rc_env.update({
+            "RCLONE_CONFIG_BCRYPT_TYPE": "crypt",
+            "RCLONE_CONFIG_BCRYPT_PASSWORD": obscure(CRYPT_PW),
+            "RCLONE_CONFIG_BCRYPT_PASSWORD2": obscure(CRYPT_SALT),
+            "RCLONE_CONFIG_BCRYPT_FILENAME_ENCRYPTION": "standard",
+        })
         self.failed = False
         self.noisy_runs = 0
         self.wait_budget = args.wait_idle
@@ -533,7 +546,7 @@ def main():
     ap.add_argument("--rclone", default="rclone")
     ap.add_argument("--s3s-fs", dest="s3s_fs", default="s3s-fs")
     ap.add_argument("--reps", type=int, default=3, help="repetitions of each scenario (default 3)")
-    ap.add_argument("--scenarios", default="abdc", help="which of a b c d to run (b and d need a)")
+    ap.add_argument("--scenarios", default="abdce", help="which of a b c d e to run (b, d and e need a)")
     ap.add_argument("--files", type=int, default=2000)
     ap.add_argument("--total-mib", type=int, default=200)
     ap.add_argument("--big-mib", type=int, default=1024)
@@ -559,9 +572,9 @@ def main():
     ap.add_argument("--json-out", help="write every measurement here as JSON")
     ap.add_argument("--markdown", help="write the result tables here as Markdown")
     args = ap.parse_args()
-    scen = [s for s in "abdc" if s in args.scenarios]
-    if ("b" in scen or "d" in scen) and "a" not in scen:
-        raise SystemExit("scenarios b and d need a")
+    scen = [s for s in "abdec" if s in args.scenarios]
+    if ("b" in scen or "d" in scen or "e" in scen) and "a" not in scen:
+        raise SystemExit("scenarios b, d and e need a")
 
     facts = machine_facts(args)
     work, fstype, free = pick_workdir(args.workdir)
@@ -682,6 +695,26 @@ def main():
                 for tool in order:
                     check(f"{tool}'s pulled tree = source", verify(
                         walk_files(pulled[tool]), manifest, lambda _rel, p: os.stat(p).st_mtime_ns), bench)
+            if "e" in scen:
+                log("(e) crypt push")
+                warm(src)
+                for tool in order:
+                    bucket = f"{'ce' if tool == 'cloudsync' else 'rce'}{rep}"
+                    bench.rclone_plain("mkdir", f"bench:{bucket}")
+                    if tool == "cloudsync":
+                        argv = [cs, "sync", src, f"s3:{bucket}", "--index", os.path.join(work, f"index-e{rep}.db"),
+                                "--json", "--encrypt-password", CRYPT_PW, "--encrypt-salt", CRYPT_SALT,
+                                "--filename-encryption", "standard"]
+                    else:
+                        bench.rc_env["RCLONE_CONFIG_BCRYPT_REMOTE"] = f"bench:{bucket}"
+                        argv = [args.rclone, "sync", src, "bcrypt:"]
+                    results["e"].append(bench.measure(f"{tool} crypt", argv))
+                # what cloudsync encrypted, stock rclone reads: names, sizes and contents
+                bench.rc_env["RCLONE_CONFIG_BCRYPT_REMOTE"] = f"bench:ce{rep}"
+                r = subprocess.run([args.rclone, "cryptcheck", src, "bcrypt:"], env=bench.rc_env,
+                                   capture_output=True, text=True)
+                check(f"rclone cryptcheck of cloudsync's bucket ce{rep}",
+                      [] if r.returncode == 0 else [r.stderr[-800:]], bench)
             # The 2,000-file buckets and pulled trees stay until the end: deleting thousands of
             # files slows down creating files for minutes afterwards on some filesystems (ext4
             # without a journal skips recently deleted inodes), which would slow the next runs.
@@ -816,6 +849,41 @@ def report(args, facts, results, bench):
             log(f"  target: {what:<40} {verdict:<7} ({val})")
             md.append(f"- target {what}: **{verdict}** ({val})")
             verdicts.append((s, what, verdict, val))
+    if results.get("e") and results.get("a"):
+        title = TITLES["e"].format(**title_args)
+        plain = {k: med([r for r in results["a"] if r["tool"] == "cloudsync"], k) for k in ("wall", "cpu", "rss_mib")}
+        ecs = [r for r in results["e"] if r["tool"] == "cloudsync crypt"]
+        erc = [r for r in results["e"] if r["tool"] == "rclone crypt"]
+        log("\n" + title)
+        md.append(f"\n#### {title}\n")
+        md.append("| tool | wall s | CPU s (user+sys) | peak RSS MiB | requests at the server | wall of each run |")
+        md.append("|---|---:|---:|---:|---|---|")
+        meds = {}
+        for tool, rs in (("cloudsync (plain, from (a))", [r for r in results["a"] if r["tool"] == "cloudsync"]),
+                         ("cloudsync crypt", ecs), ("rclone crypt", erc)):
+            if not rs:
+                continue
+            m = {k: med(rs, k) for k in ("wall", "cpu", "rss_mib")}
+            meds[tool] = m
+            reqs, _ = med_requests(rs)
+            walls = ", ".join(f"{r['wall']:.2f}" for r in rs)
+            log(f"  {tool:<40} {m['wall']:7.2f} {m['cpu']:7.2f} {m['rss_mib']:8.1f}  {fmt_requests(reqs)}")
+            md.append(f"| {tool} | {m['wall']:.2f} | {m['cpu']:.2f} | {m['rss_mib']:.1f} | {fmt_requests(reqs)} | {walls} |")
+        if ecs:
+            c = meds["cloudsync crypt"]
+            fraction = plain["wall"] / c["wall"]
+            ok = fraction >= CRYPT_MIN_FRACTION
+            log(f"  crypt throughput / plain throughput (cloudsync): {fraction:.3f}")
+            md.append(f"\n- cloudsync crypt push throughput / plain push throughput: **{fraction:.3f}**")
+            verdicts.append(("e", f"crypt throughput >= {CRYPT_MIN_FRACTION} of plain", "MET" if ok else "MISSED",
+                             f"{fraction:.3f}"))
+            if erc:
+                r = meds["rclone crypt"]
+                w, cpu, rss = c["wall"] / r["wall"], c["cpu"] / r["cpu"], c["rss_mib"] / r["rss_mib"]
+                log(f"  ratio cloudsync crypt / rclone crypt: wall {w:.2f}, CPU {cpu:.2f}, peak RSS {rss:.2f}")
+                md.append(f"- ratio cloudsync crypt / rclone crypt: wall **{w:.2f}**, CPU **{cpu:.2f}**, "
+                          f"peak RSS **{rss:.2f}**")
+                verdicts.append(("e", "crypt wall time vs rclone crypt (reported)", "info", f"{w:.3f}x"))
     log("\nTARGETS")
     md.append("\n#### Targets\n")
     md.append("| scenario | target | cloudsync / rclone | met |")
