@@ -76,6 +76,9 @@ pub struct CredentialRow {
     pub credential: Result<Credential>,
 }
 
+/// A task body as stored: TrueNAS field names, without the secret fields.
+pub type TaskBody = Map<String, Value>;
+
 /// A stored task: its body (TrueNAS field names, secrets included, decrypted).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Task {
@@ -401,7 +404,7 @@ impl Store {
     /// Every task's stored body without its secrets, in id order; `None` for a damaged
     /// body. Nothing is decrypted, so this is cheap and works without the seed: the
     /// scheduler reads schedules with it whenever the database changes.
-    pub fn list_task_bodies(&self) -> Result<Vec<(i64, Option<Map<String, Value>>)>> {
+    pub fn list_task_bodies(&self) -> Result<Vec<(i64, Option<TaskBody>)>> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare("SELECT id, body FROM tasks ORDER BY id").map_err(db_err)?;
         let rows: Vec<(i64, String)> = stmt

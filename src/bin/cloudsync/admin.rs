@@ -1,6 +1,7 @@
 //! `cloudsync credential|task|config|ls`: the saved configuration and its jobs. Thin: the
 //! operations live in `cloudsync::task::api`, shared with the C API and the daemon.
 
+use crate::daemon::Daemon;
 use clap::{Args, Subcommand};
 use cloudsync::engine::CancelToken;
 use cloudsync::store::Store;
@@ -28,6 +29,10 @@ pub struct StoreArgs {
     /// Where pools are mounted: task paths must lie below it.
     #[arg(long, env = "CLOUDSYNC_POOL_ROOT", global = true, default_value = "/mnt", value_name = "DIR")]
     pub pool_root: PathBuf,
+    /// cloudsyncd's control socket: `task run` and `task abort` go through a daemon serving
+    /// the same database, which is also told about changes; without one, all runs here.
+    #[arg(long, env = "CLOUDSYNCD_SOCKET", global = true, default_value = crate::daemon::DEFAULT_SOCKET, value_name = "PATH")]
+    pub socket: PathBuf,
 }
 
 impl StoreArgs {
@@ -44,8 +49,11 @@ impl StoreArgs {
             .unwrap_or_else(|| PathBuf::from("."))
             .join("cloudsync")
     }
+    fn db_path(&self) -> PathBuf {
+        self.db.clone().unwrap_or_else(|| self.dir().join("cloudsync.db"))
+    }
     pub fn open(&self) -> Result<Store> {
-        let db = self.db.clone().unwrap_or_else(|| self.dir().join("cloudsync.db"));
+        let db = self.db_path();
         let seed = self.seed.clone().unwrap_or_else(|| self.dir().join("seed"));
         Store::open(&db, &seed)
     }
@@ -54,6 +62,14 @@ impl StoreArgs {
     }
     fn policy(&self) -> PathPolicy {
         PathPolicy { pool_root: self.pool_root.clone(), require_dataset: true }
+    }
+    /// The daemon serving this database, if one runs.
+    fn daemon(&self) -> Option<Daemon> {
+        Daemon::connect(&self.socket, &self.db_path())
+    }
+    /// Tell a running daemon that the configuration changed.
+    fn changed(&self) {
+        crate::daemon::notify_reload(&self.socket, &self.db_path());
     }
 }
 
@@ -157,7 +173,10 @@ const ADMIN: Option<Caller> = Some(Caller { full_admin: true });
 pub fn credential(cmd: CredentialCmd, s: &StoreArgs) -> Result<i32> {
     let store = s.open()?;
     match cmd {
-        CredentialCmd::Add { body } => print(&api(api::credential_create(&store, &read_body(&body)?))?),
+        CredentialCmd::Add { body } => {
+            print(&api(api::credential_create(&store, &read_body(&body)?))?);
+            s.changed();
+        }
         CredentialCmd::List { json } => {
             let list = api(api::credential_list(&store, false).map(Value::from))?;
             if json {
@@ -174,14 +193,20 @@ pub fn credential(cmd: CredentialCmd, s: &StoreArgs) -> Result<i32> {
             }
         }
         CredentialCmd::Show { id, reveal } => print(&api(api::credential_get(&store, id, reveal))?),
-        CredentialCmd::Update { id, body } => print(&api(api::credential_update(&store, id, &read_body(&body)?))?),
+        CredentialCmd::Update { id, body } => {
+            print(&api(api::credential_update(&store, id, &read_body(&body)?))?);
+            s.changed();
+        }
         CredentialCmd::Verify { id } => {
             let c = store.get_credential(id)?;
             let v = api::credential_verify(&Value::Object(c.provider));
             print(&v);
             return Ok(if v["valid"] == true { 0 } else { 1 });
         }
-        CredentialCmd::Delete { id } => api(api::credential_delete(&store, id).map(|()| Value::Null)).map(drop)?,
+        CredentialCmd::Delete { id } => {
+            api(api::credential_delete(&store, id).map(|()| Value::Null)).map(drop)?;
+            s.changed();
+        }
     }
     Ok(0)
 }
@@ -196,7 +221,10 @@ impl JobObserver for Printer {
 pub fn task(cmd: TaskCmd, s: &StoreArgs) -> Result<i32> {
     let store = s.open()?;
     match cmd {
-        TaskCmd::Create { body } => print(&api(api::task_create(&store, &read_body(&body)?, ADMIN, &s.policy()))?),
+        TaskCmd::Create { body } => {
+            print(&api(api::task_create(&store, &read_body(&body)?, ADMIN, &s.policy()))?);
+            s.changed();
+        }
         TaskCmd::List { json } => {
             let list = api(api::task_list(&store, false).map(Value::from))?;
             if json {
@@ -217,10 +245,17 @@ pub fn task(cmd: TaskCmd, s: &StoreArgs) -> Result<i32> {
         }
         TaskCmd::Show { id } => print(&api(api::task_get(&store, id, false))?),
         TaskCmd::Update { id, body } => {
-            print(&api(api::task_update(&store, id, &read_body(&body)?, ADMIN, &s.policy()))?)
+            print(&api(api::task_update(&store, id, &read_body(&body)?, ADMIN, &s.policy()))?);
+            s.changed();
         }
-        TaskCmd::Delete { id } => api(api::task_delete(&store, id).map(|()| Value::Null)).map(drop)?,
+        TaskCmd::Delete { id } => {
+            api(api::task_delete(&store, id).map(|()| Value::Null)).map(drop)?;
+            s.changed();
+        }
         TaskCmd::Run { id, dry_run } => {
+            if let Some(mut daemon) = s.daemon() {
+                return daemon.run_task(id, dry_run);
+            }
             let cancel = CancelToken::new();
             let out = runner::run_task(&store, &s.runner(), id, dry_run, Some(Arc::new(Printer)), cancel)?;
             print(&serde_json::to_value(&out).unwrap_or_default());
@@ -230,11 +265,15 @@ pub fn task(cmd: TaskCmd, s: &StoreArgs) -> Result<i32> {
             });
         }
         TaskCmd::Abort { id } => {
-            let aborted = api(api::task_abort(&store, id).map(Value::from))?;
+            let aborted = match s.daemon() {
+                Some(mut daemon) => daemon.call("cloudsync.abort", serde_json::json!([id]))?,
+                None => api(api::task_abort(&store, id).map(Value::from))?,
+            };
             print(&serde_json::json!({"aborted": aborted}));
         }
         TaskCmd::Restore { id, body } => {
-            print(&api(api::task_restore(&store, id, &read_body(&body)?, ADMIN, &s.policy()))?)
+            print(&api(api::task_restore(&store, id, &read_body(&body)?, ADMIN, &s.policy()))?);
+            s.changed();
         }
         TaskCmd::Logs { id } => {
             let t = api(api::task_get(&store, id, false))?;
