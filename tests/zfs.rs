@@ -167,3 +167,35 @@ fn an_unmounted_dataset_fails_the_job_before_anything_is_touched() {
     assert!(!marker.exists(), "the pre-script ran");
     assert!(e.remote("a.txt").is_none());
 }
+
+#[test]
+fn the_daemon_sweeps_leftovers_at_start() {
+    let (_turn, e) = env();
+    let data = e.pool.dataset("archive");
+    let left = format!("{}/archive@cloud_sync-4242-20200101000000", e.pool.name);
+    zfs_support::sh("zfs", &["snapshot", &left]);
+    let db = e.store.path().to_path_buf();
+    let socket = e._tmp.path().join("d.sock");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cloudsyncd"))
+        .args(["--foreground", "--db"])
+        .arg(&db)
+        .arg("--seed")
+        .arg(db.with_file_name("seed"))
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--pool-root")
+        .arg(&e.pool.root)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !socket.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let came_up = socket.exists();
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+    let _ = child.wait();
+    assert!(came_up, "the daemon did not come up");
+    assert_eq!(e.pool.leftovers(), Vec::<String>::new());
+    drop(data);
+}

@@ -78,6 +78,13 @@ fn run(args: Args) -> Result<ExitCode, String> {
             seed.display()
         );
     }
+    // Snapshots and clones that jobs of a crashed process left behind (§7.5): the
+    // jobs are gone, so nothing reads them any more. Quick, and silent where no ZFS is.
+    match cloudsync::task::runner::cleanup_stale_snapshots(&store) {
+        Ok(gone) if !gone.is_empty() => log::warn!("destroyed {} leftover snapshot(s) and clone(s)", gone.len()),
+        Ok(_) => {}
+        Err(e) => log::debug!("no ZFS snapshot sweep: {e}"),
+    }
     let db = std::fs::canonicalize(&db).unwrap_or(db);
     let config: jobs::ConfigFn = {
         let (db, log_dir, pool_root) = (db.clone(), args.log_dir.clone(), args.pool_root.clone());
