@@ -124,6 +124,9 @@ pub enum TaskCmd {
     Restore { id: i64, body: String },
     /// Print the log excerpt of the task's last job.
     Logs { id: i64 },
+    /// Check a task body against its remote: the location can be listed; PULL: the folder
+    /// exists; encrypted: the names decrypt (15 s connect, 30 s I/O). BODY as for create.
+    Verify { body: String },
 }
 
 #[derive(Subcommand)]
@@ -135,6 +138,11 @@ pub enum ConfigCmd {
         with_seed: bool,
     },
     /// Import a TrueNAS configuration: a config backup tar or freenas-v1.db.
+    /// Import a cloudsync export (from `config export`): adds its credentials and tasks.
+    Import {
+        /// The export (a file, or - for stdin).
+        path: String,
+    },
     ImportTruenas {
         path: PathBuf,
         /// TrueNAS's pwenc_secret, when it is not inside the backup.
@@ -279,6 +287,13 @@ pub fn task(cmd: TaskCmd, s: &StoreArgs) -> Result<i32> {
             let t = api(api::task_get(&store, id, false))?;
             print!("{}", t["job"]["logs_excerpt"].as_str().unwrap_or("(no job has run yet)\n"));
         }
+        TaskCmd::Verify { body } => {
+            let r = api(api::task_verify(&store, &read_body(&body)?, ADMIN, &s.policy()))?;
+            print(&r);
+            if r["valid"] != Value::Bool(true) {
+                return Ok(1);
+            }
+        }
     }
     Ok(0)
 }
@@ -287,6 +302,12 @@ pub fn config(cmd: ConfigCmd, s: &StoreArgs) -> Result<i32> {
     let store = s.open()?;
     match cmd {
         ConfigCmd::Export { with_seed } => print(&store.export(with_seed)?),
+        ConfigCmd::Import { path } => {
+            let arg = if path == "-" { path } else { format!("@{path}") };
+            let export = read_body(&arg)?;
+            print(&api(api::config_import(&store, &export, &s.policy()))?);
+            s.changed();
+        }
         ConfigCmd::ImportTruenas { path, truenas_seed } => {
             let seed = match truenas_seed {
                 Some(p) => Some(std::fs::read(&p).map_err(|e| Error::io("read", p.display(), e))?),
