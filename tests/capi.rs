@@ -13,7 +13,11 @@ use std::process::Command;
 fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let dir = exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf();
-    assert!(dir.join("libcloudsync.so").exists(), "libcloudsync.so not built in {}: run `cargo build --lib` first (scripts/test does)", dir.display());
+    assert!(
+        dir.join("libcloudsync.so").exists(),
+        "libcloudsync.so not built in {}: run `cargo build --lib` first (scripts/test does)",
+        dir.display()
+    );
     dir
 }
 

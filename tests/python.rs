@@ -12,7 +12,11 @@ fn library() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
     let lib = dir.join("libcloudsync.so");
-    assert!(lib.exists(), "libcloudsync.so not built in {}: run `cargo build --lib` first (scripts/test does)", dir.display());
+    assert!(
+        lib.exists(),
+        "libcloudsync.so not built in {}: run `cargo build --lib` first (scripts/test does)",
+        dir.display()
+    );
     lib
 }
 
