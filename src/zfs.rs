@@ -202,13 +202,7 @@ pub fn child_filesystems(zfs: &Zfs, path: &Path) -> Result<Vec<String>> {
 
 /// The UTC time as `YYYYMMDDHHMMSS`.
 fn utc_stamp() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as libc::time_t)
-        .unwrap_or(0);
-    // SAFETY: gmtime_r writes only into `tm`, which we own.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    unsafe { libc::gmtime_r(&now, &mut tm) };
+    let tm = crate::task::joblog::now_tm(true);
     format!(
         "{:04}{:02}{:02}{:02}{:02}{:02}",
         tm.tm_year + 1900,

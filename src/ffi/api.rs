@@ -40,6 +40,14 @@ impl cloudsync_store {
         }
     }
 
+    /// Change a setting; the runner settings are made again on the next run.
+    fn change_settings(&self, f: impl FnOnce(&mut Settings)) -> Result<cloudsync_result, Fail> {
+        let mut s = self.settings.lock().map_err(|_| Fail::new(CLOUDSYNC_OTHER, "store settings lock poisoned"))?;
+        f(&mut s);
+        s.runner = None;
+        Ok(CLOUDSYNC_OK)
+    }
+
     /// The runner settings, made once (the metadata index is opened on first use).
     pub(crate) fn runner(&self) -> Result<RunnerConfig, Fail> {
         let mut s = self.settings.lock().map_err(|_| Fail::new(CLOUDSYNC_OTHER, "store settings lock poisoned"))?;
@@ -114,10 +122,7 @@ pub unsafe extern "C" fn cloudsync_store_set_log_dir(
     call(error_out, || {
         let s = store_ref(store)?;
         let dir = path_arg(log_dir, "log_dir")?;
-        let mut settings = s.settings.lock().map_err(|_| Fail::new(CLOUDSYNC_OTHER, "settings lock poisoned"))?;
-        settings.log_dir = Some(dir);
-        settings.runner = None;
-        Ok(CLOUDSYNC_OK)
+        s.change_settings(|settings| settings.log_dir = Some(dir))
     })
 }
 
@@ -131,10 +136,7 @@ pub unsafe extern "C" fn cloudsync_store_set_pool_root(
     call(error_out, || {
         let s = store_ref(store)?;
         let root = path_arg(pool_root, "pool_root")?;
-        let mut settings = s.settings.lock().map_err(|_| Fail::new(CLOUDSYNC_OTHER, "settings lock poisoned"))?;
-        settings.pool_root = root;
-        settings.runner = None;
-        Ok(CLOUDSYNC_OK)
+        s.change_settings(|settings| settings.pool_root = root)
     })
 }
 
@@ -147,13 +149,7 @@ pub unsafe extern "C" fn cloudsync_store_set_require_dataset(
     require: bool,
     error_out: *mut *mut cloudsync_error,
 ) -> cloudsync_result {
-    call(error_out, || {
-        let s = store_ref(store)?;
-        let mut settings = s.settings.lock().map_err(|_| Fail::new(CLOUDSYNC_OTHER, "settings lock poisoned"))?;
-        settings.require_dataset = require;
-        settings.runner = None;
-        Ok(CLOUDSYNC_OK)
-    })
+    call(error_out, || store_ref(store)?.change_settings(|settings| settings.require_dataset = require))
 }
 
 /// Whether stored secrets can be decrypted (the seed matches the database). False for NULL.

@@ -170,6 +170,37 @@ fn credential_type(s: &cloudsync_store, body: &serde_json::Map<String, Value>) -
     c.provider.get("type").and_then(Value::as_str).map(str::to_string)
 }
 
+/// The shape of both run functions: clear the out-parameters, read the options, run,
+/// report. `start` runs the job and names the provider of its credential.
+fn run_with(
+    store: *const cloudsync_store,
+    options: *const cloudsync_run_options,
+    job_id_out: *mut i64,
+    outcome_out: *mut *mut c_char,
+    error_out: *mut *mut cloudsync_error,
+    start: impl FnOnce(
+        &cloudsync_store,
+        &runner::RunnerConfig,
+        bool,
+        Option<Arc<dyn JobObserver>>,
+        CancelToken,
+    ) -> Result<(JobOutcome, Option<String>), Fail>,
+) -> cloudsync_result {
+    call(error_out, || {
+        clear(outcome_out);
+        if !job_id_out.is_null() {
+            // SAFETY: checked non-NULL.
+            unsafe { *job_id_out = 0 };
+        }
+        let s = store_ref(store)?;
+        let cancel = CancelToken::new();
+        let (dry_run, observer) = self::options(options, &cancel);
+        let cfg = s.runner()?;
+        let (outcome, provider) = start(s, &cfg, dry_run, observer, cancel)?;
+        finish(outcome, provider, job_id_out, outcome_out)
+    })
+}
+
 /// Run saved task `task_id` now and wait for it (also a disabled task), on the calling
 /// thread; callbacks come from library threads while it runs.
 ///
@@ -189,19 +220,9 @@ pub unsafe extern "C" fn cloudsync_task_run(
     outcome_out: *mut *mut c_char,
     error_out: *mut *mut cloudsync_error,
 ) -> cloudsync_result {
-    call(error_out, || {
-        clear(outcome_out);
-        if !job_id_out.is_null() {
-            // SAFETY: checked non-NULL.
-            unsafe { *job_id_out = 0 };
-        }
-        let s = store_ref(store)?;
-        let cancel = CancelToken::new();
-        let (dry_run, observer) = self::options(options, &cancel);
-        let cfg = s.runner()?;
+    run_with(store, options, job_id_out, outcome_out, error_out, |s, cfg, dry_run, observer, cancel| {
         let provider = s.store.get_task(task_id).ok().and_then(|t| credential_type(s, &t.body));
-        let outcome = runner::run_task(&s.store, &cfg, task_id, dry_run, observer, cancel)?;
-        finish(outcome, provider, job_id_out, outcome_out)
+        Ok((runner::run_task(&s.store, cfg, task_id, dry_run, observer, cancel)?, provider))
     })
 }
 
@@ -216,21 +237,11 @@ pub unsafe extern "C" fn cloudsync_task_run_onetime(
     outcome_out: *mut *mut c_char,
     error_out: *mut *mut cloudsync_error,
 ) -> cloudsync_result {
-    call(error_out, || {
-        clear(outcome_out);
-        if !job_id_out.is_null() {
-            // SAFETY: checked non-NULL.
-            unsafe { *job_id_out = 0 };
-        }
-        let s = store_ref(store)?;
+    run_with(store, options, job_id_out, outcome_out, error_out, |s, cfg, dry_run, observer, cancel| {
         let body = json_arg(task_json, "task_json")?;
         let valid = crate::task::api::task_validate(&s.store, &body, None, &s.policy())?;
         let valid = valid.as_object().cloned().unwrap_or_default();
-        let cancel = CancelToken::new();
-        let (dry_run, observer) = self::options(options, &cancel);
-        let cfg = s.runner()?;
         let provider = credential_type(s, &valid);
-        let outcome = runner::run_onetime(&s.store, &cfg, &valid, dry_run, observer, cancel)?;
-        finish(outcome, provider, job_id_out, outcome_out)
+        Ok((runner::run_onetime(&s.store, cfg, &valid, dry_run, observer, cancel)?, provider))
     })
 }

@@ -34,15 +34,27 @@ pub struct JobLog {
     tap: std::sync::OnceLock<Tap>,
 }
 
-/// Local time as rclone prints it: `2026/11/24 14:00:00`.
-pub fn timestamp() -> String {
+/// The current time broken down, in local time or UTC.
+pub(crate) fn now_tm(utc: bool) -> libc::tm {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as libc::time_t)
         .unwrap_or(0);
-    // SAFETY: localtime_r writes only into `tm`, which we own.
+    // SAFETY: localtime_r / gmtime_r write only into `tm`, which we own.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    unsafe { libc::localtime_r(&now, &mut tm) };
+    unsafe {
+        if utc {
+            libc::gmtime_r(&now, &mut tm);
+        } else {
+            libc::localtime_r(&now, &mut tm);
+        }
+    }
+    tm
+}
+
+/// Local time as rclone prints it: `2026/11/24 14:00:00`.
+pub fn timestamp() -> String {
+    let tm = now_tm(false);
     format!(
         "{:04}/{:02}/{:02} {:02}:{:02}:{:02}",
         tm.tm_year + 1900,
