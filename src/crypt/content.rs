@@ -9,12 +9,11 @@ use std::io::{self, Read, Seek, SeekFrom};
 
 use poly1305::Poly1305;
 use poly1305::universal_hash::KeyInit;
-use salsa20::XSalsa20;
-use salsa20::cipher::{KeyIvInit, StreamCipher};
 use zeroize::Zeroize;
 
 use super::CryptError;
 use super::keys::Keys;
+use super::salsa::XSalsa20;
 
 /// Every encrypted file starts with these 8 bytes.
 pub const FILE_MAGIC: &[u8; 8] = b"RCLONE\x00\x00";
@@ -184,9 +183,8 @@ impl Drop for DataKey {
 /// XSalsa20 positioned after the Poly1305 key (keystream bytes 0..32), and the MAC keyed
 /// with them, exactly as NaCl secretbox does.
 fn secretbox_init(key: &DataKey, nonce: &Nonce) -> (XSalsa20, Poly1305) {
-    let mut cipher = XSalsa20::new((&key.0).into(), (&nonce.0).into());
-    let mut mac_key = [0u8; 32];
-    cipher.apply_keystream(&mut mac_key);
+    let cipher = XSalsa20::new(&key.0, &nonce.0);
+    let mut mac_key = cipher.poly1305_key();
     let mac = Poly1305::new((&mac_key).into());
     mac_key.zeroize();
     (cipher, mac)
@@ -194,22 +192,22 @@ fn secretbox_init(key: &DataKey, nonce: &Nonce) -> (XSalsa20, Poly1305) {
 
 /// Encrypts `data` in place and writes its tag: `tag || data` is then `secretbox.Seal`.
 fn seal_in_place(key: &DataKey, nonce: &Nonce, tag: &mut [u8], data: &mut [u8]) {
-    let (mut cipher, mac) = secretbox_init(key, nonce);
-    cipher.apply_keystream(data);
+    let (cipher, mac) = secretbox_init(key, nonce);
+    cipher.apply_after_key(data);
     tag.copy_from_slice(&mac.compute_unpadded(data));
 }
 
 /// Authenticates then decrypts `data` in place (`secretbox.Open`). On failure `data` is left
 /// as ciphertext: unauthenticated plaintext is never produced.
 fn open_in_place(key: &DataKey, nonce: &Nonce, tag: &[u8; 16], data: &mut [u8]) -> bool {
-    let (mut cipher, mac) = secretbox_init(key, nonce);
+    let (cipher, mac) = secretbox_init(key, nonce);
     let expected = mac.compute_unpadded(data);
     // Constant time: the difference is accumulated over all 16 bytes before testing it.
     let diff = expected.iter().zip(tag).fold(0u8, |acc, (a, b)| acc | (a ^ b));
     if std::hint::black_box(diff) != 0 {
         return false;
     }
-    cipher.apply_keystream(data);
+    cipher.apply_after_key(data);
     true
 }
 

@@ -23,6 +23,7 @@ pub mod keys;
 pub mod names;
 pub mod obscure;
 pub mod remote;
+mod salsa;
 mod version;
 
 pub use content::{
