@@ -9,6 +9,7 @@
 //!
 //! Remotes never call the engine; they know nothing about sync decisions.
 
+pub(crate) mod http;
 pub mod layers;
 pub mod local;
 pub mod s3;

@@ -189,7 +189,13 @@ impl Client {
             None,
             "cloudsync",
         );
-        Ok(Client { agent: config.into(), endpoint, identity: creds.into(), cfg, counts: Counts::default() })
+        Ok(Client {
+            agent: super::super::http::agent(config),
+            endpoint,
+            identity: creds.into(),
+            cfg,
+            counts: Counts::default(),
+        })
     }
 
     pub fn endpoint_id(&self) -> String {
