@@ -76,12 +76,27 @@ fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 struct Setup {
     mode: NameMode,
     mode_name: &'static str,
+    encoding: NameEncoding,
+    encoding_name: &'static str,
     salt: &'static str,
+}
+
+/// A plaintext name whose encrypted form (standard mode, this setup's encoding) contains
+/// `wanted`: for base32768, U+2400 `␀` is both an alphabet character and the symbol
+/// rclone's encoders substitute for NUL, the case most likely to be mangled on the way
+/// to the disk or into a key.
+fn name_encrypting_to(setup: &Setup, wanted: char) -> String {
+    let keys = Keys::derive(PASSWORD, setup.salt).unwrap();
+    let names = NameCipher::new(&keys, NameMode::Standard, setup.encoding, true);
+    (0..200_000)
+        .map(|i| format!("edge {i}"))
+        .find(|n| names.encrypt_file_name(n).unwrap().contains(wanted))
+        .expect("some name encrypts to the character")
 }
 
 fn crypt_remote(inner: Arc<dyn Remote>, s: &Setup) -> CryptRemote {
     let keys = Keys::derive(PASSWORD, s.salt).unwrap();
-    let names = NameCipher::new(&keys, s.mode, NameEncoding::Base32, true);
+    let names = NameCipher::new(&keys, s.mode, s.encoding, true);
     CryptRemote::new(inner, keys, names)
 }
 
@@ -97,6 +112,7 @@ fn rclone(s3: Option<&S3Server>, crypt_target: &str, setup: &Setup, args: &[&str
         .env("RCLONE_CONFIG_C_REMOTE", crypt_target)
         .env("RCLONE_CONFIG_C_PASSWORD", obscure(PASSWORD).unwrap())
         .env("RCLONE_CONFIG_C_FILENAME_ENCRYPTION", setup.mode_name)
+        .env("RCLONE_CONFIG_C_FILENAME_ENCODING", setup.encoding_name)
         .env("RCLONE_CONFIG_C_DIRECTORY_NAME_ENCRYPTION", "true");
     if !setup.salt.is_empty() {
         c.env("RCLONE_CONFIG_C_PASSWORD2", obscure(setup.salt).unwrap());
@@ -110,7 +126,13 @@ fn both_ways(over_s3: bool, setup: Setup) {
     let tmp = tempfile::tempdir().unwrap();
     let s3 = over_s3.then(S3Server::start);
     let src = tmp.path().join("src");
-    let expected = fixture(&src, if over_s3 { 80 } else { 143 });
+    let mut expected = fixture(&src, if over_s3 { 80 } else { 143 });
+    if setup.encoding == NameEncoding::Base32768 && setup.mode == NameMode::Standard {
+        let name = name_encrypting_to(&setup, '\u{2400}');
+        std::fs::write(src.join(&name), b"nul symbol").unwrap();
+        set_mtime(&src.join(&name), T1);
+        expected.insert(name, b"nul symbol".to_vec());
+    }
     let (ours_inner, ours_target, theirs_inner, theirs_target): (Arc<dyn Remote>, String, Arc<dyn Remote>, String) =
         match &s3 {
             Some(s3) => {
@@ -168,20 +190,41 @@ fn read_names(r: &dyn Remote) -> BTreeMap<String, i64> {
 }
 
 macro_rules! matrix {
-    ($($name:ident: $s3:expr, $mode:expr, $mode_name:expr, $salt:expr;)*) => {
-        $( #[test] fn $name() { both_ways($s3, Setup { mode: $mode, mode_name: $mode_name, salt: $salt }) } )*
+    ($($name:ident: $s3:expr, $mode:ident, $encoding:ident, $salt:expr;)*) => {
+        $( #[test] fn $name() {
+            let setup = Setup {
+                mode: NameMode::$mode,
+                mode_name: match NameMode::$mode {
+                    NameMode::Standard => "standard",
+                    NameMode::Obfuscate => "obfuscate",
+                    NameMode::Off => "off",
+                },
+                encoding: NameEncoding::$encoding,
+                encoding_name: match NameEncoding::$encoding {
+                    NameEncoding::Base32 => "base32",
+                    NameEncoding::Base64 => "base64",
+                    NameEncoding::Base32768 => "base32768",
+                },
+                salt: $salt,
+            };
+            both_ways($s3, setup)
+        } )*
     };
 }
 
 matrix! {
-    local_standard_salt: false, NameMode::Standard, "standard", SALT;
-    local_standard_nosalt: false, NameMode::Standard, "standard", "";
-    local_obfuscate: false, NameMode::Obfuscate, "obfuscate", SALT;
-    local_off: false, NameMode::Off, "off", "";
-    s3_standard_salt: true, NameMode::Standard, "standard", SALT;
-    s3_standard_nosalt: true, NameMode::Standard, "standard", "";
-    s3_obfuscate: true, NameMode::Obfuscate, "obfuscate", "";
-    s3_off: true, NameMode::Off, "off", SALT;
+    local_standard_salt: false, Standard, Base32, SALT;
+    local_standard_nosalt: false, Standard, Base32, "";
+    local_standard_base64: false, Standard, Base64, SALT;
+    local_standard_base32768: false, Standard, Base32768, SALT;
+    local_obfuscate: false, Obfuscate, Base32, SALT;
+    local_off: false, Off, Base32, "";
+    s3_standard_salt: true, Standard, Base32, SALT;
+    s3_standard_nosalt: true, Standard, Base32, "";
+    s3_standard_base64: true, Standard, Base64, "";
+    s3_standard_base32768: true, Standard, Base32768, "";
+    s3_obfuscate: true, Obfuscate, Base32, "";
+    s3_off: true, Off, Base32, SALT;
 }
 
 /// Tampered, truncated or wrongly keyed ciphertext: a clear error, and nothing wrong is
@@ -193,7 +236,13 @@ fn tampered_truncated_and_wrong_password() {
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("f"), vec![5u8; 200_000]).unwrap();
     let enc_dir = tmp.path().join("enc");
-    let setup = Setup { mode: NameMode::Off, mode_name: "off", salt: "" };
+    let setup = Setup {
+        mode: NameMode::Off,
+        mode_name: "off",
+        encoding: NameEncoding::Base32,
+        encoding_name: "base32",
+        salt: "",
+    };
     let inner: Arc<dyn Remote> = Arc::new(LocalRemote::new(enc_dir.clone(), Default::default(), None));
     let ours = crypt_remote(inner.clone(), &setup);
     assert!(
@@ -246,7 +295,13 @@ fn wrong_password_pull_sync_deletes_nothing() {
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("a"), b"a").unwrap();
     let inner: Arc<dyn Remote> = Arc::new(LocalRemote::new(tmp.path().join("enc"), Default::default(), None));
-    let setup = Setup { mode: NameMode::Standard, mode_name: "standard", salt: SALT };
+    let setup = Setup {
+        mode: NameMode::Standard,
+        mode_name: "standard",
+        encoding: NameEncoding::Base32,
+        encoding_name: "base32",
+        salt: SALT,
+    };
     assert!(
         engine::run(
             &LocalRemote::new(src, Default::default(), None),
@@ -259,7 +314,16 @@ fn wrong_password_pull_sync_deletes_nothing() {
     let local_dir = tmp.path().join("nas");
     std::fs::create_dir_all(&local_dir).unwrap();
     std::fs::write(local_dir.join("precious"), b"do not delete").unwrap();
-    let wrong = crypt_remote(inner, &Setup { mode: NameMode::Standard, mode_name: "standard", salt: "wrong salt" });
+    let wrong = crypt_remote(
+        inner,
+        &Setup {
+            mode: NameMode::Standard,
+            mode_name: "standard",
+            encoding: NameEncoding::Base32,
+            encoding_name: "base32",
+            salt: "wrong salt",
+        },
+    );
     let rep = engine::run(
         &wrong,
         &LocalRemote::new(local_dir.clone(), Default::default(), None),
