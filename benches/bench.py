@@ -564,7 +564,8 @@ def main():
     ap.add_argument("--server-nodelay", action="store_true",
                     help="run s3s-fs with TCP_NODELAY on its connections (an LD_PRELOAD shim, "
                     "benches/nodelay.c): without it every GET on a kept-alive connection can stall "
-                    "~40 ms on Nagle + delayed ACK, which dominates (d) for both tools")
+                    "~40 ms on Nagle + a delayed ACK, which dominates rclone's (d); cloudsync acknowledges at once "
+                    "(TCP_QUICKACK), so this shows what the stall costs rclone")
     ap.add_argument("--wait-idle", type=float, default=180, metavar="S",
                     help="before each run, wait for other processes to leave the CPU, S seconds at most "
                     "in all (default %(default)s); runs that still shared it are flagged NOISY")
@@ -830,9 +831,11 @@ def report(args, facts, results, bench):
                       f"{rc.get('complete_wait', float('nan')):.2f} s of rclone's median wall time.")
         if s == "d" and not args.server_nodelay:
             log("  note: s3s-fs leaves Nagle on, so a GET on a kept-alive connection often stalls ~40 ms on the "
-                "client's delayed ACK; that dominates (d) for both tools (compare --server-nodelay)")
+                "client's delayed ACK; cloudsync leaves delayed-ACK mode before each read (TCP_QUICKACK), rclone "
+                "does not, so the stall dominates rclone's (d) (compare --server-nodelay)")
             md.append("\ns3s-fs leaves Nagle on, so a GET on a kept-alive connection often stalls ~40 ms on the "
-                      "client's delayed ACK; that dominates this scenario for both tools (compare `--server-nodelay`).")
+                      "client's delayed ACK. cloudsync leaves delayed-ACK mode before each read (`TCP_QUICKACK`), rclone "
+                      "does not, so the stall dominates rclone's time here (compare `--server-nodelay`).")
         max_wall, max_rss = TARGETS[s]
         checks = [(f"wall time <= {max_wall}x rclone's" if max_wall != 1.0 else "wall time no slower than rclone's",
                    wall_r <= max_wall, f"{wall_r:.3f}x"),
