@@ -677,18 +677,7 @@ mod tests {
         (1..=n).map(|i| (i % 257) as u8).collect()
     }
 
-    /// Deterministic pseudo-random bytes (xorshift) for property-style tests.
-    fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
+    use crate::crypt::pseudo_random;
 
     fn potato() -> &'static Keys {
         static K: OnceLock<Keys> = OnceLock::new();

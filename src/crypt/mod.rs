@@ -197,3 +197,18 @@ impl From<CryptError> for io::Error {
         io::Error::new(io::ErrorKind::InvalidData, err)
     }
 }
+
+/// Deterministic pseudo-random bytes (xorshift) for property-style tests, so failures
+/// reproduce.
+#[cfg(test)]
+pub(crate) fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}

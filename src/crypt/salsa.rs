@@ -317,17 +317,8 @@ mod tests {
         all
     }
 
-    /// A deterministic byte pattern (xorshift), so failures reproduce.
     fn pattern(seed: u64, n: usize) -> Vec<u8> {
-        let mut s = seed | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                s as u8
-            })
-            .collect()
+        crate::crypt::pseudo_random(n, seed)
     }
 
     #[test]
