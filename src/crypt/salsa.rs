@@ -4,8 +4,8 @@
 //!
 //! This is most of the CPU a crypt transfer costs, so the keystream is generated eight
 //! blocks at a time: with AVX2 (AVX-512VL adds a native rotate) each 256-bit register holds
-//! one state word of eight consecutive blocks; elsewhere a portable scalar core runs the
-//! same batches. Both are checked against each other and against the `salsa20` crate.
+//! one state word of eight consecutive blocks; other x86-64 CPUs run two rounds of four
+//! blocks in SSE2 registers; elsewhere a portable scalar core runs the same batches. Both are checked against each other and against the `salsa20` crate.
 
 use zeroize::Zeroize;
 
@@ -32,6 +32,10 @@ impl Drop for XSalsa20 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Engine {
     Scalar,
+    /// Four blocks per 128-bit register; SSE2 is part of every x86-64 CPU, including the
+    /// Atom and Celeron parts of many NAS boxes, which have no AVX.
+    #[cfg(target_arch = "x86_64")]
+    Sse2,
     #[cfg(target_arch = "x86_64")]
     Avx2,
     #[cfg(target_arch = "x86_64")]
@@ -49,7 +53,9 @@ impl Engine {
             if is_x86_feature_detected!("avx2") {
                 return Engine::Avx2;
             }
+            return Engine::Sse2;
         }
+        #[allow(unreachable_code)]
         Engine::Scalar
     }
 }
@@ -129,6 +135,9 @@ impl XSalsa20 {
             Engine::Avx512 => unsafe { x86::xor_batch_avx512(&self.input, counter, buf) },
             #[cfg(target_arch = "x86_64")]
             Engine::Avx2 => unsafe { x86::xor_batch_avx2(&self.input, counter, buf) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: SSE2 is part of the x86-64 baseline.
+            Engine::Sse2 => unsafe { x86::xor_batch_sse2(&self.input, counter, buf) },
             Engine::Scalar => {
                 for (i, block) in buf[..used.div_ceil(64) * 64].chunks_exact_mut(64).enumerate() {
                     scalar_xor_block(&self.input, counter.wrapping_add(i as u64), block.try_into().expect("64"));
@@ -138,6 +147,7 @@ impl XSalsa20 {
     }
 }
 
+#[inline(always)]
 fn quarter(x: &mut [u32; 16], a: usize, b: usize, c: usize, d: usize) {
     x[b] ^= x[a].wrapping_add(x[d]).rotate_left(7);
     x[c] ^= x[b].wrapping_add(x[a]).rotate_left(9);
@@ -146,6 +156,7 @@ fn quarter(x: &mut [u32; 16], a: usize, b: usize, c: usize, d: usize) {
 }
 
 /// A column round then a row round.
+#[inline(always)]
 fn double_round(x: &mut [u32; 16]) {
     quarter(x, 0, 4, 8, 12);
     quarter(x, 5, 9, 13, 1);
@@ -157,7 +168,8 @@ fn double_round(x: &mut [u32; 16]) {
     quarter(x, 15, 12, 13, 14);
 }
 
-/// XORs Salsa20 block `counter` of `input` into `block`.
+/// XORs Salsa20 block `counter` of `input` into `block`. (Stack copies of the state are
+/// not wiped here, per block; the key material's owner wipes its copy on drop.)
 fn scalar_xor_block(input: &[u32; 16], counter: u64, block: &mut [u8; 64]) {
     let mut s = *input;
     s[8] = counter as u32;
@@ -167,13 +179,9 @@ fn scalar_xor_block(input: &[u32; 16], counter: u64, block: &mut [u8; 64]) {
         double_round(&mut x);
     }
     for (i, out) in block.chunks_exact_mut(4).enumerate() {
-        let w = x[i].wrapping_add(s[i]).to_le_bytes();
-        for (o, k) in out.iter_mut().zip(w) {
-            *o ^= k;
-        }
+        let data = u32::from_le_bytes(out.try_into().expect("4 bytes"));
+        out.copy_from_slice(&(data ^ x[i].wrapping_add(s[i])).to_le_bytes());
     }
-    x.zeroize();
-    s.zeroize();
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -263,6 +271,84 @@ mod x86 {
     batch!(xor_batch_avx2, "avx2", rotl_avx2);
     batch!(xor_batch_avx512, "avx2,avx512f,avx512vl", rotl_avx512);
 
+    macro_rules! rotl_sse2 {
+        ($v:expr, 7) => {{
+            let v = $v;
+            _mm_or_si128(_mm_slli_epi32::<7>(v), _mm_srli_epi32::<25>(v))
+        }};
+        ($v:expr, 9) => {{
+            let v = $v;
+            _mm_or_si128(_mm_slli_epi32::<9>(v), _mm_srli_epi32::<23>(v))
+        }};
+        ($v:expr, 13) => {{
+            let v = $v;
+            _mm_or_si128(_mm_slli_epi32::<13>(v), _mm_srli_epi32::<19>(v))
+        }};
+        ($v:expr, 18) => {{
+            let v = $v;
+            _mm_or_si128(_mm_slli_epi32::<18>(v), _mm_srli_epi32::<14>(v))
+        }};
+    }
+
+    /// The same batch as two runs of four blocks, lane `j` of register `i` being word `i` of
+    /// block `counter + j`; 4×4 transposes give each block's four 16-byte quarters.
+    #[target_feature(enable = "sse2")]
+    pub(super) unsafe fn xor_batch_sse2(input: &[u32; 16], counter: u64, buf: &mut [u8; super::BATCH]) {
+        for half in 0..2u64 {
+            let mut s = [_mm_setzero_si128(); 16];
+            for (reg, &word) in s.iter_mut().zip(input) {
+                *reg = _mm_set1_epi32(word as i32);
+            }
+            let c: [u64; 4] = std::array::from_fn(|j| counter.wrapping_add(4 * half + j as u64));
+            s[8] = _mm_setr_epi32(c[0] as i32, c[1] as i32, c[2] as i32, c[3] as i32);
+            s[9] = _mm_setr_epi32((c[0] >> 32) as i32, (c[1] >> 32) as i32, (c[2] >> 32) as i32, (c[3] >> 32) as i32);
+            let mut x = s;
+            macro_rules! q {
+                ($a:expr, $b:expr, $c:expr, $d:expr) => {
+                    x[$b] = _mm_xor_si128(x[$b], rotl_sse2!(_mm_add_epi32(x[$a], x[$d]), 7));
+                    x[$c] = _mm_xor_si128(x[$c], rotl_sse2!(_mm_add_epi32(x[$b], x[$a]), 9));
+                    x[$d] = _mm_xor_si128(x[$d], rotl_sse2!(_mm_add_epi32(x[$c], x[$b]), 13));
+                    x[$a] = _mm_xor_si128(x[$a], rotl_sse2!(_mm_add_epi32(x[$d], x[$c]), 18));
+                };
+            }
+            for _ in 0..10 {
+                q!(0, 4, 8, 12);
+                q!(5, 9, 13, 1);
+                q!(10, 14, 2, 6);
+                q!(15, 3, 7, 11);
+                q!(0, 1, 2, 3);
+                q!(5, 6, 7, 4);
+                q!(10, 11, 8, 9);
+                q!(15, 12, 13, 14);
+            }
+            for (reg, init) in x.iter_mut().zip(&s) {
+                *reg = _mm_add_epi32(*reg, *init);
+            }
+            let base = buf.as_mut_ptr().wrapping_add(256 * half as usize) as *mut __m128i;
+            for quarter in 0..4 {
+                let r = &x[4 * quarter..4 * quarter + 4];
+                let t0 = _mm_unpacklo_epi32(r[0], r[1]);
+                let t1 = _mm_unpackhi_epi32(r[0], r[1]);
+                let t2 = _mm_unpacklo_epi32(r[2], r[3]);
+                let t3 = _mm_unpackhi_epi32(r[2], r[3]);
+                let cols = [
+                    _mm_unpacklo_epi64(t0, t2),
+                    _mm_unpackhi_epi64(t0, t2),
+                    _mm_unpacklo_epi64(t1, t3),
+                    _mm_unpackhi_epi64(t1, t3),
+                ];
+                for (j, col) in cols.into_iter().enumerate() {
+                    // SAFETY: block j of this half starts at byte 256·half + 64·j of the
+                    // 512-byte `buf`; its quarter is 16 bytes inside it.
+                    unsafe {
+                        let p = base.add(4 * j + quarter);
+                        _mm_storeu_si128(p, _mm_xor_si128(_mm_loadu_si128(p), col));
+                    }
+                }
+            }
+        }
+    }
+
     /// Rows `r[i]` (word `i` of blocks 0..8) to columns (words 0..8 of block `j`).
     #[target_feature(enable = "avx2")]
     #[inline]
@@ -307,6 +393,7 @@ mod tests {
         let mut all = vec![Engine::Scalar];
         #[cfg(target_arch = "x86_64")]
         {
+            all.push(Engine::Sse2);
             if is_x86_feature_detected!("avx2") {
                 all.push(Engine::Avx2);
             }
