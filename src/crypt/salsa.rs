@@ -188,6 +188,31 @@ fn scalar_xor_block(input: &[u32; 16], counter: u64, block: &mut [u8; 64]) {
 mod x86 {
     use std::arch::x86_64::*;
 
+    /// Salsa20's 20 rounds (spec order: a column round, then a row round, ten times) over
+    /// the registers `$x`, with lane-wise `$add` and `$xor` and the rotate macro `$rotl`.
+    macro_rules! rounds {
+        ($x:ident, $add:ident, $xor:ident, $rotl:ident) => {
+            macro_rules! q {
+                ($a:expr, $b:expr, $c:expr, $d:expr) => {
+                    $x[$b] = $xor($x[$b], $rotl!($add($x[$a], $x[$d]), 7));
+                    $x[$c] = $xor($x[$c], $rotl!($add($x[$b], $x[$a]), 9));
+                    $x[$d] = $xor($x[$d], $rotl!($add($x[$c], $x[$b]), 13));
+                    $x[$a] = $xor($x[$a], $rotl!($add($x[$d], $x[$c]), 18));
+                };
+            }
+            for _ in 0..10 {
+                q!(0, 4, 8, 12);
+                q!(5, 9, 13, 1);
+                q!(10, 14, 2, 6);
+                q!(15, 3, 7, 11);
+                q!(0, 1, 2, 3);
+                q!(5, 6, 7, 4);
+                q!(10, 11, 8, 9);
+                q!(15, 12, 13, 14);
+            }
+        };
+    }
+
     /// The eight-block core, written once over a rotate: lane `j` of register `i` is state
     /// word `i` of block `counter + j`. After the rounds, two 8×8 transposes turn the
     /// registers into the blocks' 32-byte halves, which are XORed into `buf` in place.
@@ -206,24 +231,7 @@ mod x86 {
                 s[9] = _mm256_setr_epi32(hi(0), hi(1), hi(2), hi(3), hi(4), hi(5), hi(6), hi(7));
 
                 let mut x = s;
-                macro_rules! q {
-                    ($a:expr, $b:expr, $c:expr, $d:expr) => {
-                        x[$b] = _mm256_xor_si256(x[$b], $rotl!(_mm256_add_epi32(x[$a], x[$d]), 7));
-                        x[$c] = _mm256_xor_si256(x[$c], $rotl!(_mm256_add_epi32(x[$b], x[$a]), 9));
-                        x[$d] = _mm256_xor_si256(x[$d], $rotl!(_mm256_add_epi32(x[$c], x[$b]), 13));
-                        x[$a] = _mm256_xor_si256(x[$a], $rotl!(_mm256_add_epi32(x[$d], x[$c]), 18));
-                    };
-                }
-                for _ in 0..10 {
-                    q!(0, 4, 8, 12);
-                    q!(5, 9, 13, 1);
-                    q!(10, 14, 2, 6);
-                    q!(15, 3, 7, 11);
-                    q!(0, 1, 2, 3);
-                    q!(5, 6, 7, 4);
-                    q!(10, 11, 8, 9);
-                    q!(15, 12, 13, 14);
-                }
+                rounds!(x, _mm256_add_epi32, _mm256_xor_si256, $rotl);
                 for (reg, init) in x.iter_mut().zip(&s) {
                     *reg = _mm256_add_epi32(*reg, *init);
                 }
@@ -244,21 +252,9 @@ mod x86 {
     }
 
     macro_rules! rotl_avx2 {
-        ($v:expr, 7) => {{
+        ($v:expr, $n:literal) => {{
             let v = $v;
-            _mm256_or_si256(_mm256_slli_epi32::<7>(v), _mm256_srli_epi32::<25>(v))
-        }};
-        ($v:expr, 9) => {{
-            let v = $v;
-            _mm256_or_si256(_mm256_slli_epi32::<9>(v), _mm256_srli_epi32::<23>(v))
-        }};
-        ($v:expr, 13) => {{
-            let v = $v;
-            _mm256_or_si256(_mm256_slli_epi32::<13>(v), _mm256_srli_epi32::<19>(v))
-        }};
-        ($v:expr, 18) => {{
-            let v = $v;
-            _mm256_or_si256(_mm256_slli_epi32::<18>(v), _mm256_srli_epi32::<14>(v))
+            _mm256_or_si256(_mm256_slli_epi32::<$n>(v), _mm256_srli_epi32::<{ 32 - $n }>(v))
         }};
     }
 
@@ -272,21 +268,9 @@ mod x86 {
     batch!(xor_batch_avx512, "avx2,avx512f,avx512vl", rotl_avx512);
 
     macro_rules! rotl_sse2 {
-        ($v:expr, 7) => {{
+        ($v:expr, $n:literal) => {{
             let v = $v;
-            _mm_or_si128(_mm_slli_epi32::<7>(v), _mm_srli_epi32::<25>(v))
-        }};
-        ($v:expr, 9) => {{
-            let v = $v;
-            _mm_or_si128(_mm_slli_epi32::<9>(v), _mm_srli_epi32::<23>(v))
-        }};
-        ($v:expr, 13) => {{
-            let v = $v;
-            _mm_or_si128(_mm_slli_epi32::<13>(v), _mm_srli_epi32::<19>(v))
-        }};
-        ($v:expr, 18) => {{
-            let v = $v;
-            _mm_or_si128(_mm_slli_epi32::<18>(v), _mm_srli_epi32::<14>(v))
+            _mm_or_si128(_mm_slli_epi32::<$n>(v), _mm_srli_epi32::<{ 32 - $n }>(v))
         }};
     }
 
@@ -303,24 +287,7 @@ mod x86 {
             s[8] = _mm_setr_epi32(c[0] as i32, c[1] as i32, c[2] as i32, c[3] as i32);
             s[9] = _mm_setr_epi32((c[0] >> 32) as i32, (c[1] >> 32) as i32, (c[2] >> 32) as i32, (c[3] >> 32) as i32);
             let mut x = s;
-            macro_rules! q {
-                ($a:expr, $b:expr, $c:expr, $d:expr) => {
-                    x[$b] = _mm_xor_si128(x[$b], rotl_sse2!(_mm_add_epi32(x[$a], x[$d]), 7));
-                    x[$c] = _mm_xor_si128(x[$c], rotl_sse2!(_mm_add_epi32(x[$b], x[$a]), 9));
-                    x[$d] = _mm_xor_si128(x[$d], rotl_sse2!(_mm_add_epi32(x[$c], x[$b]), 13));
-                    x[$a] = _mm_xor_si128(x[$a], rotl_sse2!(_mm_add_epi32(x[$d], x[$c]), 18));
-                };
-            }
-            for _ in 0..10 {
-                q!(0, 4, 8, 12);
-                q!(5, 9, 13, 1);
-                q!(10, 14, 2, 6);
-                q!(15, 3, 7, 11);
-                q!(0, 1, 2, 3);
-                q!(5, 6, 7, 4);
-                q!(10, 11, 8, 9);
-                q!(15, 12, 13, 14);
-            }
+            rounds!(x, _mm_add_epi32, _mm_xor_si128, rotl_sse2);
             for (reg, init) in x.iter_mut().zip(&s) {
                 *reg = _mm_add_epi32(*reg, *init);
             }
