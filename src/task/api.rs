@@ -476,16 +476,10 @@ pub fn config_import(store: &Store, export: &Value, policy: &PathPolicy) -> ApiR
                 valid.insert("enabled".into(), body.get("enabled").cloned().unwrap_or(json!(true)));
                 store.create_task(&valid)?
             }
-            Ok(mut valid) => {
-                valid.insert("enabled".into(), json!(false));
-                valid.insert("import_problems".into(), json!(problems));
-                store.create_task(&valid)?
-            }
+            Ok(valid) => create_disabled(store, valid, &problems)?,
             Err(errs) => {
                 problems.extend(errs.iter().map(|(k, m)| format!("{k}: {m}")));
-                body.insert("enabled".into(), json!(false));
-                body.insert("import_problems".into(), json!(problems));
-                store.create_task(&body)?
+                create_disabled(store, body, &problems)?
             }
         };
         if let Some(a) = report["tasks"].as_array_mut() {
@@ -493,6 +487,17 @@ pub fn config_import(store: &Store, export: &Value, policy: &PathPolicy) -> ApiR
         }
     }
     Ok(report)
+}
+
+/// Stores an imported task disabled, with what needs the admin's attention before it runs.
+fn create_disabled(
+    store: &Store,
+    mut body: Map<String, Value>,
+    problems: &[String],
+) -> crate::error::Result<crate::store::Task> {
+    body.insert("enabled".into(), json!(false));
+    body.insert("import_problems".into(), json!(problems));
+    store.create_task(&body)
 }
 
 /// Import a TrueNAS configuration (§13): a config backup tar or database, with its
@@ -562,9 +567,7 @@ pub fn import_truenas(
             }
             Err(errs) => {
                 problems.extend(errs.iter().map(|(k, m)| format!("{k}: {m}")));
-                body.insert("enabled".into(), json!(false));
-                body.insert("import_problems".into(), json!(problems));
-                store.create_task(&body)?
+                create_disabled(store, body, &problems)?
             }
         };
         if let Some(job) = &t.job {
