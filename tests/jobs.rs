@@ -30,16 +30,7 @@ fn env() -> Env {
     let s3 = S3Server::start();
     let _ = s3.remote("bucket", "", None); // creates the bucket
     let store = Store::open(&tmp.path().join("state/cloudsync.db"), &tmp.path().join("state/seed")).unwrap();
-    let cred = store
-        .create_credential(
-            "s3",
-            json!({"type": "S3", "access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY, "endpoint": s3.endpoint,
-                   "region": "", "force_path_style": true})
-            .as_object()
-            .unwrap(),
-        )
-        .unwrap()
-        .id;
+    let cred = store.create_credential("s3", &s3.credential_provider()).unwrap().id;
     let pool = tmp.path().join("mnt");
     let data = pool.join("tank/data");
     std::fs::create_dir_all(data.join("docs")).unwrap();

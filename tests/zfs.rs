@@ -10,7 +10,6 @@ use cloudsync::store::Store;
 use cloudsync::task::model::{self, Caller};
 use cloudsync::task::queue;
 use cloudsync::task::runner;
-use common::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
 use zfs_support::*;
@@ -85,13 +84,11 @@ fn no_snapshot_survives_failure_abort_or_a_failing_pre_script() {
     // The engine fails after the snapshot exists: the server refuses the credential.
     let bad = e
         .store
-        .create_credential(
-            "bad",
-            json!({"type": "S3", "access_key_id": ACCESS_KEY, "secret_access_key": "wrong", "endpoint": e.s3.endpoint,
-                   "region": "", "force_path_style": true})
-            .as_object()
-            .unwrap(),
-        )
+        .create_credential("bad", &{
+            let mut provider = e.s3.credential_provider();
+            provider.insert("secret_access_key".into(), json!("wrong"));
+            provider
+        })
         .unwrap()
         .id;
     let failing = e.task(&data, json!({"snapshot": true, "credentials": bad}));

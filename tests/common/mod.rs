@@ -52,6 +52,13 @@ pub struct S3Server {
 }
 
 impl S3Server {
+    /// The provider fields of an S3 credential (as the store keeps them) for this server.
+    pub fn credential_provider(&self) -> serde_json::Map<String, serde_json::Value> {
+        let v = serde_json::json!({"type": "S3", "access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY,
+                                   "endpoint": self.endpoint, "region": "", "force_path_style": true});
+        v.as_object().expect("an object").clone()
+    }
+
     pub fn start() -> S3Server {
         let bin = find_binary("CLOUDSYNC_S3S_FS", "s3s-fs").expect(
             "s3s-fs not found: run scripts/test (it installs it), or `cargo install s3s-fs@0.14.1 --features binary --locked`",

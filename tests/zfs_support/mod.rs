@@ -114,16 +114,7 @@ pub fn env() -> (std::sync::MutexGuard<'static, ()>, Env) {
     let s3 = S3Server::start();
     let _ = s3.remote("bucket", "", None);
     let store = Store::open(&tmp.path().join("state/cloudsync.db"), &tmp.path().join("state/seed")).unwrap();
-    let cred = store
-        .create_credential(
-            "s3",
-            json!({"type": "S3", "access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY, "endpoint": s3.endpoint,
-                   "region": "", "force_path_style": true})
-            .as_object()
-            .unwrap(),
-        )
-        .unwrap()
-        .id;
+    let cred = store.create_credential("s3", &s3.credential_provider()).unwrap().id;
     let cfg = RunnerConfig {
         log_dir: tmp.path().join("logs"),
         index: None,
