@@ -28,6 +28,9 @@ pub enum Kind {
     Protocol,
     /// Data did not verify: size or hash mismatch, failed authentication of ciphertext.
     Corrupted,
+    /// A local source file changed while it was read (retryable: the next try reads the
+    /// new version).
+    SourceChanged,
     /// A name or key that cannot be used safely (`..`, absolute, NUL, ...).
     BadName,
     /// Local filesystem errors.
@@ -67,7 +70,7 @@ impl Error {
             path: None,
             remote: None,
             http_status: None,
-            retryable: matches!(kind, Kind::Network | Kind::Server),
+            retryable: matches!(kind, Kind::Network | Kind::Server | Kind::SourceChanged),
             source: None,
         }
     }

@@ -91,7 +91,11 @@ impl Index {
              CREATE TABLE IF NOT EXISTS object_meta (
                 remote TEXT NOT NULL, dir TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL,
                 etag TEXT NOT NULL, server_time INTEGER, mtime INTEGER NOT NULL, md5 BLOB,
-                PRIMARY KEY (remote, dir, name)) WITHOUT ROWID;",
+                PRIMARY KEY (remote, dir, name)) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS upload_journal (
+                remote TEXT NOT NULL, key TEXT NOT NULL, session TEXT NOT NULL, source TEXT NOT NULL,
+                part_size INTEGER NOT NULL, started INTEGER NOT NULL, owner_pid INTEGER NOT NULL,
+                owner_start INTEGER NOT NULL, PRIMARY KEY (remote, key, session)) WITHOUT ROWID;",
         )?;
         Ok(Index { conn: Mutex::new(conn), pending: Mutex::new(Vec::new()) })
     }
@@ -268,6 +272,83 @@ impl Drop for Index {
     }
 }
 
+/// One chunked upload that was started and not yet completed or aborted: what the next
+/// run needs to resume it (same source version, same part size) or to abort it. Every
+/// chunked-upload provider records its session here (S3 upload id, B2 large-file id,
+/// an Azure blob's uncommitted blocks, a GCS or OneDrive session URL).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadRecord {
+    pub key: String,
+    pub session: String,
+    /// The source version the upload was started from ([`crate::remote::Source::fingerprint`]).
+    pub source: String,
+    pub part_size: u64,
+    /// Seconds since the epoch.
+    pub started: i64,
+    /// The process that runs the upload: only a dead owner's sessions are leftovers.
+    pub owner: crate::process::Owner,
+}
+
+impl Index {
+    /// Record an upload session at once (not batched: it must survive a kill -9 that
+    /// follows immediately).
+    pub fn journal_start(&self, remote: &str, rec: &UploadRecord) -> Result<()> {
+        let conn = self.conn.lock().map_err(|_| Error::other("index lock poisoned"))?;
+        conn.execute(
+            "INSERT OR REPLACE INTO upload_journal (remote, key, session, source, part_size, started,
+             owner_pid, owner_start) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                remote,
+                rec.key,
+                rec.session,
+                rec.source,
+                rec.part_size as i64,
+                rec.started,
+                rec.owner.pid,
+                rec.owner.start
+            ],
+        )
+        .map_err(|e| Error::new(Kind::Io, format!("upload journal: {e}")))?;
+        Ok(())
+    }
+
+    /// The session is over (completed or aborted).
+    pub fn journal_end(&self, remote: &str, key: &str, session: &str) {
+        if let Ok(conn) = self.conn.lock()
+            && let Err(e) = conn.execute(
+                "DELETE FROM upload_journal WHERE remote = ?1 AND key = ?2 AND session = ?3",
+                params![remote, key, session],
+            )
+        {
+            log::warn!("upload journal: {e}");
+        }
+    }
+
+    /// Sessions of `remote` (all keys when `key` is `None`), oldest first.
+    pub fn journal(&self, remote: &str, key: Option<&str>) -> Vec<UploadRecord> {
+        let Ok(conn) = self.conn.lock() else { return Vec::new() };
+        let rows = conn
+            .prepare_cached(
+                "SELECT key, session, source, part_size, started, owner_pid, owner_start FROM upload_journal
+                 WHERE remote = ?1 AND (?2 IS NULL OR key = ?2) ORDER BY started",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map(params![remote, key], |r| {
+                    Ok(UploadRecord {
+                        key: r.get(0)?,
+                        session: r.get(1)?,
+                        source: r.get(2)?,
+                        part_size: r.get::<_, i64>(3)? as u64,
+                        started: r.get(4)?,
+                        owner: crate::process::Owner { pid: r.get(5)?, start: r.get(6)? },
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            });
+        rows.unwrap_or_default()
+    }
+}
+
 fn db_error(path: &Path, e: rusqlite::Error) -> Error {
     Error::new(Kind::Io, format!("cannot open the metadata index: {e}")).with_path(path.display().to_string())
 }
@@ -323,6 +404,27 @@ mod tests {
         idx.forget_object("r", "d", "n");
         assert!(idx.object_dir("r", "d").is_empty());
         assert!(idx.pending.lock().unwrap().len() == 3, "nothing was committed by the reads");
+    }
+
+    #[test]
+    fn upload_journal_lists_and_ends_sessions() {
+        let idx = Index::in_memory().unwrap();
+        let rec = |key: &str, session: &str, started| UploadRecord {
+            key: key.into(),
+            session: session.into(),
+            source: "v1".into(),
+            part_size: 5 << 20,
+            started,
+            owner: crate::process::Owner::me(),
+        };
+        idx.journal_start("s3:b", &rec("a", "u1", 2)).unwrap();
+        idx.journal_start("s3:b", &rec("b", "u2", 1)).unwrap();
+        idx.journal_start("s3:other", &rec("a", "u3", 1)).unwrap();
+        assert_eq!(idx.journal("s3:b", None), vec![rec("b", "u2", 1), rec("a", "u1", 2)]);
+        assert_eq!(idx.journal("s3:b", Some("a")), vec![rec("a", "u1", 2)]);
+        idx.journal_end("s3:b", "a", "u1");
+        assert_eq!(idx.journal("s3:b", Some("a")), vec![]);
+        assert_eq!(idx.journal("s3:other", None).len(), 1);
     }
 
     #[test]

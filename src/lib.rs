@@ -6,12 +6,14 @@
 //!
 //! Data flows one way: CLI / C API / daemon → engine → `Remote` → providers.
 
+pub mod clock;
 pub mod crypt;
 pub mod engine;
 pub mod error;
 pub mod ffi;
 pub mod index;
 pub mod path;
+pub mod process;
 pub mod remote;
 pub mod store;
 pub mod task;

@@ -162,6 +162,18 @@ impl Source for EncryptedSource<'_> {
     }
 
     fn open_at(&self, offset: u64, len: u64) -> Result<Box<dyn Read + Send + '_>> {
+        self.open_range(offset, len, false)
+    }
+
+    fn open_for_hash(&self, offset: u64, len: u64) -> Result<Box<dyn Read + Send + '_>> {
+        self.open_range(offset, len, true)
+    }
+}
+
+impl EncryptedSource<'_> {
+    /// Ciphertext bytes `[offset, offset + len)`; `for_hash` reads the plaintext with
+    /// [`Source::open_for_hash`] (not a transfer).
+    fn open_range(&self, offset: u64, len: u64, for_hash: bool) -> Result<Box<dyn Read + Send + '_>> {
         let total = self.size();
         let len = len.min(total.saturating_sub(offset));
         if len == 0 {
@@ -173,7 +185,11 @@ impl Source for EncryptedSource<'_> {
         let last = (offset + len - 1).saturating_sub(HEADER) / BLOCK;
         let plain_start = (first * DATA).min(plain_size);
         let plain_end = ((last + 1) * DATA).min(plain_size);
-        let plain = self.src.open_at(plain_start, plain_end - plain_start)?;
+        let plain = if for_hash {
+            self.src.open_for_hash(plain_start, plain_end - plain_start)?
+        } else {
+            self.src.open_at(plain_start, plain_end - plain_start)?
+        };
         let mut nonce = self.nonce;
         nonce.add(first);
         let enc = EncryptReader::with_nonce(plain, self.keys, nonce);
@@ -273,7 +289,9 @@ impl Remote for CryptRemote {
         })?;
         let mtime = mtime.lock().ok().and_then(|m| *m).or(entry.mtime);
         let meta = meta.lock().map(|m| *m).unwrap_or_default();
-        Ok(Opened { reader: Box::new(MapErrors(reader)), mtime, meta })
+        // The ciphertext authenticates itself block by block (Poly1305): no digest of the
+        // plaintext is announced.
+        Ok(Opened { reader: Box::new(MapErrors(reader)), mtime, meta, md5: None })
     }
 
     fn put(&self, path: &RelPath, src: &dyn Source, info: &PutInfo) -> Result<Entry> {
@@ -355,6 +373,10 @@ impl Remote for CryptRemote {
 
     fn flush(&self) {
         self.inner.flush();
+    }
+
+    fn remove_leftovers(&self) -> Result<u64> {
+        self.inner.remove_leftovers()
     }
 
     fn request_counts(&self) -> Vec<(&'static str, u64)> {

@@ -279,6 +279,16 @@ pub(super) fn attempt(src: &dyn Remote, dst: &dyn Remote, opts: &SyncOptions, su
     src.flush();
     dst.flush();
     let st = &shared.run.stats;
+    // What crashed runs left, once this run got through without errors (an unfinished
+    // upload of a file this run could not reach stays resumable; a dry run's layers
+    // remove nothing).
+    if st.errors() == 0 && !opts.cancel.is_cancelled() {
+        for side in [src, dst] {
+            if let Err(e) = side.remove_leftovers() {
+                shared.run.log(log::Level::Warn, &format!("{}: could not remove leftovers: {e}", side.describe()));
+            }
+        }
+    }
     summary.files_transferred += st.files_done.load(Relaxed);
     summary.bytes_transferred += st.bytes_done.load(Relaxed);
     summary.files_deleted += st.deletes.load(Relaxed);
@@ -738,6 +748,8 @@ fn copy_one(shared: &Shared<'_>, job: &TransferJob, inflight: &Arc<InFlight>) ->
         expected,
         hash: common_hash,
         computed: Mutex::new(None),
+        announced: Mutex::new(None),
+        verified: AtomicBool::new(false),
         mtime: Mutex::new(job.src.mtime),
         meta: Mutex::new(crate::remote::PosixMeta::default()),
         inflight: inflight.clone(),
@@ -758,7 +770,9 @@ fn copy_one(shared: &Shared<'_>, job: &TransferJob, inflight: &Arc<InFlight>) ->
         gid: sf.is_local.then_some(job.src.extra.gid),
     };
     let new = run.dst.put(&job.path, &source, &info)?;
-    let src_md5 = source.computed.lock().ok().and_then(|c| *c).or(expected);
+    // What the source's bytes hash to: computed while streaming them, else what the
+    // source announced (its listing, index or GET answer).
+    let src_md5 = source.computed.lock().ok().and_then(|c| *c).or_else(|| source.announced_md5());
     let corrupted = if new.size >= 0 && job.src.size >= 0 && new.size != job.src.size {
         Some(format!("corrupted on transfer: sizes differ src({}) vs dst({})", job.src.size, new.size))
     } else {
@@ -768,6 +782,10 @@ fn copy_one(shared: &Shared<'_>, job: &TransferJob, inflight: &Arc<InFlight>) ->
                 hex::encode(a),
                 hex::encode(b)
             )),
+            (Some(_), Some(_)) => {
+                source.verified.store(true, Relaxed);
+                None
+            }
             _ => None,
         }
     };
@@ -785,6 +803,12 @@ fn copy_one(shared: &Shared<'_>, job: &TransferJob, inflight: &Arc<InFlight>) ->
         // object store one can validate its metadata record with it.
         run.dst.remember_md5(&job.path, &new, md5);
     }
+    if !source.verified.load(Relaxed) {
+        run.log(
+            log::Level::Info,
+            &format!("{}: verified by size only: neither side could tell a hash of this file", job.path.display()),
+        );
+    }
     Ok(new)
 }
 
@@ -795,9 +819,15 @@ struct EngineSource<'s, 'a> {
     shared: &'s Shared<'a>,
     path: &'s RelPath,
     entry: &'s Entry,
+    /// The digest known before reading (listing or index).
     expected: Option<Md5>,
+    /// Hash full reads even when nothing announces a digest (the destination can use it).
     hash: bool,
     computed: Mutex<Option<Md5>>,
+    /// The digest a reader's open announced (an S3 GET's ETag or `Md5chksum`).
+    announced: Mutex<Option<Md5>>,
+    /// A full read matched an announced digest, or the destination's digest matched.
+    verified: AtomicBool,
     mtime: Mutex<Option<Nanos>>,
     meta: Mutex<crate::remote::PosixMeta>,
     inflight: Arc<InFlight>,
@@ -819,11 +849,58 @@ impl Source for EngineSource<'_, '_> {
         self.meta.lock().map(|m| *m).unwrap_or_default()
     }
 
+    fn fingerprint(&self) -> Option<String> {
+        let e = self.entry;
+        if e.extra.ino == 0 && e.extra.etag.is_none() {
+            return None;
+        }
+        Some(format!(
+            "{}:{}:{}:{}:{}",
+            e.size,
+            e.mtime?,
+            e.extra.ino,
+            e.extra.ctime,
+            e.extra.etag.as_deref().unwrap_or("")
+        ))
+    }
+
+    fn announced_md5(&self) -> Option<Md5> {
+        self.expected.or_else(|| self.announced.lock().ok().and_then(|a| *a))
+    }
+
+    fn content_md5(&self) -> Result<Md5> {
+        if let Some(md5) = self.announced_md5() {
+            return Ok(md5);
+        }
+        // The source remote's own way (a local file hashed once and kept in the index),
+        // not counted as transferred bytes.
+        match self.shared.run.src.md5(self.path, self.entry)? {
+            Some(md5) => Ok(md5),
+            None => {
+                let mut r = self.open_for_hash(0, self.size())?;
+                let mut h = md5::Md5::new();
+                io::copy(&mut r, &mut DigestWriter(&mut h))?;
+                Ok(h.finalize().into())
+            }
+        }
+    }
+
+    fn open_for_hash(&self, offset: u64, len: u64) -> Result<Box<dyn Read + Send + '_>> {
+        self.shared.opts().cancel.check()?;
+        let want = len.min(self.size().saturating_sub(offset));
+        Ok(self.shared.run.src.open(self.path, self.entry, offset, want)?.reader)
+    }
+
     fn open_at(&self, offset: u64, len: u64) -> Result<Box<dyn Read + Send + '_>> {
         self.shared.opts().cancel.check()?;
         let size = self.size();
         let want = len.min(size.saturating_sub(offset));
         let opened = self.shared.run.src.open(self.path, self.entry, offset, want)?;
+        if let Some(md5) = opened.md5
+            && let Ok(mut a) = self.announced.lock()
+        {
+            a.get_or_insert(md5);
+        }
         if let Some(t) = opened.mtime
             && let Ok(mut m) = self.mtime.lock()
         {
@@ -838,7 +915,7 @@ impl Source for EngineSource<'_, '_> {
         Ok(Box::new(MeterReader {
             src: self,
             inner: opened.reader,
-            hasher: (full && self.hash).then(md5::Md5::new),
+            hasher: (full && (self.hash || self.announced_md5().is_some())).then(md5::Md5::new),
             digest: None,
             pos: 0,
             want,
@@ -868,9 +945,11 @@ impl MeterReader<'_, '_, '_> {
             .with_retryable(true)
             .into());
         }
-        if let (Some(got), Some(exp)) = (self.digest, self.src.expected)
-            && got != exp
-        {
+        if let (Some(got), Some(exp)) = (self.digest, self.src.announced_md5()) {
+            if got == exp {
+                self.src.verified.store(true, Relaxed);
+                return Ok(0);
+            }
             return Err(Error::new(
                 Kind::Corrupted,
                 format!(
@@ -883,6 +962,19 @@ impl MeterReader<'_, '_, '_> {
             .into());
         }
         Ok(0)
+    }
+}
+
+/// Feeds `io::copy` into a hasher.
+struct DigestWriter<'h>(&'h mut md5::Md5);
+
+impl io::Write for DigestWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 

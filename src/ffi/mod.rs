@@ -100,7 +100,7 @@ impl cloudsync_result {
             Kind::Protocol => CLOUDSYNC_PROTOCOL,
             Kind::Corrupted => CLOUDSYNC_CORRUPTED,
             Kind::BadName => CLOUDSYNC_BAD_NAME,
-            Kind::Io => CLOUDSYNC_IO,
+            Kind::Io | Kind::SourceChanged => CLOUDSYNC_IO,
             Kind::Cancelled => CLOUDSYNC_ABORTED,
             Kind::Unsupported => CLOUDSYNC_UNSUPPORTED,
             Kind::Fatal | Kind::NotDeleting | Kind::Other => CLOUDSYNC_OTHER,

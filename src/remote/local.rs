@@ -53,13 +53,23 @@ pub struct LocalRemote {
     index_root: String,
     precision: OnceLock<Nanos>,
     root_owner: OnceLock<Option<(u32, u32)>>,
+    /// Temporary files of earlier runs that listings came across (see `remove_leftovers`).
+    leftovers: std::sync::Mutex<Vec<RelPath>>,
 }
 
 impl LocalRemote {
     pub fn new(root: impl Into<PathBuf>, opts: LocalOptions, index: Option<Arc<Index>>) -> LocalRemote {
         let root = root.into();
         let index_root = std::fs::canonicalize(&root).unwrap_or_else(|_| root.clone()).to_string_lossy().into_owned();
-        LocalRemote { root, opts, index, index_root, precision: OnceLock::new(), root_owner: OnceLock::new() }
+        LocalRemote {
+            root,
+            opts,
+            index,
+            index_root,
+            precision: OnceLock::new(),
+            root_owner: OnceLock::new(),
+            leftovers: std::sync::Mutex::new(Vec::new()),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -256,10 +266,28 @@ impl LocalRemote {
         1
     }
 
-    fn write_all_from(&self, file: &File, src: &dyn Source) -> Result<()> {
+    /// Write the source into `file`. A single stream is verified by whoever reads it (the
+    /// engine hashes it); ranged streams in parallel are checked here, by hashing the
+    /// written file against the digest the source announced. Returns that digest when
+    /// this check ran.
+    fn write_all_from(&self, file: &File, src: &dyn Source) -> Result<Option<Md5>> {
         let size = src.size();
         if size >= MULTI_THREAD_CUTOFF {
-            return self.write_parallel(file, src);
+            self.write_parallel(file, src)?;
+            let Some(expected) = src.announced_md5() else { return Ok(None) };
+            let got = hash_file(file)?;
+            if got != expected {
+                return Err(Error::new(
+                    Kind::Corrupted,
+                    format!(
+                        "corrupted on transfer: md5 hashes differ src({}) vs dst({})",
+                        hex::encode(expected),
+                        hex::encode(got)
+                    ),
+                )
+                .with_retryable(true));
+            }
+            return Ok(Some(got));
         }
         let mut reader = src.open_at(0, size)?;
         // The copy buffer already batches writes: no second buffer.
@@ -268,7 +296,7 @@ impl LocalRemote {
         if copied != size {
             return Err(short_source(copied, size));
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Ranged streams written in parallel with positional writes.
@@ -317,6 +345,24 @@ impl LocalRemote {
     }
 }
 
+/// The MD5 of a whole file, read with positional reads (the descriptor's offset stays).
+fn hash_file(file: &File) -> Result<Md5> {
+    let mut h = md5::Md5::new();
+    let mut buf = vec![0u8; COPY_BUF];
+    let mut pos = 0u64;
+    loop {
+        let n = match file.read_at(&mut buf, pos) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        h.update(&buf[..n]);
+        pos += n as u64;
+    }
+    Ok(h.finalize().into())
+}
+
 fn short_source(got: u64, want: u64) -> Error {
     Error::new(Kind::Corrupted, format!("source ended early: got {got} of {want} bytes")).with_retryable(true)
 }
@@ -355,11 +401,16 @@ fn ts(nanos: Nanos) -> TimeSpec {
 
 const UTIME_OMIT: TimeSpec = TimeSpec::new(0, libc::UTIME_OMIT);
 
-/// A temporary name next to `name`, short enough for a 255-byte name limit.
+/// The end of every temporary file name: recognisable to an admin, and to the next run,
+/// which never lists such a file as a source and removes it once no writer holds it.
+const PARTIAL_SUFFIX: &str = ".cloudsync-partial";
+
+/// A temporary name next to `name` (`.NAME.XXXXXXXX.cloudsync-partial`), short enough
+/// for a 255-byte name limit.
 fn partial_name(name: &[u8]) -> Vec<u8> {
     let mut rnd = [0u8; 4];
     let _ = getrandom::getrandom(&mut rnd);
-    let suffix = format!(".{}.partial", hex::encode(rnd));
+    let suffix = format!(".{}{PARTIAL_SUFFIX}", hex::encode(rnd));
     let keep = name.len().min(255 - 1 - suffix.len());
     // Cut on a UTF-8 boundary where possible so the temporary name stays readable.
     let mut cut = keep;
@@ -371,6 +422,97 @@ fn partial_name(name: &[u8]) -> Vec<u8> {
     v.extend_from_slice(&name[..cut]);
     v.extend_from_slice(suffix.as_bytes());
     v
+}
+
+/// Whether `name` has the shape [`partial_name`] gives.
+fn is_partial_name(name: &[u8]) -> bool {
+    let Some(stem) = name.strip_suffix(PARTIAL_SUFFIX.as_bytes()) else { return false };
+    name.first() == Some(&b'.')
+        && stem.len() >= 10
+        && stem[stem.len() - 9] == b'.'
+        && stem[stem.len() - 8..].iter().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+/// Take an exclusive `flock` without waiting; it lasts as long as the open file.
+#[allow(deprecated)] // nix's owning `Flock` would take the descriptor; the lock is all we need
+fn try_lock(fd: BorrowedFd<'_>) -> nix::Result<()> {
+    nix::fcntl::flock(fd.as_raw_fd(), nix::fcntl::FlockArg::LockExclusiveNonblock)
+}
+
+/// Temporary files remembered for removal at most per run (a crash leaves one per
+/// transfer that was running; more than this means the rest waits for the next run).
+const MAX_LEFTOVERS: usize = 10_000;
+
+/// What identifies one version of a local file: size, modification and change time
+/// (rclone checks size and modification time; the change time also catches writes that
+/// put the old modification time back).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    size: i64,
+    mtime: Nanos,
+    ctime: Nanos,
+}
+
+impl Stamp {
+    fn of(st: &FileStat) -> Stamp {
+        Stamp {
+            size: st.st_size,
+            mtime: st.st_mtime * super::NANOS_PER_SEC + st.st_mtime_nsec,
+            ctime: st.st_ctime * super::NANOS_PER_SEC + st.st_ctime_nsec,
+        }
+    }
+
+    /// The stamp a listing entry recorded; unknown parts (-1 size, no time, ctime 0 for
+    /// an entry that did not come from a local listing) are not compared.
+    fn of_entry(e: &Entry) -> Stamp {
+        let ctime = if e.extra.ctime == 0 { i64::MIN } else { e.extra.ctime };
+        Stamp { size: e.size, mtime: e.mtime.unwrap_or(i64::MIN), ctime }
+    }
+
+    /// `Ok` when `now` is the same version of the file; otherwise the error rclone gives
+    /// ("source file is being updated"), retryable: the next try reads the new version
+    /// after the next listing.
+    fn check(&self, now: &Stamp) -> Result<()> {
+        let why = if self.size >= 0 && self.size != now.size {
+            format!("size changed from {} to {}", self.size, now.size)
+        } else if self.mtime != i64::MIN && self.mtime != now.mtime {
+            format!(
+                "modification time changed from {} to {}",
+                crate::clock::rfc3339_nanos(self.mtime),
+                crate::clock::rfc3339_nanos(now.mtime)
+            )
+        } else if self.ctime != i64::MIN && self.ctime != now.ctime {
+            "it was changed (its change time moved)".to_string()
+        } else {
+            return Ok(());
+        };
+        Err(Error::new(Kind::SourceChanged, format!("can't copy - source file is being updated ({why})")))
+    }
+}
+
+/// Reads a local file's range and, once the range is read, checks that the file is still
+/// the version the listing described (rclone's "source file is being updated").
+struct StableReader {
+    file: File,
+    left: u64,
+    listed: Stamp,
+    path: String,
+}
+
+impl Read for StableReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.file.read(&mut buf[..want])?;
+        self.left -= n as u64;
+        if n == 0 || self.left == 0 {
+            let st = fstat(self.file.as_fd()).map_err(|e| io::Error::from_raw_os_error(e as i32))?;
+            self.listed.check(&Stamp::of(&st)).map_err(|e| io::Error::from(e.with_path(self.path.clone())))?;
+        }
+        Ok(n)
+    }
 }
 
 /// Removes a temporary file unless disarmed.
@@ -426,6 +568,15 @@ impl Remote for LocalRemote {
             let item = item.map_err(|e| self.errno(e, "read directory", dir))?;
             let name = item.file_name().to_bytes();
             if name == b"." || name == b".." {
+                continue;
+            }
+            if is_partial_name(name) {
+                // Ours: never a source file. One a live writer holds is left alone.
+                if let (Ok(mut l), Ok(p)) = (self.leftovers.lock(), dir.join(name))
+                    && l.len() < MAX_LEFTOVERS
+                {
+                    l.push(p);
+                }
                 continue;
             }
             let st = match fstatat(fd.as_fd(), item.file_name(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
@@ -501,18 +652,18 @@ impl Remote for LocalRemote {
         if (SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT) != SFlag::S_IFREG {
             return Err(Error::new(Kind::Io, "not a regular file").with_path(self.shown(path)));
         }
-        if entry.size >= 0 && st.st_size != entry.size {
-            return Err(Error::new(Kind::Io, "file changed size since it was listed")
-                .with_path(self.shown(path))
-                .with_retryable(true));
-        }
+        // The file must still be the one the listing described, and must stay so until
+        // its last byte is read: a file written to meanwhile would be stored torn.
+        let listed = Stamp::of_entry(entry);
+        listed.check(&Stamp::of(&st)).map_err(|e| e.with_path(self.shown(path)))?;
         if offset > 0 {
             f.seek(SeekFrom::Start(offset)).map_err(|e| Error::io("seek", self.shown(path), e))?;
         }
         Ok(Opened {
-            reader: Box::new(f.take(len)),
+            reader: Box::new(StableReader { file: f, left: len, listed, path: self.shown(path) }),
             mtime: Some(st.st_mtime * super::NANOS_PER_SEC + st.st_mtime_nsec),
             meta: super::PosixMeta { mode: Some(st.st_mode & 0o7777), uid: Some(st.st_uid), gid: Some(st.st_gid) },
+            md5: None,
         })
     }
 
@@ -526,13 +677,16 @@ impl Remote for LocalRemote {
         let fd = openat(
             dir.as_fd(),
             OsStr::from_bytes(&tmp),
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::from_bits_truncate(0o666),
         )
         .map_err(|e| self.errno(e, "create", path))?;
         let mut guard = TempGuard { dir: &dir, name: tmp.clone(), armed: true };
+        // Held until the descriptor closes (or the process dies): how a later run tells a
+        // leftover from a file being written.
+        try_lock(fd.as_fd()).map_err(|e| self.errno(e, "lock", path))?;
         let file = File::from(fd);
-        self.write_all_from(&file, src).map_err(|e| e.with_path(self.shown(path)))?;
+        let verified = self.write_all_from(&file, src).map_err(|e| e.with_path(self.shown(path)))?;
         let mtime = match info.mtime {
             Some(t) => t,
             None => src.mtime()?,
@@ -552,8 +706,10 @@ impl Remote for LocalRemote {
         renameat(dir.as_fd(), OsStr::from_bytes(&tmp), dir.as_fd(), OsStr::from_bytes(name))
             .map_err(|e| self.errno(e, "rename into place", path))?;
         guard.armed = false;
-        Self::entry_from_stat(name, &st)
-            .ok_or_else(|| Error::new(Kind::Io, "written file is not a regular file").with_path(self.shown(path)))
+        let mut stored = Self::entry_from_stat(name, &st)
+            .ok_or_else(|| Error::new(Kind::Io, "written file is not a regular file").with_path(self.shown(path)))?;
+        stored.md5 = verified;
+        Ok(stored)
     }
 
     fn set_mod_time(&self, path: &RelPath, _entry: &Entry, mtime: Nanos, _meta: super::PosixMeta) -> Result<()> {
@@ -584,6 +740,31 @@ impl Remote for LocalRemote {
         }
     }
 
+    fn remove_leftovers(&self) -> Result<u64> {
+        let found = std::mem::take(&mut *self.leftovers.lock().map_err(|_| Error::other("lock poisoned"))?);
+        let mut removed = 0;
+        for path in found {
+            let Ok(dir) = self.open_dir(&path.parent(), false) else { continue };
+            let name = OsStr::from_bytes(path.file_name());
+            let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
+            let Ok(fd) = openat(dir.as_fd(), name, flags, Mode::empty()) else { continue };
+            let regular = fstat(fd.as_fd())
+                .is_ok_and(|st| (SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT) == SFlag::S_IFREG);
+            // A writer that is alive holds the lock: only a dead one's file is removed.
+            if !regular || try_lock(fd.as_fd()).is_err() {
+                continue;
+            }
+            match unlinkat(dir.as_fd(), name, UnlinkatFlags::NoRemoveDir) {
+                Ok(()) => {
+                    log::info!("{}: removed a temporary file an interrupted transfer left", self.shown(&path));
+                    removed += 1;
+                }
+                Err(e) => log::warn!("{}: could not remove a leftover temporary file: {}", self.shown(&path), e.desc()),
+            }
+        }
+        Ok(removed)
+    }
+
     fn rmdir(&self, dir: &RelPath) -> Result<()> {
         if dir.is_root() {
             return std::fs::remove_dir(&self.root).map_err(|e| Error::io("remove directory", self.root.display(), e));
@@ -600,8 +781,21 @@ impl Remote for LocalRemote {
     }
 
     fn overlap_key(&self) -> Option<String> {
-        let canon = std::fs::canonicalize(&self.root).ok()?;
-        Some(format!("local:{}", canon.display()))
+        // A root that does not exist yet still lies somewhere: below its nearest existing
+        // ancestor (`sync a a/new` must be refused before `a/new` is created).
+        let mut missing = Vec::new();
+        let mut at = self.root.as_path();
+        let canon = loop {
+            match std::fs::canonicalize(at) {
+                Ok(c) => break c,
+                Err(_) => {
+                    missing.push(at.file_name()?.to_owned());
+                    at = at.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                }
+            }
+        };
+        let full = missing.iter().rev().fold(canon, |p, seg| p.join(seg));
+        Some(format!("local:{}", full.display()))
     }
 
     fn set_dir_mod_time(&self, dir: &RelPath, mtime: Nanos) -> Result<()> {

@@ -10,6 +10,7 @@
 //! Remotes never call the engine; they know nothing about sync decisions.
 
 pub(crate) mod http;
+pub mod kit;
 pub mod layers;
 pub mod local;
 pub mod s3;
@@ -128,6 +129,46 @@ pub trait Source: Send + Sync {
     /// returns it). Empty when there is none.
     fn posix_meta(&self) -> PosixMeta {
         PosixMeta::default()
+    }
+    /// The MD5 the source announced for its whole content (from its listing, its index or
+    /// a reader opened earlier), which a put must match: a destination that assembles the
+    /// data from ranged reads (no single stream the engine could hash) checks the result
+    /// against it before the file appears.
+    fn announced_md5(&self) -> Option<Md5> {
+        None
+    }
+    /// Names this version of the source's data, so that an upload interrupted by a crash
+    /// can be resumed only from the very same data. `None`: the data cannot be told
+    /// apart from another version (or is produced anew each time, like ciphertext with a
+    /// fresh nonce), so interrupted uploads of it start over.
+    fn fingerprint(&self) -> Option<String> {
+        None
+    }
+    /// Open a reader like [`Source::open_at`] whose bytes are only hashed, not
+    /// transferred: not counted as progress, not subject to the bandwidth limit.
+    fn open_for_hash(&self, offset: u64, len: u64) -> Result<Box<dyn Read + Send + '_>> {
+        self.open_at(offset, len)
+    }
+    /// The MD5 of the whole content, reading it if nobody announced one. For uploads that
+    /// must name the digest before sending any data (rclone's `Md5chksum` metadata of a
+    /// multipart upload); the default reads the data once through [`Source::open_for_hash`].
+    fn content_md5(&self) -> Result<Md5> {
+        if let Some(md5) = self.announced_md5() {
+            return Ok(md5);
+        }
+        let mut r = self.open_for_hash(0, self.size())?;
+        let mut h = <md5::Md5 as md5::Digest>::new();
+        let mut buf = vec![0u8; 128 * 1024];
+        loop {
+            let n = match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            md5::Digest::update(&mut h, &buf[..n]);
+        }
+        Ok(md5::Digest::finalize(h).into())
     }
 }
 
@@ -265,6 +306,14 @@ pub trait Remote: Send + Sync {
     /// run; cheap when there is nothing to write.
     fn flush(&self) {}
 
+    /// Remove what interrupted earlier runs left behind and this run came across:
+    /// temporary files of downloads killed midway, unfinished uploads. Called once at the
+    /// end of a run that changes things (never in a dry run); returns how many were
+    /// removed. Never touches anything this remote did not create.
+    fn remove_leftovers(&self) -> Result<u64> {
+        Ok(0)
+    }
+
     /// Requests made so far, by type (e.g. `("HEAD", 3)`), for remotes that talk HTTP.
     fn request_counts(&self) -> Vec<(&'static str, u64)> {
         Vec::new()
@@ -280,4 +329,16 @@ pub struct Opened {
     /// POSIX metadata stored with the object (S3: `X-Amz-Meta-Mode/Uid/Gid` as rclone
     /// writes them with `--metadata`), when the read told it.
     pub meta: PosixMeta,
+    /// The MD5 of the whole object as the server announces it with this read (S3: the
+    /// `ETag` of a single-part object, rclone's `X-Amz-Meta-Md5chksum`), even for a ranged
+    /// read. The engine checks the bytes of a full read against it; a ranged download
+    /// checks the assembled file. `None` when the server tells no digest.
+    pub md5: Option<Md5>,
+}
+
+impl Opened {
+    /// An open object that announces nothing beyond its bytes.
+    pub fn plain(reader: Box<dyn Read + Send>) -> Opened {
+        Opened { reader, mtime: None, meta: PosixMeta::default(), md5: None }
+    }
 }

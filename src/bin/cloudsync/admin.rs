@@ -3,7 +3,6 @@
 
 use crate::daemon::Daemon;
 use clap::{Args, Subcommand};
-use cloudsync::engine::CancelToken;
 use cloudsync::store::Store;
 use cloudsync::task::api::{self, ApiError};
 use cloudsync::task::model::{Caller, PathPolicy};
@@ -264,7 +263,7 @@ pub fn task(cmd: TaskCmd, s: &StoreArgs) -> Result<i32> {
             if let Some(mut daemon) = s.daemon() {
                 return daemon.run_task(id, dry_run);
             }
-            let cancel = CancelToken::new();
+            let cancel = crate::interrupt::token();
             let out = runner::run_task(&store, &s.runner(), id, dry_run, Some(Arc::new(Printer)), cancel)?;
             print(&serde_json::to_value(&out).unwrap_or_default());
             return Ok(match out.state.as_str() {

@@ -3,6 +3,7 @@
 
 mod admin;
 mod daemon;
+mod interrupt;
 
 use clap::{Args, Parser, Subcommand};
 use cloudsync::crypt::check as cryptcheck;
@@ -211,6 +212,7 @@ struct S3Args {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    interrupt::install();
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => log::LevelFilter::Error,
         (false, 0) => log::LevelFilter::Warn,
@@ -220,14 +222,15 @@ fn main() -> ExitCode {
     let term = Arc::new(Term::new());
     let _ = log::set_boxed_logger(Box::new(StderrLogger { level, term: term.clone() }));
     log::set_max_level(level);
-    match run(cli, term.clone()) {
-        Ok(code) => ExitCode::from(code as u8),
+    let code = match run(cli, term.clone()) {
+        Ok(code) => code,
         Err(e) => {
             term.clear();
             eprintln!("cloudsync: {e}");
-            ExitCode::from(e.exit_code() as u8)
+            e.exit_code()
         }
-    }
+    };
+    ExitCode::from(interrupt::exit_code().unwrap_or(code) as u8)
 }
 
 fn run(cli: Cli, term: Arc<Term>) -> Result<i32> {
@@ -290,6 +293,7 @@ fn run(cli: Cli, term: Arc<Term>) -> Result<i32> {
         max_delete: args.max_delete,
         retries: args.retries.max(1),
         observer: Arc::new(CliObserver { term: term.clone(), show_progress }),
+        cancel: interrupt::token(),
         ..SyncOptions::default()
     };
     let report = engine::run(src.as_ref(), dst.as_ref(), &opts);

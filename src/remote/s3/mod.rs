@@ -19,10 +19,12 @@ pub mod time;
 pub mod xml;
 
 use self::client::{Body, Client, ClientConfig, Op, Request, header, read_body};
+use super::kit::paginate::PageGuard;
 use super::{Entry, EntryKind, Extra, Features, Md5, Nanos, Opened, PutInfo, Remote, RootState, Source};
 use crate::error::{Error, Kind, Result};
-use crate::index::{Index, ObjectMeta};
+use crate::index::{Index, ObjectMeta, UploadRecord};
 use crate::path::{RelPath, decode_key_segment, display_bytes, encode_key_segment};
+use crate::process::Owner;
 use base64::Engine as _;
 use md5::Digest;
 use std::io::Read;
@@ -91,6 +93,36 @@ fn md5_from_etag(etag: &str) -> Option<Md5> {
 }
 
 /// A Content-Type from the file extension; the default otherwise.
+/// The content MD5 that a GET or HEAD answer tells: the `ETag` of a single-part object
+/// (unless SSE-KMS or SSE-C made it something else), else rclone's `Md5chksum` metadata
+/// (what it stores with multipart uploads).
+fn announced_md5<'r>(get: impl Fn(&str) -> Option<&'r str>) -> Option<Md5> {
+    let etag_is_md5 = get("x-amz-server-side-encryption").is_none_or(|v| v.eq_ignore_ascii_case("AES256"))
+        && get("x-amz-server-side-encryption-customer-algorithm").is_none();
+    etag_is_md5.then(|| get("etag").and_then(md5_from_etag)).flatten().or_else(|| {
+        get("x-amz-meta-md5chksum")
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+            .and_then(|v| v.try_into().ok())
+    })
+}
+
+/// Feeds `io::copy` into a hasher.
+struct HashSink<'h>(&'h mut md5::Md5);
+
+impl std::io::Write for HashSink<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
 fn content_type(name: &[u8]) -> &'static str {
     let ext = name.rsplit(|&b| b == b'.').next().map(|e| e.to_ascii_lowercase()).unwrap_or_default();
     match ext.as_slice() {
@@ -217,11 +249,7 @@ impl S3Remote {
             .or(entry.extra.server_time)
             .or_else(|| header(&resp, "last-modified").and_then(time::parse_http_date))
             .ok_or_else(|| Error::new(Kind::Protocol, "object has no modification time").with_path(self.shown(path)))?;
-        let md5 = entry.md5.or_else(|| header(&resp, "etag").and_then(md5_from_etag)).or_else(|| {
-            header(&resp, "x-amz-meta-md5chksum")
-                .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
-                .and_then(|v| v.try_into().ok())
-        });
+        let md5 = entry.md5.or_else(|| announced_md5(|name| header(&resp, name)));
         if let Some(etag) = &entry.extra.etag {
             self.remember(
                 path,
@@ -288,14 +316,25 @@ impl S3Remote {
             .header("content-type", ctype)
             .header("x-amz-meta-mtime", time::format_mtime(mtime));
         req = with_posix_meta(req, posix_of(info));
-        if let Some(md5) = info.md5 {
-            req = req.header("x-amz-meta-md5chksum", base64::engine::general_purpose::STANDARD.encode(md5));
-        }
+        // A multipart ETag is no MD5: record the content's MD5 as rclone does, so that
+        // rclone and later runs can verify the object by content. Unless the index knew it,
+        // this reads the source once before the upload (rclone does the same).
+        let content_md5 = match info.md5 {
+            Some(md5) => md5,
+            None => src.content_md5()?,
+        };
+        req = req.header("x-amz-meta-md5chksum", base64::engine::general_purpose::STANDARD.encode(content_md5));
         let req = self.storage_headers(req, None);
-        let mut resp = self.client.send(&req)?;
-        let upload_id = xml::parse_upload_id(&read_body(&mut resp, MIB)?)?;
-
         let results: Vec<Mutex<Option<(String, Md5)>>> = (0..parts).map(|_| Mutex::new(None)).collect();
+        let upload_id = match self.resume_upload(key, src, chunk, &results)? {
+            Some(id) => id,
+            None => {
+                let mut resp = self.client.send(&req)?;
+                let id = xml::parse_upload_id(&read_body(&mut resp, MIB)?)?;
+                self.journal_start(key, &id, src, chunk);
+                id
+            }
+        };
         let next = AtomicU64::new(0);
         let failed: Mutex<Option<Error>> = Mutex::new(None);
         let workers = (self.opts.upload_concurrency.max(1) as u64).min(parts);
@@ -309,6 +348,9 @@ impl S3Remote {
                         let i = next.fetch_add(1, Relaxed);
                         if i >= parts {
                             return;
+                        }
+                        if results[i as usize].lock().map(|r| r.is_some()).unwrap_or(false) {
+                            continue; // stored by the interrupted upload this one resumes
                         }
                         let offset = i * chunk;
                         let len = chunk.min(size - offset);
@@ -362,17 +404,131 @@ impl S3Remote {
                 )
                 .with_retryable(true));
             }
-            Ok((etag, info.md5))
+            Ok((etag, Some(content_md5)))
         };
         let result = finish();
         if result.is_err() {
-            let abort = Request::new(Op::Delete, "DELETE", Some(&self.opts.bucket), Some(key))
-                .query("uploadId", upload_id.as_str());
-            if let Err(e) = self.client.send(&abort) {
-                log::warn!("{}: could not abort the multipart upload: {e}", key);
-            }
+            self.abort_upload(key, &upload_id);
+        } else if let Some(index) = &self.index {
+            index.journal_end(&self.remote_id, key, &upload_id);
         }
         result
+    }
+
+    /// Abort a multipart upload and forget it (a failed abort stays in the journal, for
+    /// the next run to try again).
+    fn abort_upload(&self, key: &str, upload_id: &str) {
+        let abort = Request::new(Op::Delete, "DELETE", Some(&self.opts.bucket), Some(key)).query("uploadId", upload_id);
+        match self.client.send(&abort) {
+            Ok(_) => {}
+            Err(e) if e.http_status() == Some(404) => {} // gone already
+            Err(e) => {
+                log::warn!("{}: could not abort the multipart upload: {e}", key);
+                return;
+            }
+        }
+        if let Some(index) = &self.index {
+            index.journal_end(&self.remote_id, key, upload_id);
+        }
+    }
+
+    fn journal_start(&self, key: &str, upload_id: &str, src: &dyn Source, chunk: u64) {
+        let Some(index) = &self.index else { return };
+        let rec = UploadRecord {
+            key: key.to_string(),
+            session: upload_id.to_string(),
+            source: src.fingerprint().unwrap_or_default(),
+            part_size: chunk,
+            started: now_secs(),
+            owner: Owner::me(),
+        };
+        if let Err(e) = index.journal_start(&self.remote_id, &rec) {
+            log::warn!("{key}: the upload is not journaled, a crash would leave it behind: {e}");
+        }
+    }
+
+    /// Take up the interrupted upload of the same source version to `key`, if one is
+    /// journaled: its parts that hold exactly the bytes the source has now (same size and
+    /// MD5 as read again locally) are kept in `results`. Every other session of `key` whose
+    /// owner is gone is aborted. Returns the upload id to continue.
+    fn resume_upload(
+        &self,
+        key: &str,
+        src: &dyn Source,
+        chunk: u64,
+        results: &[Mutex<Option<(String, Md5)>>],
+    ) -> Result<Option<String>> {
+        let Some(index) = &self.index else { return Ok(None) };
+        let me = Owner::me();
+        let fingerprint = src.fingerprint();
+        let size = src.size();
+        let mut resumed = None;
+        for rec in index.journal(&self.remote_id, Some(key)) {
+            if rec.owner != me && rec.owner.alive() {
+                continue; // another running process's upload
+            }
+            let same = fingerprint.as_deref().is_some_and(|f| !f.is_empty() && f == rec.source);
+            if resumed.is_none() && same && rec.part_size == chunk {
+                let listed = match self.list_parts(key, &rec.session) {
+                    Ok(l) => l,
+                    Err(e) if e.http_status() == Some(404) => {
+                        index.journal_end(&self.remote_id, key, &rec.session);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                let (mut kept, mut kept_bytes) = (0u64, 0u64);
+                for (number, etag, part_size) in listed {
+                    let Some(slot) = number.checked_sub(1).and_then(|i| results.get(i as usize)) else { continue };
+                    let offset = (number - 1) * chunk;
+                    let len = chunk.min(size - offset);
+                    let Some(stored) = md5_from_etag(&etag).filter(|_| part_size == len) else { continue };
+                    let mut h = md5::Md5::new();
+                    std::io::copy(&mut src.open_for_hash(offset, len)?, &mut HashSink(&mut h))?;
+                    let md5: Md5 = h.finalize().into();
+                    if md5 == stored
+                        && let Ok(mut slot) = slot.lock()
+                    {
+                        *slot = Some((etag, md5));
+                        kept += 1;
+                        kept_bytes += len;
+                    }
+                }
+                let _ = index.journal_start(&self.remote_id, &UploadRecord { owner: me, ..rec.clone() });
+                log::info!(
+                    "{}: resuming an interrupted upload: {kept} of {} parts ({kept_bytes} bytes) are stored already",
+                    key,
+                    results.len()
+                );
+                resumed = Some(rec.session);
+                continue;
+            }
+            self.abort_upload(key, &rec.session);
+        }
+        Ok(resumed)
+    }
+
+    /// The parts of an unfinished upload: (number, ETag, size).
+    fn list_parts(&self, key: &str, upload_id: &str) -> Result<Vec<(u64, String, u64)>> {
+        let mut out = Vec::new();
+        let mut guard = PageGuard::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let mut req = Request::new(Op::List, "GET", Some(&self.opts.bucket), Some(key))
+                .query("uploadId", upload_id)
+                .query("max-parts", "1000");
+            if let Some(m) = &marker {
+                req = req.query("part-number-marker", m.as_str());
+            }
+            let mut resp = self.client.send(&req)?;
+            let page = xml::parse_parts(&read_body(&mut resp, 16 * MIB)?)?;
+            let items = page.parts.len();
+            out.extend(page.parts);
+            marker = guard.next(page.truncated, items, page.next_marker.as_deref())?;
+            if marker.is_none() {
+                return Ok(out);
+            }
+        }
     }
 
     fn upload_part(
@@ -480,10 +636,12 @@ impl Remote for S3Remote {
         let known = self.index.as_ref().map(|i| i.object_dir(&self.remote_id, &self.key(dir))).unwrap_or_default();
         let mut out = Vec::new();
         let mut token: Option<String> = None;
+        let mut guard = PageGuard::new();
         loop {
             let page = self
                 .list_page(&prefix, self.opts.list_chunk, token.as_deref())
                 .map_err(|e| e.with_path(self.shown(dir)))?;
+            let items = page.objects.len() + page.prefixes.len();
             for o in page.objects {
                 let Some(rest) = o.key.strip_prefix(&prefix) else {
                     continue;
@@ -533,15 +691,11 @@ impl Remote for S3Remote {
                 }
                 out.push(Entry::dir(name, None));
             }
-            if !page.truncated {
+            token = guard
+                .next(page.truncated, items, page.next_token.as_deref())
+                .map_err(|e| e.with_path(self.shown(dir)).with_remote(self.describe()))?;
+            if token.is_none() {
                 break;
-            }
-            match page.next_token {
-                Some(t) => token = Some(t),
-                None => {
-                    return Err(Error::new(Kind::Protocol, "the listing is truncated but has no continuation token")
-                        .with_path(self.shown(dir)));
-                }
             }
         }
         Ok(out)
@@ -588,9 +742,14 @@ impl Remote for S3Remote {
                     reader: Box::new(std::io::empty()),
                     mtime: entry.mtime,
                     meta: crate::remote::PosixMeta::default(),
+                    md5: entry.md5,
                 });
             }
             req = req.header("range", format!("bytes={}-{}", offset, offset + len - 1));
+            // Every range of one download must come from the same version of the object.
+            if let Some(etag) = entry.extra.etag.as_deref().filter(|e| !e.is_empty()) {
+                req = req.header("if-match", etag);
+            }
         }
         let resp = self.client.send(&req).map_err(|e| e.with_path(self.shown(path)))?;
         let status = resp.status().as_u16();
@@ -625,7 +784,8 @@ impl Remote for S3Remote {
             );
         }
         let meta = posix_meta_from(|name| header(&resp, name));
-        Ok(Opened { reader: Box::new(resp.into_body().into_reader()), mtime, meta })
+        let md5 = entry.md5.or_else(|| announced_md5(|name| header(&resp, name)));
+        Ok(Opened { reader: Box::new(resp.into_body().into_reader()), mtime, meta, md5 })
     }
 
     fn put(&self, path: &RelPath, src: &dyn Source, info: &PutInfo) -> Result<Entry> {
@@ -774,6 +934,22 @@ impl Remote for S3Remote {
             return self.create_bucket();
         }
         Ok(())
+    }
+
+    fn remove_leftovers(&self) -> Result<u64> {
+        let Some(index) = &self.index else { return Ok(0) };
+        let me = Owner::me();
+        let mut removed = 0;
+        for rec in index.journal(&self.remote_id, None) {
+            let mine = rec.key.starts_with(&self.opts.prefix);
+            if !mine || (rec.owner != me && rec.owner.alive()) {
+                continue;
+            }
+            log::info!("{}: aborting an upload an interrupted run left unfinished", rec.key);
+            self.abort_upload(&rec.key, &rec.session);
+            removed += 1;
+        }
+        Ok(removed)
     }
 
     fn flush(&self) {

@@ -164,6 +164,33 @@ pub fn parse_list(body: &[u8]) -> Result<ListPage> {
     Ok(ListPage { objects, prefixes, next_token, truncated })
 }
 
+/// One page of ListParts: (part number, ETag, size) per part, and the marker of the next
+/// page when truncated.
+pub struct PartsPage {
+    pub parts: Vec<(u64, String, u64)>,
+    pub truncated: bool,
+    pub next_marker: Option<String>,
+}
+
+pub fn parse_parts(body: &[u8]) -> Result<PartsPage> {
+    let root = parse(body)?;
+    if root.name != "ListPartsResult" {
+        return Err(bad(format!("expected ListPartsResult, got {}", root.name)));
+    }
+    let mut parts = Vec::new();
+    for p in root.children("Part") {
+        let number =
+            p.text_of("PartNumber").and_then(|n| n.trim().parse().ok()).ok_or_else(|| bad("bad PartNumber"))?;
+        let size = p.text_of("Size").and_then(|n| n.trim().parse().ok()).ok_or_else(|| bad("bad part Size"))?;
+        parts.push((number, p.text_of("ETag").unwrap_or_default().to_string(), size));
+    }
+    Ok(PartsPage {
+        parts,
+        truncated: root.text_of("IsTruncated").is_some_and(|t| t.trim() == "true"),
+        next_marker: root.text_of("NextPartNumberMarker").map(|t| t.trim().to_string()),
+    })
+}
+
 pub fn parse_upload_id(body: &[u8]) -> Result<String> {
     let root = parse(body)?;
     root.text_of("UploadId").filter(|s| !s.is_empty()).map(str::to_string).ok_or_else(|| bad("no UploadId"))
