@@ -95,7 +95,11 @@ impl Index {
              CREATE TABLE IF NOT EXISTS upload_journal (
                 remote TEXT NOT NULL, key TEXT NOT NULL, session TEXT NOT NULL, source TEXT NOT NULL,
                 part_size INTEGER NOT NULL, started INTEGER NOT NULL, owner_pid INTEGER NOT NULL,
-                owner_start INTEGER NOT NULL, PRIMARY KEY (remote, key, session)) WITHOUT ROWID;",
+                owner_start INTEGER NOT NULL, PRIMARY KEY (remote, key, session)) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS upload_parts (
+                remote TEXT NOT NULL, key TEXT NOT NULL, session TEXT NOT NULL, number INTEGER NOT NULL,
+                etag TEXT NOT NULL, md5 BLOB NOT NULL, size INTEGER NOT NULL,
+                PRIMARY KEY (remote, key, session, number)) WITHOUT ROWID;",
         )?;
         Ok(Index { conn: Mutex::new(conn), pending: Mutex::new(Vec::new()) })
     }
@@ -289,6 +293,16 @@ pub struct UploadRecord {
     pub owner: crate::process::Owner,
 }
 
+/// One stored part of a journaled upload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JournalPart {
+    pub number: u64,
+    /// What the server answered for it (needed to complete the upload).
+    pub etag: String,
+    pub md5: Md5,
+    pub size: u64,
+}
+
 impl Index {
     /// Record an upload session at once (not batched: it must survive a kill -9 that
     /// follows immediately).
@@ -314,14 +328,51 @@ impl Index {
 
     /// The session is over (completed or aborted).
     pub fn journal_end(&self, remote: &str, key: &str, session: &str) {
-        if let Ok(conn) = self.conn.lock()
-            && let Err(e) = conn.execute(
-                "DELETE FROM upload_journal WHERE remote = ?1 AND key = ?2 AND session = ?3",
-                params![remote, key, session],
-            )
-        {
-            log::warn!("upload journal: {e}");
+        if let Ok(conn) = self.conn.lock() {
+            for table in ["upload_journal", "upload_parts"] {
+                if let Err(e) = conn.execute(
+                    &format!("DELETE FROM {table} WHERE remote = ?1 AND key = ?2 AND session = ?3"),
+                    params![remote, key, session],
+                ) {
+                    log::warn!("upload journal: {e}");
+                }
+            }
         }
+    }
+
+    /// A part the server acknowledged and that verified (its ETag or checksum matched the
+    /// bytes sent): a resumed upload keeps it if the source still has these bytes there.
+    pub fn journal_part(&self, remote: &str, key: &str, session: &str, part: &JournalPart) -> Result<()> {
+        let conn = self.conn.lock().map_err(|_| Error::other("index lock poisoned"))?;
+        conn.execute(
+            "INSERT OR REPLACE INTO upload_parts (remote, key, session, number, etag, md5, size)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![remote, key, session, part.number as i64, part.etag, part.md5.to_vec(), part.size as i64],
+        )
+        .map_err(|e| Error::new(Kind::Io, format!("upload journal: {e}")))?;
+        Ok(())
+    }
+
+    /// The verified parts of a session, by number.
+    pub fn journal_parts(&self, remote: &str, key: &str, session: &str) -> Vec<JournalPart> {
+        let Ok(conn) = self.conn.lock() else { return Vec::new() };
+        conn.prepare_cached(
+            "SELECT number, etag, md5, size FROM upload_parts WHERE remote = ?1 AND key = ?2 AND session = ?3
+             ORDER BY number",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_map(params![remote, key, session], |r| {
+                let md5: Vec<u8> = r.get(2)?;
+                Ok(JournalPart {
+                    number: r.get::<_, i64>(0)? as u64,
+                    etag: r.get(1)?,
+                    md5: md5.try_into().unwrap_or_default(),
+                    size: r.get::<_, i64>(3)? as u64,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .unwrap_or_default()
     }
 
     /// Sessions of `remote` (all keys when `key` is `None`), oldest first.
@@ -422,7 +473,11 @@ mod tests {
         idx.journal_start("s3:other", &rec("a", "u3", 1)).unwrap();
         assert_eq!(idx.journal("s3:b", None), vec![rec("b", "u2", 1), rec("a", "u1", 2)]);
         assert_eq!(idx.journal("s3:b", Some("a")), vec![rec("a", "u1", 2)]);
+        let part = JournalPart { number: 2, etag: "\"e\"".into(), md5: [7; 16], size: 5 };
+        idx.journal_part("s3:b", "a", "u1", &part).unwrap();
+        assert_eq!(idx.journal_parts("s3:b", "a", "u1"), vec![part]);
         idx.journal_end("s3:b", "a", "u1");
+        assert!(idx.journal_parts("s3:b", "a", "u1").is_empty());
         assert_eq!(idx.journal("s3:b", Some("a")), vec![]);
         assert_eq!(idx.journal("s3:other", None).len(), 1);
     }

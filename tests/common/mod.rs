@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fake;
+pub mod faults;
 
 use cloudsync::engine::{self, FileAction, FileEvent, Mode, Observer, Report, SyncOptions};
 use cloudsync::error::Result;

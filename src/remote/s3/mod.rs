@@ -22,7 +22,7 @@ use self::client::{Body, Client, ClientConfig, Op, Request, header, read_body};
 use super::kit::paginate::PageGuard;
 use super::{Entry, EntryKind, Extra, Features, Md5, Nanos, Opened, PutInfo, Remote, RootState, Source};
 use crate::error::{Error, Kind, Result};
-use crate::index::{Index, ObjectMeta, UploadRecord};
+use crate::index::{Index, JournalPart, ObjectMeta, UploadRecord};
 use crate::path::{RelPath, decode_key_segment, display_bytes, encode_key_segment};
 use crate::process::Owner;
 use base64::Engine as _;
@@ -356,6 +356,12 @@ impl S3Remote {
                         let len = chunk.min(size - offset);
                         match self.upload_part(key, &upload_id, i + 1, src, offset, len) {
                             Ok(r) => {
+                                if let Some(index) = &self.index {
+                                    let part = JournalPart { number: i + 1, etag: r.0.clone(), md5: r.1, size: len };
+                                    if let Err(e) = index.journal_part(&self.remote_id, key, &upload_id, &part) {
+                                        log::warn!("{key}: {e}");
+                                    }
+                                }
                                 if let Ok(mut slot) = results[i as usize].lock() {
                                     *slot = Some(r);
                                 }
@@ -477,19 +483,29 @@ impl S3Remote {
                     }
                     Err(e) => return Err(e),
                 };
+                // A part is kept when the server still has it (same size, same ETag where
+                // the listing tells one), the journal recorded it as verified, and the
+                // source still holds the same bytes there (read again locally).
+                let on_server: std::collections::HashMap<u64, (String, u64)> =
+                    listed.into_iter().map(|(n, etag, size)| (n, (etag, size))).collect();
                 let (mut kept, mut kept_bytes) = (0u64, 0u64);
-                for (number, etag, part_size) in listed {
-                    let Some(slot) = number.checked_sub(1).and_then(|i| results.get(i as usize)) else { continue };
-                    let offset = (number - 1) * chunk;
+                for part in index.journal_parts(&self.remote_id, key, &rec.session) {
+                    let Some(slot) = part.number.checked_sub(1).and_then(|i| results.get(i as usize)) else { continue };
+                    let offset = (part.number - 1) * chunk;
                     let len = chunk.min(size - offset);
-                    let Some(stored) = md5_from_etag(&etag).filter(|_| part_size == len) else { continue };
+                    let present = on_server.get(&part.number).is_some_and(|(etag, stored)| {
+                        *stored == len && (etag.is_empty() || etag.trim_matches('"') == part.etag.trim_matches('"'))
+                    });
+                    if !present || part.size != len {
+                        continue;
+                    }
                     let mut h = md5::Md5::new();
                     std::io::copy(&mut src.open_for_hash(offset, len)?, &mut HashSink(&mut h))?;
                     let md5: Md5 = h.finalize().into();
-                    if md5 == stored
+                    if md5 == part.md5
                         && let Ok(mut slot) = slot.lock()
                     {
-                        *slot = Some((etag, md5));
+                        *slot = Some((part.etag, md5));
                         kept += 1;
                         kept_bytes += len;
                     }
