@@ -850,18 +850,17 @@ impl Source for EngineSource<'_, '_> {
     }
 
     fn fingerprint(&self) -> Option<String> {
+        // A local file: its stamp (inode and change time too). An object: its ETag, else
+        // the server's own time of its last write.
         let e = self.entry;
-        if e.extra.ino == 0 && e.extra.etag.is_none() {
-            return None;
+        if e.extra.ino != 0 {
+            return Some(format!("file:{}:{}:{}:{}", e.size, e.mtime?, e.extra.ino, e.extra.ctime));
         }
-        Some(format!(
-            "{}:{}:{}:{}:{}",
-            e.size,
-            e.mtime?,
-            e.extra.ino,
-            e.extra.ctime,
-            e.extra.etag.as_deref().unwrap_or("")
-        ))
+        match (e.extra.etag.as_deref().filter(|t| !t.is_empty()), e.extra.server_time) {
+            (Some(etag), _) => Some(format!("etag:{}:{etag}", e.size)),
+            (None, Some(t)) => Some(format!("time:{}:{t}", e.size)),
+            (None, None) => None,
+        }
     }
 
     fn announced_md5(&self) -> Option<Md5> {

@@ -19,6 +19,8 @@ pub struct Seen {
     pub query: String,
     /// The status sent back (0 when the connection was cut before an answer).
     pub status: u16,
+    /// The request's Range header, if any.
+    pub range: Option<String>,
 }
 
 impl Seen {
@@ -212,7 +214,8 @@ fn serve(conn: TcpStream, upstream: &str, rules: &Mutex<Vec<Rule>>, seen: &Mutex
             .split_once('?')
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .unwrap_or((target.clone(), String::new()));
-        let mut s = Seen { method: method.clone(), path, query, status: 0 };
+        let range = head.get("range").map(str::to_string);
+        let mut s = Seen { method: method.clone(), path, query, status: 0, range };
         let fault = {
             let mut rules = rules.lock().unwrap();
             rules.iter_mut().find(|r| r.left > 0 && (r.matches)(&s)).map(|r| {

@@ -12,8 +12,9 @@
 
 use super::{Entry, EntryKind, Extra, Features, Md5, Nanos, Opened, PutInfo, Remote, RootState, Source};
 use crate::error::{Error, Kind, Result};
-use crate::index::{FileKey, Index};
+use crate::index::{FileKey, Index, UploadRecord};
 use crate::path::{RelPath, display_bytes};
+use crate::process::Owner;
 use md5::Digest;
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, openat, renameat};
@@ -28,6 +29,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+
+mod chunked;
 
 /// Files at least this large are downloaded with several ranged streams in parallel.
 const MULTI_THREAD_CUTOFF: u64 = 256 * 1024 * 1024;
@@ -266,28 +269,14 @@ impl LocalRemote {
         1
     }
 
-    /// Write the source into `file`. A single stream is verified by whoever reads it (the
-    /// engine hashes it); ranged streams in parallel are checked here, by hashing the
-    /// written file against the digest the source announced. Returns that digest when
-    /// this check ran.
+    /// Write the source into `file`, without a journal. A single stream is verified by
+    /// whoever reads it (the engine hashes it); a large file is fetched as parallel ranged
+    /// streams and checked here. Returns the digest when it was checked here.
     fn write_all_from(&self, file: &File, src: &dyn Source) -> Result<Option<Md5>> {
         let size = src.size();
         if size >= MULTI_THREAD_CUTOFF {
-            self.write_parallel(file, src)?;
-            let Some(expected) = src.announced_md5() else { return Ok(None) };
-            let got = hash_file(file)?;
-            if got != expected {
-                return Err(Error::new(
-                    Kind::Corrupted,
-                    format!(
-                        "corrupted on transfer: md5 hashes differ src({}) vs dst({})",
-                        hex::encode(expected),
-                        hex::encode(got)
-                    ),
-                )
-                .with_retryable(true));
-            }
-            return Ok(Some(got));
+            file.set_len(size)?;
+            return chunked::write_chunks(file, src, &vec![None; size.div_ceil(chunked::CHUNK) as usize], None);
         }
         let mut reader = src.open_at(0, size)?;
         // The copy buffer already batches writes: no second buffer.
@@ -299,49 +288,62 @@ impl LocalRemote {
         Ok(None)
     }
 
-    /// Ranged streams written in parallel with positional writes.
-    fn write_parallel(&self, file: &File, src: &dyn Source) -> Result<()> {
-        let size = src.size();
-        file.set_len(size)?;
-        let chunk = size.div_ceil(MULTI_THREAD_STREAMS).next_multiple_of(1024 * 1024);
-        std::thread::scope(|s| {
-            let mut handles = Vec::new();
-            let mut offset = 0;
-            while offset < size {
-                let len = chunk.min(size - offset);
-                let start = offset;
-                handles.push(s.spawn(move || -> Result<()> {
-                    let mut reader = src.open_at(start, len)?;
-                    let mut buf = vec![0u8; COPY_BUF];
-                    let mut pos = start;
-                    let end = start + len;
-                    loop {
-                        let n = read_retry(&mut reader, &mut buf)?;
-                        if n == 0 {
-                            break;
-                        }
-                        if pos + n as u64 > end {
-                            return Err(Error::new(Kind::Corrupted, "source delivered more data than announced"));
-                        }
-                        file.write_all_at(&buf[..n], pos)?;
-                        pos += n as u64;
-                    }
-                    if pos != end {
-                        return Err(short_source(pos - start, len));
-                    }
-                    Ok(())
-                }));
-                offset += len;
+    /// The journal of a download that can be resumed: large enough, a source that names
+    /// its version, and an index to keep the journal in.
+    fn journal_key(&self, path: &RelPath, src: &dyn Source) -> Option<(&Index, String, String)> {
+        let index = self.index.as_deref()?;
+        if src.size() < chunked::RESUMABLE_MIN {
+            return None;
+        }
+        Some((index, src.fingerprint()?, hex::encode(path.as_bytes())))
+    }
+
+    fn journal_remote(&self) -> String {
+        format!("local:{}", self.index_root)
+    }
+
+    /// Take up the temporary file of an interrupted download of the same source version:
+    /// (its name, the open file, the chunks that still verify). Temporary files of other
+    /// versions whose writer is gone are removed, with their journal entries.
+    fn reopen_partial(
+        &self,
+        dir: &OwnedFd,
+        index: &Index,
+        key: &str,
+        source: &str,
+        size: u64,
+    ) -> Option<(Vec<u8>, File, Vec<Option<Md5>>)> {
+        let remote = self.journal_remote();
+        let me = Owner::me();
+        let mut resumed = None;
+        for rec in index.journal(&remote, Some(key)) {
+            if rec.owner != me && rec.owner.alive() {
+                continue; // another process is writing it
             }
-            let mut first_err = None;
-            for h in handles {
-                let r = h.join().unwrap_or_else(|_| Err(Error::other("download worker panicked")));
-                if let Err(e) = r {
-                    first_err.get_or_insert(e);
-                }
+            let name = hex::decode(&rec.session).unwrap_or_default();
+            let flags = OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+            let opened = (!name.is_empty() && is_partial_name(&name))
+                .then(|| openat(dir.as_fd(), OsStr::from_bytes(&name), flags, Mode::empty()).ok())
+                .flatten();
+            let Some(fd) = opened else {
+                index.journal_end(&remote, key, &rec.session);
+                continue;
+            };
+            if try_lock(fd.as_fd()).is_err() {
+                continue; // held by a writer after all
             }
-            first_err.map_or(Ok(()), Err)
-        })
+            let file = File::from(fd);
+            let fits = file.metadata().is_ok_and(|m| m.is_file() && m.len() == size);
+            if resumed.is_some() || rec.source != source || rec.part_size != chunked::CHUNK || !fits {
+                let _ = unlinkat(dir.as_fd(), OsStr::from_bytes(&name), UnlinkatFlags::NoRemoveDir);
+                index.journal_end(&remote, key, &rec.session);
+                continue;
+            }
+            let kept = chunked::verified_chunks(&file, size, &index.journal_parts(&remote, key, &rec.session));
+            let _ = index.journal_start(&remote, &UploadRecord { owner: me, ..rec.clone() });
+            resumed = Some((name, file, kept));
+        }
+        resumed
     }
 }
 
@@ -673,20 +675,80 @@ impl Remote for LocalRemote {
         }
         let dir = self.open_dir(&path.parent(), true)?;
         let name = path.file_name();
-        let tmp = partial_name(name);
-        let fd = openat(
-            dir.as_fd(),
-            OsStr::from_bytes(&tmp),
-            OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o666),
-        )
-        .map_err(|e| self.errno(e, "create", path))?;
+        let size = src.size();
+        let journal_key = self.journal_key(path, src);
+        let reopened =
+            journal_key.as_ref().and_then(|(index, source, key)| self.reopen_partial(&dir, index, key, source, size));
+        let resuming = reopened.is_some();
+        let (tmp, file, kept) = match reopened {
+            Some(r) => r,
+            None => {
+                let tmp = partial_name(name);
+                let fd = openat(
+                    dir.as_fd(),
+                    OsStr::from_bytes(&tmp),
+                    OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::from_bits_truncate(0o666),
+                )
+                .map_err(|e| self.errno(e, "create", path))?;
+                // Held until the descriptor closes (or the process dies): how a later run
+                // tells a leftover from a file being written.
+                if let Err(e) = try_lock(fd.as_fd()) {
+                    let _ = unlinkat(dir.as_fd(), OsStr::from_bytes(&tmp), UnlinkatFlags::NoRemoveDir);
+                    return Err(self.errno(e, "lock", path));
+                }
+                (tmp, File::from(fd), Vec::new())
+            }
+        };
         let mut guard = TempGuard { dir: &dir, name: tmp.clone(), armed: true };
-        // Held until the descriptor closes (or the process dies): how a later run tells a
-        // leftover from a file being written.
-        try_lock(fd.as_fd()).map_err(|e| self.errno(e, "lock", path))?;
-        let file = File::from(fd);
-        let verified = self.write_all_from(&file, src).map_err(|e| e.with_path(self.shown(path)))?;
+        let journal = journal_key.map(|(index, source, key)| {
+            let j = chunked::Journal { index, remote: self.journal_remote(), key, session: hex::encode(&tmp) };
+            if !resuming {
+                let rec = UploadRecord {
+                    key: j.key.clone(),
+                    session: j.session.clone(),
+                    source,
+                    part_size: chunked::CHUNK,
+                    started: chrono::Utc::now().timestamp(),
+                    owner: Owner::me(),
+                };
+                if let Err(e) = index.journal_start(&j.remote, &rec) {
+                    log::warn!("{}: the download is not journaled, it cannot resume: {e}", self.shown(path));
+                }
+            }
+            j
+        });
+        let written = match &journal {
+            Some(j) => {
+                if resuming {
+                    let have = kept.iter().filter(|k| k.is_some()).count() as u64 * chunked::CHUNK;
+                    log::info!(
+                        "{}: resuming an interrupted download ({} bytes kept)",
+                        self.shown(path),
+                        have.min(size)
+                    );
+                }
+                file.set_len(size).map_err(|e| Error::io("resize", self.shown(path), e))?;
+                let kept = if kept.is_empty() { vec![None; size.div_ceil(chunked::CHUNK) as usize] } else { kept };
+                chunked::write_chunks(&file, src, &kept, Some(j))
+            }
+            None => self.write_all_from(&file, src),
+        };
+        let verified = match written {
+            Ok(v) => v,
+            Err(e) => {
+                // A journaled download that failed for any reason but bad data stays for
+                // the next try to resume; the next run removes it if nothing resumes it.
+                if let Some(j) = &journal {
+                    if e.kind() == Kind::Corrupted {
+                        j.index.journal_end(&j.remote, &j.key, &j.session);
+                    } else {
+                        guard.armed = false;
+                    }
+                }
+                return Err(e.with_path(self.shown(path)));
+            }
+        };
         let mtime = match info.mtime {
             Some(t) => t,
             None => src.mtime()?,
@@ -699,13 +761,16 @@ impl Remote for LocalRemote {
         nix::sys::stat::futimens(file.as_fd(), &UTIME_OMIT, &ts(mtime))
             .map_err(|e| self.errno(e, "set modification time", path))?;
         let st = fstat(file.as_fd()).map_err(|e| self.errno(e, "stat", path))?;
-        if st.st_size as u64 != src.size() {
+        if st.st_size as u64 != size {
             return Err(Error::new(Kind::Corrupted, "corrupted on transfer: sizes differ").with_path(self.shown(path)));
         }
         drop(file);
         renameat(dir.as_fd(), OsStr::from_bytes(&tmp), dir.as_fd(), OsStr::from_bytes(name))
             .map_err(|e| self.errno(e, "rename into place", path))?;
         guard.armed = false;
+        if let Some(j) = &journal {
+            j.index.journal_end(&j.remote, &j.key, &j.session);
+        }
         let mut stored = Self::entry_from_stat(name, &st)
             .ok_or_else(|| Error::new(Kind::Io, "written file is not a regular file").with_path(self.shown(path)))?;
         stored.md5 = verified;
@@ -758,6 +823,13 @@ impl Remote for LocalRemote {
                 Ok(()) => {
                     log::info!("{}: removed a temporary file an interrupted transfer left", self.shown(&path));
                     removed += 1;
+                    if let Some(index) = &self.index {
+                        let session = hex::encode(path.file_name());
+                        let remote = self.journal_remote();
+                        for rec in index.journal(&remote, None).into_iter().filter(|r| r.session == session) {
+                            index.journal_end(&remote, &rec.key, &rec.session);
+                        }
+                    }
                 }
                 Err(e) => log::warn!("{}: could not remove a leftover temporary file: {}", self.shown(&path), e.desc()),
             }
