@@ -195,6 +195,33 @@ impl Index {
         self.push(Pending::Object { remote: remote.into(), dir: dir.into(), name: name.into(), meta });
     }
 
+    /// Forget an object at once and durably, before it is overwritten: a crash between
+    /// the overwrite and the next flush must not leave the old version's record, which a
+    /// listing without ETags could not tell from the new one. Costs a write only when a
+    /// record exists.
+    pub fn forget_object_now(&self, remote: &str, dir: &str, name: &str) {
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.retain(|p| match p {
+                Pending::Object { remote: r, dir: d, name: n, .. }
+                | Pending::ForgetObject { remote: r, dir: d, name: n } => !(r == remote && d == dir && n == name),
+                Pending::Local(..) => true,
+            });
+        }
+        let Ok(conn) = self.conn.lock() else { return };
+        let known = conn
+            .prepare_cached("SELECT 1 FROM object_meta WHERE remote = ?1 AND dir = ?2 AND name = ?3")
+            .and_then(|mut stmt| stmt.exists(params![remote, dir, name]))
+            .unwrap_or(true);
+        if known
+            && let Err(e) = conn.execute(
+                "DELETE FROM object_meta WHERE remote = ?1 AND dir = ?2 AND name = ?3",
+                params![remote, dir, name],
+            )
+        {
+            log::warn!("index: {e}");
+        }
+    }
+
     pub fn forget_object(&self, remote: &str, dir: &str, name: &str) {
         self.push(Pending::ForgetObject { remote: remote.into(), dir: dir.into(), name: name.into() });
     }

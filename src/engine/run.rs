@@ -873,15 +873,20 @@ impl Source for EngineSource<'_, '_> {
         }
         // The source remote's own way (a local file hashed once and kept in the index),
         // not counted as transferred bytes.
-        match self.shared.run.src.md5(self.path, self.entry)? {
-            Some(md5) => Ok(md5),
+        let md5 = match self.shared.run.src.md5(self.path, self.entry)? {
+            Some(md5) => md5,
             None => {
                 let mut r = self.open_for_hash(0, self.size())?;
                 let mut h = md5::Md5::new();
                 io::copy(&mut r, &mut DigestWriter(&mut h))?;
-                Ok(h.finalize().into())
+                h.finalize().into()
             }
+        };
+        // The source's digest from now on: what the destination stored is checked against it.
+        if let Ok(mut a) = self.announced.lock() {
+            a.get_or_insert(md5);
         }
+        Ok(md5)
     }
 
     fn open_for_hash(&self, offset: u64, len: u64) -> Result<Box<dyn Read + Send + '_>> {

@@ -226,8 +226,12 @@ fn serve(conn: TcpStream, upstream: &str, rules: &Mutex<Vec<Rule>>, seen: &Mutex
         if let Some(Fault::StallRequest(d)) = &fault {
             std::thread::sleep(*d);
         }
-        let Some(body) = read_body(&mut client, &head, false) else { return };
         let record = |s: &Seen| seen.lock().unwrap().push(s.clone());
+        let Some(body) = read_body(&mut client, &head, false) else {
+            s.status = 2; // the client's request body did not arrive whole
+            record(&s);
+            return;
+        };
         match &fault {
             Some(Fault::ResetBeforeResponse) => {
                 record(&s);
@@ -251,7 +255,11 @@ fn serve(conn: TcpStream, upstream: &str, rules: &Mutex<Vec<Rule>>, seen: &Mutex
             _ => {}
         }
         // Forward on a fresh upstream connection.
-        let Ok(mut up) = TcpStream::connect(upstream) else { return };
+        let Ok(mut up) = TcpStream::connect(upstream) else {
+            s.status = 1; // the server refused the connection
+            record(&s);
+            return;
+        };
         let mut req = format!("{}\r\n", head.first);
         for (k, v) in &head.headers {
             if k.eq_ignore_ascii_case("connection") || k.eq_ignore_ascii_case("transfer-encoding") {
@@ -264,10 +272,15 @@ fn serve(conn: TcpStream, upstream: &str, rules: &Mutex<Vec<Rule>>, seen: &Mutex
         }
         req.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n", body.len()));
         if up.write_all(req.as_bytes()).is_err() || up.write_all(&body).is_err() {
+            s.status = 3; // the server closed while reading the request
+            record(&s);
             return;
         }
         let mut upr = BufReader::new(up);
-        let Some(rhead) = read_head(&mut upr) else { return };
+        let Some(rhead) = read_head(&mut upr) else {
+            record(&s); // the server closed without answering
+            return;
+        };
         let status: u16 = rhead.first.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
         let no_body = method == "HEAD" || status == 204 || status == 304;
         let mut rbody = if no_body { Vec::new() } else { read_body(&mut upr, &rhead, true).unwrap_or_default() };

@@ -209,6 +209,15 @@ impl S3Remote {
         (self.key(&path.parent()), encode_key_segment(path.file_name()))
     }
 
+    /// Before an object is overwritten (or its metadata replaced): see
+    /// [`Index::forget_object_now`].
+    fn forget_now(&self, path: &RelPath) {
+        if let Some(index) = &self.index {
+            let (dir, name) = self.index_loc(path);
+            index.forget_object_now(&self.remote_id, &dir, &name);
+        }
+    }
+
     fn remember(&self, path: &RelPath, meta: ObjectMeta) {
         if let Some(index) = &self.index {
             let (dir, name) = self.index_loc(path);
@@ -428,6 +437,11 @@ impl S3Remote {
         match self.client.send(&abort) {
             Ok(_) => {}
             Err(e) if e.http_status() == Some(404) => {} // gone already
+            Err(e) if e.http_status().is_some_and(|s| (400..500).contains(&s)) => {
+                // Refused for good (no such upload on servers that say 403, or no right to
+                // abort): trying again on every run would change nothing.
+                log::warn!("{}: could not abort the multipart upload, forgetting it: {e}", key);
+            }
             Err(e) => {
                 log::warn!("{}: could not abort the multipart upload: {e}", key);
                 return;
@@ -509,6 +523,12 @@ impl S3Remote {
                         kept += 1;
                         kept_bytes += len;
                     }
+                }
+                if kept == 0 {
+                    // Nothing of it can be used (or the server no longer knows it, which
+                    // some servers answer with an empty part list): start over.
+                    self.abort_upload(key, &rec.session);
+                    continue;
                 }
                 let _ = index.journal_start(&self.remote_id, &UploadRecord { owner: me, ..rec.clone() });
                 log::info!(
@@ -815,6 +835,7 @@ impl Remote for S3Remote {
             None => src.mtime()?,
         };
         let ctype = content_type(path.file_name());
+        self.forget_now(path);
         let (etag, md5) = if size < self.opts.upload_cutoff {
             self.put_single(&key, src, info, mtime, ctype)
         } else {
@@ -827,7 +848,9 @@ impl Remote for S3Remote {
             kind: EntryKind::File,
             size: size as i64,
             mtime: Some(mtime),
-            md5: md5_from_etag(&etag),
+            // A single PUT: the ETag the server computed. A multipart upload: every part
+            // matched the server's MD5 of it, and the object records the content MD5.
+            md5: md5_from_etag(&etag).or(md5),
             extra: Extra { etag: Some(etag.into()), ..Extra::default() },
         })
     }
@@ -838,6 +861,7 @@ impl Remote for S3Remote {
             return Err(Error::new(Kind::Unsupported, "can't set modification time without re-uploading"));
         }
         let key = self.key(path);
+        self.forget_now(path);
         let source = format!("/{}/{}", self.opts.bucket, percent_encoding::utf8_percent_encode(&key, client_key_set()));
         let md5 = entry.md5.or_else(|| self.cached_md5(path, entry));
         // The copy replaces all user metadata: the source's POSIX metadata is written
