@@ -756,6 +756,22 @@ class RunTests(S3Case):
             self.store.run_onetime({"path": 5})
         self.assertEqual(len(files), 6)
 
+    def test_run_onetime_refuses_scripts(self):
+        self.sample_tree()
+        marker = self.pool / "tank" / "ran"
+        jobs_before = len(self.store.jobs())
+        for script in ("pre_script", "post_script"):
+            body = self.task_body(transfer_mode="COPY", **{script: "#!/bin/sh\ntouch %s\n" % marker})
+            with self.assertRaises(cloudsync.ValidationError) as cm:
+                self.store.run_onetime(body)
+            self.assertIn(
+                ["cloud_sync_sync_onetime.%s" % script,
+                 "This option may not be used for onetime cloud sync operations"],
+                [list(e) for e in cm.exception.details],
+            )
+            self.assertFalse(marker.exists(), "the script ran")
+        self.assertEqual(len(self.store.jobs()), jobs_before, "no job was started")
+
     def test_encrypted_task(self):
         self.sample_tree()
         password, salt = "crypt-password-SECRET-1", "crypt-salt-SECRET-2"

@@ -227,7 +227,9 @@ pub unsafe extern "C" fn cloudsync_task_run(
 }
 
 /// Run an unsaved task body once (TrueNAS's `sync_onetime`): `task_json` is validated
-/// as by create, then run like [`cloudsync_task_run`] (no queue; locks still apply).
+/// as by create under the `cloud_sync_sync_onetime` schema, which refuses `pre_script`
+/// and `post_script` ("This option may not be used for onetime cloud sync operations"),
+/// then run like [`cloudsync_task_run`] (no queue; locks still apply).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cloudsync_task_run_onetime(
     store: *const cloudsync_store,
@@ -239,7 +241,7 @@ pub unsafe extern "C" fn cloudsync_task_run_onetime(
 ) -> cloudsync_result {
     run_with(store, options, job_id_out, outcome_out, error_out, |s, cfg, dry_run, observer, cancel| {
         let body = json_arg(task_json, "task_json")?;
-        let valid = crate::task::api::task_validate(&s.store, &body, None, &s.policy())?;
+        let valid = crate::task::api::onetime_validate(&s.store, &body, None, &s.policy())?;
         let valid = valid.as_object().cloned().unwrap_or_default();
         let provider = credential_type(s, &valid);
         Ok((runner::run_onetime(&s.store, cfg, &valid, dry_run, observer, cancel)?, provider))

@@ -186,6 +186,15 @@ pub fn task_validate(store: &Store, body: &Value, caller: Option<Caller>, policy
     Ok(Value::Object(valid))
 }
 
+/// Validate the body of a one-time run (`sync_onetime`) with its own schema: the create
+/// rules, reported under `cloud_sync_sync_onetime`, and no pre- or post-script at all
+/// (whoever asks).
+pub fn onetime_validate(store: &Store, body: &Value, caller: Option<Caller>, policy: &PathPolicy) -> ApiResult<Value> {
+    let b = obj(body, model::ONETIME)?;
+    let valid = model::validate(model::ONETIME, &b, store, caller, policy).map_err(ApiError::Validation)?;
+    Ok(Value::Object(valid))
+}
+
 /// `verify_task`: validate a task body as create would, then make the remote checks
 /// that validation leaves out (§3.4) with bounded timeouts. Returns `{"valid": bool,
 /// "errors": [[field, message], ...], "excerpt": provider error or null}`; validation

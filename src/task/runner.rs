@@ -414,6 +414,15 @@ pub fn run_onetime(
     observer: Option<Arc<dyn JobObserver>>,
     cancel: CancelToken,
 ) -> Result<JobOutcome> {
+    // Scripts never run in a one-time run, however the body got here (§7.3).
+    for script in ["pre_script", "post_script"] {
+        if body.get(script).and_then(Value::as_str).is_some_and(|s| !s.trim().is_empty()) {
+            return Err(Error::usage(format!(
+                "{}.{script}: This option may not be used for onetime cloud sync operations",
+                crate::task::model::ONETIME
+            )));
+        }
+    }
     let job_id = queue::enqueue(store, None, dry_run)?.job_id();
     run_job(store, cfg, job_id, None, Some(body.clone()), dry_run, observer, cancel)
 }
