@@ -222,3 +222,71 @@ fn credentials_tasks_and_jobs_from_the_command_line() {
     assert_eq!(code, Some(0));
     assert!(out.contains("bkt/"), "{out}");
 }
+
+#[test]
+fn secrets_are_printed_only_when_revealed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pool = tmp.path().join("mnt");
+    let data = pool.join("tank/data");
+    std::fs::create_dir_all(&data).unwrap();
+    let db = tmp.path().join("state/cloudsync.db");
+    let env = [("CLOUDSYNC_DB", db.to_str().unwrap()), ("CLOUDSYNC_POOL_ROOT", pool.to_str().unwrap())];
+    let run = |args: &[&str]| {
+        let o = cloudsync(args, &env);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(!stderr(&o).contains("s3cr3t-k3y") && !stderr(&o).contains("crypt-pa55"), "{}", stderr(&o));
+        out
+    };
+    let cred = serde_json::json!({"name": "aws", "provider": {"type": "S3", "access_key_id": "AKIAEXAMPLE",
+        "secret_access_key": "s3cr3t-k3y", "endpoint": "http://127.0.0.1:9"}});
+    let out = run(&["credential", "add", &cred.to_string()]);
+    assert!(!out.contains("s3cr3t-k3y") && out.contains("********"), "credential add: {out}");
+    let id = serde_json::from_str::<serde_json::Value>(&out).unwrap()["id"].as_i64().unwrap();
+    let body = serde_json::json!({"provider": {"type": "S3", "access_key_id": "AKIAEXAMPLE", "secret_access_key": "s3cr3t-k3y2"}});
+    let out = run(&["credential", "update", &id.to_string(), &body.to_string()]);
+    assert!(!out.contains("s3cr3t-k3y2"), "credential update: {out}");
+    let out = run(&["credential", "show", &id.to_string(), "--reveal"]);
+    assert!(out.contains("s3cr3t-k3y2"), "--reveal shows it: {out}");
+
+    let task = serde_json::json!({"path": data, "credentials": id, "attributes": {"bucket": "b", "folder": ""},
+        "direction": "PUSH", "transfer_mode": "COPY", "encryption": true, "encryption_password": "crypt-pa55",
+        "encryption_salt": "crypt-sa1t"});
+    let out = run(&["task", "create", &task.to_string()]);
+    for secret in ["crypt-pa55", "crypt-sa1t", "s3cr3t-k3y2"] {
+        assert!(!out.contains(secret), "task create printed {secret}: {out}");
+    }
+    let tid = serde_json::from_str::<serde_json::Value>(&out).unwrap()["id"].as_i64().unwrap();
+    let out = run(&["task", "update", &tid.to_string(), r#"{"description": "renamed"}"#]);
+    assert!(
+        !out.contains("crypt-pa55") && !out.contains("s3cr3t-k3y2") && out.contains("renamed"),
+        "task update: {out}"
+    );
+    let out = run(&["task", "update", &tid.to_string(), r#"{"description": "again"}"#, "--reveal"]);
+    assert!(out.contains("crypt-pa55"), "--reveal: {out}");
+    let out = run(&["task", "show", &tid.to_string()]);
+    assert!(!out.contains("crypt-pa55"), "task show: {out}");
+}
+
+#[test]
+fn syncing_a_tree_into_its_own_new_subdirectory_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a.txt"), b"a").unwrap();
+    for (verb, sub) in [("sync", "sub"), ("move", "sub/deeper"), ("copy", "new")] {
+        let dst = src.join(sub);
+        let o = cloudsync(&[verb, src.to_str().unwrap(), dst.to_str().unwrap(), "--no-index"], &[]);
+        assert_eq!(o.status.code(), Some(7), "{verb}: {}", stderr(&o));
+        assert!(stderr(&o).contains("overlapping remotes"), "{}", stderr(&o));
+        assert!(!dst.exists(), "{verb} created {}", dst.display());
+    }
+    // A relative spelling of the same thing.
+    let o = Command::new(env!("CARGO_BIN_EXE_cloudsync"))
+        .current_dir(tmp.path())
+        .args(["sync", "src", "src/../src/x", "--no-index"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+    assert_eq!(std::fs::read_dir(&src).unwrap().count(), 1, "nothing was copied into the tree");
+}

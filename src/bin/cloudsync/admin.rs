@@ -75,7 +75,12 @@ impl StoreArgs {
 #[derive(Subcommand)]
 pub enum CredentialCmd {
     /// Create a credential: BODY is `{"name": ..., "provider": {"type": ..., ...}}` (JSON, @FILE or - for stdin).
-    Add { body: String },
+    /// Prints the stored credential, secrets redacted unless --reveal.
+    Add {
+        body: String,
+        #[arg(long)]
+        reveal: bool,
+    },
     /// List credentials (secrets redacted).
     List {
         #[arg(long)]
@@ -88,7 +93,13 @@ pub enum CredentialCmd {
         reveal: bool,
     },
     /// Change a credential: BODY holds the fields to replace (`provider` is replaced whole).
-    Update { id: i64, body: String },
+    /// Prints the result, secrets redacted unless --reveal.
+    Update {
+        id: i64,
+        body: String,
+        #[arg(long)]
+        reveal: bool,
+    },
     /// Check that a stored credential can list its remote (15 s connect, 30 s I/O).
     Verify { id: i64 },
     /// Delete a credential (refused while a task uses it).
@@ -98,16 +109,31 @@ pub enum CredentialCmd {
 #[derive(Subcommand)]
 pub enum TaskCmd {
     /// Create a task from a JSON body with the TrueNAS field names (JSON, @FILE or -).
-    Create { body: String },
+    /// Prints the stored task, secrets redacted unless --reveal.
+    Create {
+        body: String,
+        #[arg(long)]
+        reveal: bool,
+    },
     /// List tasks with their last job.
     List {
         #[arg(long)]
         json: bool,
     },
-    /// Show one task.
-    Show { id: i64 },
+    /// Show one task (secrets redacted unless --reveal).
+    Show {
+        id: i64,
+        #[arg(long)]
+        reveal: bool,
+    },
     /// Change a task: a shallow merge of BODY over the stored task, then full validation.
-    Update { id: i64, body: String },
+    /// Prints the result, secrets redacted unless --reveal.
+    Update {
+        id: i64,
+        body: String,
+        #[arg(long)]
+        reveal: bool,
+    },
     /// Delete a task (its running job is aborted first).
     Delete { id: i64 },
     /// Run a task now and wait for it (also a disabled one).
@@ -180,8 +206,9 @@ const ADMIN: Option<Caller> = Some(Caller { full_admin: true });
 pub fn credential(cmd: CredentialCmd, s: &StoreArgs) -> Result<i32> {
     let store = s.open()?;
     match cmd {
-        CredentialCmd::Add { body } => {
-            print(&api(api::credential_create(&store, &read_body(&body)?))?);
+        CredentialCmd::Add { body, reveal } => {
+            let created = api(api::credential_create(&store, &read_body(&body)?))?;
+            print(&shown_credential(&store, created, reveal)?);
             s.changed();
         }
         CredentialCmd::List { json } => {
@@ -200,8 +227,9 @@ pub fn credential(cmd: CredentialCmd, s: &StoreArgs) -> Result<i32> {
             }
         }
         CredentialCmd::Show { id, reveal } => print(&api(api::credential_get(&store, id, reveal))?),
-        CredentialCmd::Update { id, body } => {
-            print(&api(api::credential_update(&store, id, &read_body(&body)?))?);
+        CredentialCmd::Update { id, body, reveal } => {
+            let updated = api(api::credential_update(&store, id, &read_body(&body)?))?;
+            print(&shown_credential(&store, updated, reveal)?);
             s.changed();
         }
         CredentialCmd::Verify { id } => {
@@ -218,6 +246,23 @@ pub fn credential(cmd: CredentialCmd, s: &StoreArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// A credential the API just stored, as the CLI prints it: read back redacted unless
+/// the user asked to see the secrets.
+fn shown_credential(store: &Store, stored: Value, reveal: bool) -> Result<Value> {
+    match (reveal, stored["id"].as_i64()) {
+        (false, Some(id)) => api(api::credential_get(store, id, false)),
+        _ => Ok(stored),
+    }
+}
+
+/// A task the API just stored, as the CLI prints it (see [`shown_credential`]).
+fn shown_task(store: &Store, stored: Value, reveal: bool) -> Result<Value> {
+    match (reveal, stored["id"].as_i64()) {
+        (false, Some(id)) => api(api::task_get(store, id, false)),
+        _ => Ok(stored),
+    }
+}
+
 struct Printer;
 impl JobObserver for Printer {
     fn log(&self, _job: i64, line: &str) {
@@ -228,8 +273,9 @@ impl JobObserver for Printer {
 pub fn task(cmd: TaskCmd, s: &StoreArgs) -> Result<i32> {
     let store = s.open()?;
     match cmd {
-        TaskCmd::Create { body } => {
-            print(&api(api::task_create(&store, &read_body(&body)?, ADMIN, &s.policy()))?);
+        TaskCmd::Create { body, reveal } => {
+            let created = api(api::task_create(&store, &read_body(&body)?, ADMIN, &s.policy()))?;
+            print(&shown_task(&store, created, reveal)?);
             s.changed();
         }
         TaskCmd::List { json } => {
@@ -250,9 +296,10 @@ pub fn task(cmd: TaskCmd, s: &StoreArgs) -> Result<i32> {
                 }
             }
         }
-        TaskCmd::Show { id } => print(&api(api::task_get(&store, id, false))?),
-        TaskCmd::Update { id, body } => {
-            print(&api(api::task_update(&store, id, &read_body(&body)?, ADMIN, &s.policy()))?);
+        TaskCmd::Show { id, reveal } => print(&api(api::task_get(&store, id, reveal))?),
+        TaskCmd::Update { id, body, reveal } => {
+            let updated = api(api::task_update(&store, id, &read_body(&body)?, ADMIN, &s.policy()))?;
+            print(&shown_task(&store, updated, reveal)?);
             s.changed();
         }
         TaskCmd::Delete { id } => {
@@ -279,7 +326,8 @@ pub fn task(cmd: TaskCmd, s: &StoreArgs) -> Result<i32> {
             print(&serde_json::json!({"aborted": aborted}));
         }
         TaskCmd::Restore { id, body } => {
-            print(&api(api::task_restore(&store, id, &read_body(&body)?, ADMIN, &s.policy()))?);
+            let restored = api(api::task_restore(&store, id, &read_body(&body)?, ADMIN, &s.policy()))?;
+            print(&shown_task(&store, restored, false)?);
             s.changed();
         }
         TaskCmd::Logs { id } => {
