@@ -71,6 +71,17 @@ impl Drop for Key {
 pub struct Secrets {
     key: Option<Key>,
     seed_path: PathBuf,
+    /// Why there is no key: the seed file is missing, or it is not the one the store's
+    /// secrets were written with.
+    missing: bool,
+}
+
+/// The message when the seed file is not there at all.
+pub fn seed_missing(path: &Path) -> String {
+    format!(
+        "Stored secrets cannot be decrypted: the secret seed file {} is missing (restore it from a backup; nothing is deleted)",
+        path.display()
+    )
 }
 
 impl std::fmt::Debug for Secrets {
@@ -96,7 +107,7 @@ impl Secrets {
                 bytes.zeroize();
                 let key = Key::new(k);
                 k.zeroize();
-                Ok(Secrets { key: Some(key), seed_path: path.to_path_buf() })
+                Ok(Secrets { key: Some(key), seed_path: path.to_path_buf(), missing: false })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
                 let mut k = [0u8; 32];
@@ -110,10 +121,10 @@ impl Secrets {
                 }
                 let key = Key::new(k);
                 k.zeroize();
-                Ok(Secrets { key: Some(key), seed_path: path.to_path_buf() })
+                Ok(Secrets { key: Some(key), seed_path: path.to_path_buf(), missing: false })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Ok(Secrets { key: None, seed_path: path.to_path_buf() })
+                Ok(Secrets { key: None, seed_path: path.to_path_buf(), missing: true })
             }
             Err(e) => Err(Error::io("read the secret seed", path.display(), e)),
         }
@@ -121,7 +132,21 @@ impl Secrets {
 
     /// A seed given as bytes (imports, tests).
     pub fn from_seed(seed: [u8; 32]) -> Secrets {
-        Secrets { key: Some(Key::new(seed)), seed_path: PathBuf::new() }
+        Secrets { key: Some(Key::new(seed)), seed_path: PathBuf::new(), missing: false }
+    }
+
+    /// No usable key: the seed at `path` is not the one the secrets were written with.
+    pub fn mismatched(path: &Path) -> Secrets {
+        Secrets { key: None, seed_path: path.to_path_buf(), missing: false }
+    }
+
+    /// The error of an operation that needs a secret while there is no key.
+    fn unavailable(&self) -> Error {
+        if self.missing {
+            Error::new(Kind::Permission, seed_missing(&self.seed_path))
+        } else {
+            Error::new(Kind::Permission, SEED_MISMATCH)
+        }
     }
 
     pub fn seed_path(&self) -> &Path {
@@ -133,7 +158,7 @@ impl Secrets {
     }
 
     fn cipher(&self) -> Result<XChaCha20Poly1305> {
-        let key = self.key.as_ref().ok_or_else(|| Error::new(Kind::Permission, SEED_MISMATCH))?;
+        let key = self.key.as_ref().ok_or_else(|| self.unavailable())?;
         Ok(XChaCha20Poly1305::new(&(*key.0).into()))
     }
 
@@ -264,7 +289,11 @@ mod tests {
     fn seed_file_is_created_private_and_reloaded() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("etc/seed");
-        assert!(!Secrets::load(&p, false).unwrap().is_available());
+        let missing = Secrets::load(&p, false).unwrap();
+        assert!(!missing.is_available());
+        let e = missing.encrypt(Field::TaskEncryptionPassword, "x").unwrap_err().to_string();
+        assert_eq!(e, seed_missing(&p));
+        assert!(e.contains("is missing") && e.contains(&p.display().to_string()), "{e}");
         let s = Secrets::load(&p, true).unwrap();
         let stored = s.encrypt(Field::TaskEncryptionSalt, "salt").unwrap();
         assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
