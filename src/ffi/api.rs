@@ -312,7 +312,10 @@ pub unsafe extern "C" fn cloudsync_credential_verify_id(
 ) -> cloudsync_result {
     json_op(store, json_out, error_out, |s| {
         let c = s.store.get_credential(id)?;
-        Ok(api::credential_verify(&Value::Object(c.provider)))
+        Ok(match c.usable() {
+            Ok(p) => api::credential_verify(&Value::Object(p.clone())),
+            Err(e) => serde_json::json!({"valid": false, "error": e.to_string(), "excerpt": null}),
+        })
     })
 }
 
@@ -516,7 +519,7 @@ pub unsafe extern "C" fn cloudsync_config_export(
     json_out: *mut *mut c_char,
     error_out: *mut *mut cloudsync_error,
 ) -> cloudsync_result {
-    json_op(store, json_out, error_out, |s| Ok(s.store.export(with_seed)?))
+    json_op(store, json_out, error_out, |s| Ok(crate::task::api::config_export(&s.store, with_seed)?))
 }
 
 /// Add the credentials and tasks of an export (`export_json`, from

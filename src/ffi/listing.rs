@@ -102,7 +102,7 @@ pub unsafe extern "C" fn cloudsync_list_buckets(
         }
         let c = s.store.get_credential(credential_id)?;
         let provider = c.provider.get("type").and_then(|t| t.as_str()).map(str::to_string);
-        let buckets = runner::list_buckets(&c.provider).map_err(|e| Fail::from(e).with_provider(provider))?;
+        let buckets = runner::list_buckets(c.usable()?).map_err(|e| Fail::from(e).with_provider(provider))?;
         give_listing(
             listing_out,
             buckets

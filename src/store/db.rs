@@ -64,6 +64,22 @@ pub struct Credential {
     pub name: String,
     /// `{"type": ..., fields...}`.
     pub provider: Map<String, Value>,
+    /// Why the credential cannot be used until it is entered again (its secrets were lost
+    /// in an import without the seed); its other fields are kept.
+    pub unusable: Option<String>,
+}
+
+impl Credential {
+    /// The provider fields for building a remote, or the sentence that says why not.
+    pub fn usable(&self) -> Result<&Map<String, Value>> {
+        match &self.unusable {
+            None => Ok(&self.provider),
+            Some(why) => Err(Error::new(
+                Kind::Permission,
+                format!("The credential {:?} cannot be used: {why}; re-enter the credential's secrets", self.name),
+            )),
+        }
+    }
 }
 
 /// A credential as listed: what is readable without the seed, and the decrypted
@@ -218,17 +234,32 @@ impl Store {
             params![name, ty, enc],
         )
         .map_err(|e| unique_error(e, "A credential with this name already exists"))?;
-        Ok(Credential { id: conn.last_insert_rowid(), name: name.to_string(), provider: provider.clone() })
+        Ok(Credential {
+            id: conn.last_insert_rowid(),
+            name: name.to_string(),
+            provider: provider.clone(),
+            unusable: None,
+        })
     }
 
-    /// Keep a credential whose secrets are lost (an import without the seed): its name and
-    /// type survive, it is marked unusable with `reason` until it is re-entered.
-    pub fn create_unusable_credential(&self, name: &str, provider_type: &str, reason: &str) -> Result<i64> {
+    /// Keep a credential whose secrets are lost (an import without the seed): its name,
+    /// type and the `known` non-secret fields survive, and it is marked unusable with
+    /// `reason` until it is entered again.
+    pub fn create_unusable_credential(
+        &self,
+        name: &str,
+        provider_type: &str,
+        known: &Map<String, Value>,
+        reason: &str,
+    ) -> Result<i64> {
+        let mut fields = known.clone();
+        fields.remove("type");
+        let json = serde_json::to_string(&fields).map_err(|e| Error::other(e.to_string()))?;
+        let enc = self.secrets.encrypt(Field::CredentialProvider, &json)?;
         let conn = self.conn()?;
-        let empty = self.secrets.encrypt(Field::CredentialProvider, "{}")?;
         conn.execute(
             "INSERT INTO credentials (name, provider, attributes, unusable) VALUES (?1, ?2, ?3, ?4)",
-            params![name, provider_type, empty, reason],
+            params![name, provider_type, enc, reason],
         )
         .map_err(|e| unique_error(e, "A credential with this name already exists"))?;
         Ok(conn.last_insert_rowid())
@@ -246,7 +277,7 @@ impl Store {
         if n == 0 {
             return Err(Error::new(Kind::NotFound, format!("credential {id} does not exist")));
         }
-        Ok(Credential { id, name: name.to_string(), provider: provider.clone() })
+        Ok(Credential { id, name: name.to_string(), provider: provider.clone(), unusable: None })
     }
 
     fn encrypt_provider(&self, provider: &Map<String, Value>) -> Result<(String, String)> {
@@ -259,19 +290,26 @@ impl Store {
     }
 
     pub fn get_credential(&self, id: i64) -> Result<Credential> {
-        let row: Option<(String, String, String)> = self
+        let row: Option<(String, String, String, Option<String>)> = self
             .conn()?
-            .query_row("SELECT name, provider, attributes FROM credentials WHERE id = ?1", params![id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            .query_row("SELECT name, provider, attributes, unusable FROM credentials WHERE id = ?1", params![id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
             .optional()
             .map_err(db_err)?;
-        let (name, ty, enc) =
+        let (name, ty, enc, unusable) =
             row.ok_or_else(|| Error::new(Kind::NotFound, format!("credential {id} does not exist")))?;
-        self.decrypt_credential(id, name, ty, &enc)
+        self.decrypt_credential(id, name, ty, &enc, unusable)
     }
 
-    fn decrypt_credential(&self, id: i64, name: String, ty: String, enc: &str) -> Result<Credential> {
+    fn decrypt_credential(
+        &self,
+        id: i64,
+        name: String,
+        ty: String,
+        enc: &str,
+        unusable: Option<String>,
+    ) -> Result<Credential> {
         let json = self
             .secrets
             .decrypt(Field::CredentialProvider, enc)
@@ -279,24 +317,25 @@ impl Store {
         let mut provider: Map<String, Value> = serde_json::from_str(&json)
             .map_err(|_| Error::new(Kind::Corrupted, format!("credential {name:?} is damaged")))?;
         provider.insert("type".into(), Value::String(ty));
-        Ok(Credential { id, name, provider })
+        Ok(Credential { id, name, provider, unusable })
     }
 
     /// Every credential: decrypted, or (when the seed does not match) the error for it.
     pub fn list_credentials(&self) -> Result<Vec<CredentialRow>> {
-        let rows: Vec<(i64, String, String, String)> = {
+        let rows: Vec<(i64, String, String, String, Option<String>)> = {
             let conn = self.conn()?;
-            let mut stmt =
-                conn.prepare("SELECT id, name, provider, attributes FROM credentials ORDER BY id").map_err(db_err)?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            let mut stmt = conn
+                .prepare("SELECT id, name, provider, attributes, unusable FROM credentials ORDER BY id")
+                .map_err(db_err)?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
                 .map_err(db_err)?
                 .collect::<std::result::Result<_, _>>()
                 .map_err(db_err)?
         };
         Ok(rows
             .into_iter()
-            .map(|(id, name, ty, enc)| {
-                let credential = self.decrypt_credential(id, name.clone(), ty.clone(), &enc);
+            .map(|(id, name, ty, enc, unusable)| {
+                let credential = self.decrypt_credential(id, name.clone(), ty.clone(), &enc, unusable);
                 CredentialRow { id, name, provider_type: ty, credential }
             })
             .collect())
@@ -565,7 +604,8 @@ mod tests {
             }
             let s = Store::open(&d.path().join("db/cloudsync.db"), &seed).unwrap();
             assert!(!s.secrets_available(), "{case}");
-            let expected = if case == "missing" { super::super::secrets::seed_missing(&seed) } else { SEED_MISMATCH.to_string() };
+            let expected =
+                if case == "missing" { super::super::secrets::seed_missing(&seed) } else { SEED_MISMATCH.to_string() };
             assert!(s.get_credential(c.id).unwrap_err().to_string().ends_with(&expected), "{case}");
             assert!(s.get_task(t.id).unwrap_err().to_string().ends_with(&expected), "{case}");
             assert_eq!(s.list_credentials().unwrap().len(), 1, "nothing deleted ({case})");

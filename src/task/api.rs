@@ -53,6 +53,10 @@ fn obj(v: &Value, what: &str) -> ApiResult<Map<String, Value>> {
 /// A credential entry `{id, name, provider: {type, ...}}`; secrets redacted unless `reveal`.
 fn credential_entry(c: &crate::store::Credential, reveal: bool) -> Value {
     let provider = if reveal { c.provider.clone() } else { providers::redact(&c.provider) };
+    if let Some(why) = &c.unusable {
+        return json!({"id": c.id, "name": c.name, "provider": provider,
+                      "unusable": format!("{why}: re-enter the credential's secrets")});
+    }
     json!({"id": c.id, "name": c.name, "provider": provider})
 }
 
@@ -203,7 +207,7 @@ pub fn task_verify(store: &Store, body: &Value, caller: Option<Caller>, policy: 
     let b = obj(body, "cloud_sync_verify")?;
     let valid = model::validate(model::CREATE, &b, store, caller, policy).map_err(ApiError::Validation)?;
     let cred_id = valid.get("credentials").and_then(Value::as_i64).unwrap_or(-1);
-    let credential = store.get_credential(cred_id)?.provider;
+    let credential = store.get_credential(cred_id)?.usable()?.clone();
     Ok(match runner::verify_location(&credential, &valid) {
         Ok(problems) => {
             let errors: Vec<Value> =
@@ -318,7 +322,7 @@ pub fn list_directory_entries(
         _ => ApiError::Failed(e),
     })?;
     let attrs = attributes.as_object().cloned().unwrap_or_default();
-    let inner = runner::build_remote(&credential.provider, &attrs, None)?;
+    let inner = runner::build_remote(credential.usable()?, &attrs, None)?;
     let remote = runner::with_crypt(inner, crypt.as_object().unwrap_or(&Map::new()))?;
     let dir = RelPath::from_str_checked(path.trim_matches('/'))?;
     let mut entries = remote.list_dir(&dir, &mut |e| log::warn!("{e}"))?;
@@ -399,6 +403,26 @@ pub fn list_directory_args(store: &Store, args: &Value) -> ApiResult<Vec<DirEntr
 /// this store's own seed when it is the one that wrote them. Without either, names,
 /// types and task settings come back; credentials are kept as unusable until re-entered
 /// and tasks that lost their encryption password come in disabled, saying so.
+/// cloudsync's configuration export: [`Store::export`] plus, for each credential, its
+/// non-secret fields in clear (`known`), so that an import without the seed keeps them.
+pub fn config_export(store: &Store, with_seed: bool) -> crate::error::Result<Value> {
+    let mut out = store.export(with_seed)?;
+    for c in out.get_mut("credentials").and_then(Value::as_array_mut).into_iter().flatten() {
+        let Some(id) = c["id"].as_i64() else { continue };
+        if let Ok(cred) = store.get_credential(id) {
+            let ty = cred.provider.get("type").and_then(Value::as_str).unwrap_or_default().to_string();
+            let known: Map<String, Value> = cred
+                .provider
+                .iter()
+                .filter(|(k, _)| k.as_str() != "type" && !providers::is_secret(&ty, k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            c["known"] = Value::Object(known);
+        }
+    }
+    Ok(out)
+}
+
 pub fn config_import(store: &Store, export: &Value, policy: &PathPolicy) -> ApiResult<Value> {
     use crate::store::secrets::{Field, Secrets};
     use base64::Engine as _;
@@ -422,6 +446,7 @@ pub fn config_import(store: &Store, export: &Value, policy: &PathPolicy) -> ApiR
     let mut report = json!({"secrets": secrets.is_some(), "credentials": [], "tasks": []});
     let existing: Vec<String> = store.list_credentials()?.into_iter().map(|r| r.name).collect();
     let mut ids = std::collections::HashMap::new();
+    let mut unusable = std::collections::HashSet::new();
     for c in export.get("credentials").and_then(Value::as_array).into_iter().flatten() {
         let old_id = c["id"].as_i64().unwrap_or(-1);
         let base = c["name"].as_str().unwrap_or("imported").to_string();
@@ -441,8 +466,12 @@ pub fn config_import(store: &Store, export: &Value, policy: &PathPolicy) -> ApiR
                 (store.create_credential(&name, &provider)?.id, None)
             }
             None => {
-                let reason = "unusable until re-entered: the export's secrets cannot be read without its seed";
-                (store.create_unusable_credential(&name, &ty, reason)?, Some(reason))
+                // Its settings come back (an export lists them in clear), its secrets do not.
+                let known = c["known"].as_object().cloned().unwrap_or_default();
+                let reason = "its secrets cannot be read without the export's seed";
+                let id = store.create_unusable_credential(&name, &ty, &known, reason)?;
+                unusable.insert(id);
+                (id, Some(format!("unusable until re-entered: {reason}")))
             }
         };
         ids.insert(old_id, id);
@@ -454,8 +483,12 @@ pub fn config_import(store: &Store, export: &Value, policy: &PathPolicy) -> ApiR
         let old_id = t["id"].as_i64().unwrap_or(-1);
         let mut body: Map<String, Value> = serde_json::from_str(t["body"].as_str().unwrap_or("{}")).unwrap_or_default();
         let old_cred = t["credential_id"].as_i64().unwrap_or(-1);
-        body.insert("credentials".into(), json!(ids.get(&old_cred).copied().unwrap_or(-1)));
+        let cred = ids.get(&old_cred).copied().unwrap_or(-1);
+        body.insert("credentials".into(), json!(cred));
         let mut problems: Vec<String> = Vec::new();
+        if unusable.contains(&cred) {
+            problems.push(UNUSABLE_CREDENTIAL.to_string());
+        }
         for (field, key) in
             [(Field::TaskEncryptionPassword, "encryption_password"), (Field::TaskEncryptionSalt, "encryption_salt")]
         {
@@ -499,6 +532,9 @@ pub fn config_import(store: &Store, export: &Value, policy: &PathPolicy) -> ApiR
 }
 
 /// Stores an imported task disabled, with what needs the admin's attention before it runs.
+/// Why an imported task that uses an unusable credential comes in disabled.
+const UNUSABLE_CREDENTIAL: &str = "its credential is unusable until its secrets are entered again";
+
 fn create_disabled(
     store: &Store,
     mut body: Map<String, Value>,
@@ -523,6 +559,7 @@ pub fn import_truenas(
     let cfg = read_backup(path, seed).map_err(|e| ApiError::Failed(Error::usage(format!("TrueNAS import: {e}"))))?;
     let mut report = json!({"seed_ok": cfg.seed_ok, "warnings": cfg.warnings, "credentials": [], "tasks": []});
     let mut ids = std::collections::HashMap::new();
+    let mut unusable = std::collections::HashSet::new();
     let existing: Vec<String> = store.list_credentials()?.into_iter().map(|r| r.name).collect();
     for c in &cfg.credentials {
         let mut name = c.name.clone();
@@ -543,7 +580,13 @@ pub fn import_truenas(
                     }
                     Err(e) => {
                         let reason = format!("imported unusable: {e}");
-                        let id = store.create_unusable_credential(&name, &c.provider_type, &reason)?;
+                        let known: Map<String, Value> = provider
+                            .iter()
+                            .filter(|(k, _)| !providers::is_secret(&c.provider_type, k))
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect();
+                        let id = store.create_unusable_credential(&name, &c.provider_type, &known, &reason)?;
+                        unusable.insert(id);
                         ids.insert(c.id, id);
                         json!({"truenas_id": c.id, "id": id, "name": name, "problem": reason})
                     }
@@ -551,8 +594,9 @@ pub fn import_truenas(
             }
             None => {
                 let reason = c.problem.clone().unwrap_or_else(|| "its secrets could not be decrypted".into());
+                let id = store.create_unusable_credential(&name, &c.provider_type, &Map::new(), &reason)?;
+                unusable.insert(id);
                 let reason = format!("unusable until re-entered: {reason}");
-                let id = store.create_unusable_credential(&name, &c.provider_type, &reason)?;
                 ids.insert(c.id, id);
                 json!({"truenas_id": c.id, "id": id, "name": name, "problem": reason})
             }
@@ -564,8 +608,12 @@ pub fn import_truenas(
     for t in &cfg.tasks {
         let mut body = t.body.clone();
         let old_cred = body.get("credentials").and_then(Value::as_i64).unwrap_or(-1);
-        body.insert("credentials".into(), json!(ids.get(&old_cred).copied().unwrap_or(-1)));
+        let cred = ids.get(&old_cred).copied().unwrap_or(-1);
+        body.insert("credentials".into(), json!(cred));
         let mut problems = t.problems.clone();
+        if unusable.contains(&cred) {
+            problems.push(UNUSABLE_CREDENTIAL.to_string());
+        }
         let stored = match model::validate(model::CREATE, &body, store, None, policy) {
             Ok(valid) => {
                 let mut valid = valid;
@@ -602,7 +650,7 @@ mod tests {
         let a = Store::open(&d.path().join("a/db"), &d.path().join("a/seed")).unwrap();
         let cred = credential_create(
             &a,
-            &json!({"name": "s3", "provider": {"type": "S3", "access_key_id": "AK", "secret_access_key": "SECRET-1"}}),
+            &json!({"name": "s3", "provider": {"type": "S3", "access_key_id": "AK", "secret_access_key": "SECRET-1", "endpoint": "http://127.0.0.1:9"}}),
         )
         .unwrap();
         let body = json!({"path": d.path().join("tank/data"), "credentials": cred["id"], "description": "photos",
@@ -611,7 +659,7 @@ mod tests {
         task_create(&a, &body, None, &policy).unwrap();
 
         // With the seed: everything comes back, under the new store's own seed.
-        let with_seed = a.export(true).unwrap();
+        let with_seed = config_export(&a, true).unwrap();
         let b = Store::open(&d.path().join("b/db"), &d.path().join("b/seed")).unwrap();
         let r = config_import(&b, &with_seed, &policy).unwrap();
         assert_eq!(r["secrets"], true, "{r}");
@@ -623,7 +671,7 @@ mod tests {
 
         // Without the seed, into another store: names, types and settings survive; the
         // secrets are reported lost and the task does not run by accident.
-        let plain = a.export(false).unwrap();
+        let plain = config_export(&a, false).unwrap();
         let c2 = Store::open(&d.path().join("c/db"), &d.path().join("c/seed")).unwrap();
         let r = config_import(&c2, &plain, &policy).unwrap();
         assert_eq!(r["secrets"], false);
@@ -632,6 +680,30 @@ mod tests {
         assert_eq!(t.body["enabled"], false);
         assert_eq!(t.body["description"], "photos");
         assert!(t.body["import_problems"].to_string().contains("encryption_password"), "{}", t.body["import_problems"]);
+        assert!(t.body["import_problems"].to_string().contains(UNUSABLE_CREDENTIAL), "{}", t.body["import_problems"]);
+        // The credential keeps its settings, not its secrets, and says so wherever it is listed.
+        let cid = r["credentials"][0]["id"].as_i64().unwrap();
+        let kept = c2.get_credential(cid).unwrap();
+        assert_eq!(kept.provider["type"], "S3");
+        assert_eq!(kept.provider["endpoint"], "http://127.0.0.1:9", "{:?}", kept.provider);
+        assert!(kept.provider.get("secret_access_key").is_none());
+        let listed = credential_list(&c2, false).unwrap();
+        assert!(listed[0]["unusable"].as_str().unwrap().ends_with("re-enter the credential's secrets"), "{listed:?}");
+        assert!(credential_get(&c2, cid, false).unwrap()["unusable"].is_string());
+        // Anything that would use it fails at once with the sentence, before any network call.
+        let e = kept.usable().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "The credential \"s3\" cannot be used: its secrets cannot be read without the export's seed; re-enter the credential's secrets"
+        );
+        // Entering the secrets again makes it usable.
+        credential_update(
+            &c2,
+            cid,
+            &json!({"provider": {"type": "S3", "access_key_id": "AK", "secret_access_key": "NEW"}}),
+        )
+        .unwrap();
+        assert!(c2.get_credential(cid).unwrap().usable().is_ok());
 
         // Without the seed but into the store that wrote it: its own seed reads it.
         let r = config_import(&a, &plain, &policy).unwrap();

@@ -217,8 +217,9 @@ pub fn credential(cmd: CredentialCmd, s: &StoreArgs) -> Result<i32> {
                 print(&list);
             } else {
                 for c in list.as_array().into_iter().flatten() {
+                    let unusable = c["unusable"].as_str().map(|u| format!("  UNUSABLE: {u}")).unwrap_or_default();
                     println!(
-                        "{:>4}  {:<24} {}",
+                        "{:>4}  {:<24} {}{unusable}",
                         c["id"],
                         c["name"].as_str().unwrap_or(""),
                         c["provider"]["type"].as_str().unwrap_or("")
@@ -234,7 +235,10 @@ pub fn credential(cmd: CredentialCmd, s: &StoreArgs) -> Result<i32> {
         }
         CredentialCmd::Verify { id } => {
             let c = store.get_credential(id)?;
-            let v = api::credential_verify(&Value::Object(c.provider));
+            let v = match c.usable() {
+                Ok(p) => api::credential_verify(&Value::Object(p.clone())),
+                Err(e) => serde_json::json!({"valid": false, "error": e.to_string(), "excerpt": null}),
+            };
             print(&v);
             return Ok(if v["valid"] == true { 0 } else { 1 });
         }
@@ -348,7 +352,7 @@ pub fn task(cmd: TaskCmd, s: &StoreArgs) -> Result<i32> {
 pub fn config(cmd: ConfigCmd, s: &StoreArgs) -> Result<i32> {
     let store = s.open()?;
     match cmd {
-        ConfigCmd::Export { with_seed } => print(&store.export(with_seed)?),
+        ConfigCmd::Export { with_seed } => print(&api::config_export(&store, with_seed)?),
         ConfigCmd::Import { path } => {
             let arg = if path == "-" { path } else { format!("@{path}") };
             let export = read_body(&arg)?;
@@ -370,6 +374,7 @@ pub fn config(cmd: ConfigCmd, s: &StoreArgs) -> Result<i32> {
 pub fn ls(credential: i64, location: Option<String>, json: bool, s: &StoreArgs) -> Result<i32> {
     let store = s.open()?;
     let c = store.get_credential(credential)?;
+    c.usable()?;
     let Some(loc) = location else {
         let buckets = runner::list_buckets(&c.provider)?;
         if json {

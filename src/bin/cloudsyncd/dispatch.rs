@@ -358,7 +358,7 @@ pub fn call(ctx: &Context, peer: &Peer, method: &str, params: &[Value]) -> Resul
                 Kind::NotFound => validation("cloud_sync_list_buckets.credentials", "Invalid credentials"),
                 _ => e.into(),
             })?;
-            let buckets = runner::list_buckets(&credential.provider)?;
+            let buckets = runner::list_buckets(credential.usable()?)?;
             Ok(Value::Array(
                 buckets
                     .into_iter()
