@@ -220,6 +220,28 @@ impl Store {
         Ok(out)
     }
 
+    /// Run `f` as one transaction over this store's own methods: everything it stored is
+    /// committed together, or rolled back when it fails. Other writes of this process made
+    /// meanwhile join the transaction (an import is the only caller, and a short one).
+    pub fn atomically<T, E: From<Error>>(
+        &self,
+        f: impl FnOnce() -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        self.conn()?.execute_batch("BEGIN IMMEDIATE").map_err(db_err)?;
+        match f() {
+            Ok(v) => {
+                self.conn()?.execute_batch("COMMIT").map_err(db_err)?;
+                Ok(v)
+            }
+            Err(e) => {
+                if let Ok(c) = self.conn() {
+                    let _ = c.execute_batch("ROLLBACK");
+                }
+                Err(e)
+            }
+        }
+    }
+
     fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>> {
         self.conn.lock().map_err(|_| Error::other("database lock poisoned"))
     }
@@ -586,6 +608,24 @@ mod tests {
         }
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(d.path().join("db/cloudsync.db")).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn atomically_commits_all_or_nothing() {
+        let (_d, s) = setup();
+        let r: Result<()> = s.atomically(|| {
+            s.create_credential("a", &obj(json!({"type": "S3"})))?;
+            Err(Error::other("midway"))
+        });
+        assert!(r.is_err());
+        assert!(s.list_credentials().unwrap().is_empty(), "rolled back");
+        let r: Result<()> = s.atomically(|| {
+            s.create_credential("a", &obj(json!({"type": "S3"})))?;
+            s.create_credential("b", &obj(json!({"type": "S3"})))?;
+            Ok(())
+        });
+        assert!(r.is_ok());
+        assert_eq!(s.list_credentials().unwrap().len(), 2);
     }
 
     #[test]

@@ -424,6 +424,10 @@ pub fn config_export(store: &Store, with_seed: bool) -> crate::error::Result<Val
 }
 
 pub fn config_import(store: &Store, export: &Value, policy: &PathPolicy) -> ApiResult<Value> {
+    store.atomically(|| config_import_rows(store, export, policy))
+}
+
+fn config_import_rows(store: &Store, export: &Value, policy: &PathPolicy) -> ApiResult<Value> {
     use crate::store::secrets::{Field, Secrets};
     use base64::Engine as _;
     if export.get("format").and_then(Value::as_str) != Some("cloudsync-config/1") {
@@ -557,68 +561,122 @@ pub fn import_truenas(
 ) -> ApiResult<Value> {
     use super::truenas_import::read_backup;
     let cfg = read_backup(path, seed).map_err(|e| ApiError::Failed(Error::usage(format!("TrueNAS import: {e}"))))?;
+    // All or nothing: a failure midway stores no row (a re-run then starts clean).
+    store.atomically(|| import_truenas_rows(store, &cfg, policy))
+}
+
+fn import_truenas_rows(
+    store: &Store,
+    cfg: &super::truenas_import::TrueNasConfig,
+    policy: &PathPolicy,
+) -> ApiResult<Value> {
     let mut report = json!({"seed_ok": cfg.seed_ok, "warnings": cfg.warnings, "credentials": [], "tasks": []});
     let mut ids = std::collections::HashMap::new();
     let mut unusable = std::collections::HashSet::new();
-    let existing: Vec<String> = store.list_credentials()?.into_iter().map(|r| r.name).collect();
+    let existing = store.list_credentials()?;
+    let names: Vec<String> = existing.iter().map(|r| r.name.clone()).collect();
     for c in &cfg.credentials {
+        let provider = c.fields.as_ref().map(|fields| {
+            let mut p = fields.clone();
+            p.insert("type".into(), json!(c.provider_type));
+            p
+        });
+        // A re-run finds what the first run stored (same name and type, same fields, or
+        // both without secrets) and imports it once.
+        let same = existing.iter().find(|row| {
+            row.provider_type == c.provider_type
+                && (row.name == c.name || row.name.starts_with(&format!("{} (", c.name)))
+                && match (&row.credential, &provider) {
+                    (Ok(stored), Some(p)) => stored.unusable.is_none() && &stored.provider == p,
+                    (Ok(stored), None) => stored.unusable.is_some(),
+                    (Err(_), _) => false,
+                }
+        });
+        if let Some(row) = same {
+            ids.insert(c.id, row.id);
+            if row.credential.as_ref().is_ok_and(|s| s.unusable.is_some()) {
+                unusable.insert(row.id);
+            }
+            if let Some(a) = report["credentials"].as_array_mut() {
+                a.push(json!({"truenas_id": c.id, "id": row.id, "name": row.name, "problem": null, "already_imported": true}));
+            }
+            continue;
+        }
         let mut name = c.name.clone();
         let mut n = 2;
-        while existing.contains(&name) {
+        while names.contains(&name) {
             name = format!("{} ({n})", c.name);
             n += 1;
         }
-        let entry = match &c.fields {
-            Some(fields) => {
-                let mut provider = fields.clone();
-                provider.insert("type".into(), json!(c.provider_type));
-                match credential_create(store, &json!({"name": name, "provider": provider})) {
-                    Ok(v) => {
-                        let id = v["id"].as_i64().unwrap_or(-1);
-                        ids.insert(c.id, id);
-                        json!({"truenas_id": c.id, "id": id, "name": name, "problem": c.problem})
-                    }
-                    Err(e) => {
-                        let reason = format!("imported unusable: {e}");
-                        let known: Map<String, Value> = provider
-                            .iter()
-                            .filter(|(k, _)| !providers::is_secret(&c.provider_type, k))
-                            .map(|(k, v)| (k.clone(), v.clone()))
-                            .collect();
-                        let id = store.create_unusable_credential(&name, &c.provider_type, &known, &reason)?;
-                        unusable.insert(id);
-                        ids.insert(c.id, id);
-                        json!({"truenas_id": c.id, "id": id, "name": name, "problem": reason})
-                    }
+        let entry = match &provider {
+            Some(provider) => match credential_create(store, &json!({"name": name, "provider": provider})) {
+                Ok(v) => {
+                    let id = v["id"].as_i64().unwrap_or(-1);
+                    ids.insert(c.id, id);
+                    json!({"truenas_id": c.id, "id": id, "name": name, "problem": c.problem})
                 }
-            }
+                Err(e) => {
+                    let reason = format!("imported unusable: {e}");
+                    let known: Map<String, Value> = provider
+                        .iter()
+                        .filter(|(k, _)| !providers::is_secret(&c.provider_type, k))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    let id = store.create_unusable_credential(&name, &c.provider_type, &known, &reason)?;
+                    unusable.insert(id);
+                    ids.insert(c.id, id);
+                    json!({"truenas_id": c.id, "id": id, "name": name, "problem": reason})
+                }
+            },
             None => {
                 let reason = c.problem.clone().unwrap_or_else(|| "its secrets could not be decrypted".into());
                 let id = store.create_unusable_credential(&name, &c.provider_type, &Map::new(), &reason)?;
                 unusable.insert(id);
-                let reason = format!("unusable until re-entered: {reason}");
                 ids.insert(c.id, id);
-                json!({"truenas_id": c.id, "id": id, "name": name, "problem": reason})
+                json!({"truenas_id": c.id, "id": id, "name": name, "problem": format!("unusable until re-entered: {reason}")})
             }
         };
         if let Some(a) = report["credentials"].as_array_mut() {
             a.push(entry);
         }
     }
+    let stored_tasks: Vec<crate::store::Task> =
+        store.list_task_ids()?.into_iter().filter_map(|id| store.get_task(id).ok()).collect();
     for t in &cfg.tasks {
         let mut body = t.body.clone();
         let old_cred = body.get("credentials").and_then(Value::as_i64).unwrap_or(-1);
-        let cred = ids.get(&old_cred).copied().unwrap_or(-1);
+        let shown = body.get("description").and_then(Value::as_str).filter(|d| !d.is_empty()).map(str::to_string);
+        let label = match &shown {
+            Some(d) => format!("task {} ({d:?})", t.id),
+            None => format!("task {}", t.id),
+        };
+        let Some(&cred) = ids.get(&old_cred) else {
+            let problem = format!(
+                "{label} was not imported: its credential (TrueNAS id {old_cred}) is not in the configuration or its provider is not supported"
+            );
+            if let Some(a) = report["tasks"].as_array_mut() {
+                a.push(json!({"truenas_id": t.id, "id": null, "enabled": false, "problems": [problem]}));
+            }
+            continue;
+        };
         body.insert("credentials".into(), json!(cred));
         let mut problems = t.problems.clone();
         if unusable.contains(&cred) {
             problems.push(UNUSABLE_CREDENTIAL.to_string());
         }
-        let stored = match model::validate(model::CREATE, &body, store, None, policy) {
-            Ok(valid) => {
-                let mut valid = valid;
+        let validated = model::validate(model::CREATE, &body, store, None, policy);
+        let candidate = validated.as_ref().map(Clone::clone).unwrap_or_else(|_| body.clone());
+        if let Some(same) = stored_tasks.iter().find(|s| same_task(&s.body, &candidate)) {
+            if let Some(a) = report["tasks"].as_array_mut() {
+                a.push(json!({"truenas_id": t.id, "id": same.id, "enabled": same.body.get("enabled").cloned().unwrap_or(json!(false)), "problems": [], "already_imported": true}));
+            }
+            continue;
+        }
+        let stored = match validated {
+            Ok(mut valid) => {
                 if !problems.is_empty() {
                     valid.insert("enabled".into(), json!(false));
+                    valid.insert("import_problems".into(), json!(problems));
                 }
                 store.create_task(&valid)?
             }
@@ -635,6 +693,15 @@ pub fn import_truenas(
         }
     }
     Ok(report)
+}
+
+/// Whether two task bodies describe the same task (what an import would store twice).
+fn same_task(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
+    const IGNORED: &[&str] = &["id", "job", "enabled", "import_problems", "locked", "dataset", "relative_path"];
+    let strip = |m: &Map<String, Value>| -> Map<String, Value> {
+        m.iter().filter(|(k, _)| !IGNORED.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect()
+    };
+    strip(a) == strip(b)
 }
 
 #[cfg(test)]
@@ -731,6 +798,8 @@ mod tests {
                        "encryption": true, "encryption_password": "TN-PW", "encryption_salt": "", "job": {"state": "SUCCESS"}}),
                 json!({"id": 8, "description": "outside", "path": "/srv/data", "credentials": 1,
                        "attributes": {"bucket": "bk", "folder": "q", "fast_list": false, "region": "", "encryption": null, "storage_class": ""}}),
+                json!({"id": 9, "description": "orphan", "path": "/mnt/tank/o", "credentials": 5,
+                       "attributes": {"bucket": "bk", "folder": "o", "fast_list": false, "region": "", "encryption": null, "storage_class": ""}}),
             ],
         )
         .unwrap();
@@ -747,6 +816,18 @@ mod tests {
         let outside = store.get_task(r["tasks"][1]["id"].as_i64().unwrap()).unwrap();
         assert_eq!(outside.body["enabled"], false, "a task failing validation comes in disabled");
         assert!(r["tasks"][1]["problems"].to_string().contains("pool mount point"), "{r}");
+        // A task whose credential is missing is reported in a sentence, and the rest imports.
+        assert_eq!(
+            r["tasks"][2]["problems"][0],
+            "task 9 (\"orphan\") was not imported: its credential (TrueNAS id 5) is not in the configuration or its provider is not supported"
+        );
+        assert_eq!(store.list_task_ids().unwrap().len(), 2);
+        // A re-run is idempotent: nothing is stored twice.
+        let again = import_truenas(&store, &tn, Some(&seed), &policy).unwrap();
+        assert_eq!(store.list_credentials().unwrap().len(), 1, "{again}");
+        assert_eq!(store.list_task_ids().unwrap().len(), 2, "{again}");
+        assert_eq!(again["credentials"][0]["already_imported"], true);
+        assert_eq!(again["tasks"][0]["already_imported"], true);
 
         // Without the seed: names and tasks survive, secrets do not, nothing runs by accident.
         let store2 = Store::open(&d.path().join("b/db"), &d.path().join("b/seed")).unwrap();
@@ -755,5 +836,7 @@ mod tests {
         assert_eq!(store2.list_task_ids().unwrap().len(), 2);
         let t = store2.get_task(r["tasks"][0]["id"].as_i64().unwrap()).unwrap();
         assert_eq!(t.body["enabled"], false);
+        import_truenas(&store2, &tn, None, &policy).unwrap();
+        assert_eq!((store2.list_credentials().unwrap().len(), store2.list_task_ids().unwrap().len()), (1, 2));
     }
 }
