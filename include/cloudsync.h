@@ -493,7 +493,9 @@ cloudsync_result cloudsync_task_run(const struct cloudsync_store *store,
                                     struct cloudsync_error **error_out);
 
 // Run an unsaved task body once (TrueNAS's `sync_onetime`): `task_json` is validated
-// as by create, then run like [`cloudsync_task_run`] (no queue; locks still apply).
+// as by create under the `cloud_sync_sync_onetime` schema, which refuses `pre_script`
+// and `post_script` ("This option may not be used for onetime cloud sync operations"),
+// then run like [`cloudsync_task_run`] (no queue; locks still apply).
 cloudsync_result cloudsync_task_run_onetime(const struct cloudsync_store *store,
                                             const char *task_json,
                                             const struct cloudsync_run_options *options,

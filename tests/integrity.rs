@@ -65,6 +65,27 @@ fn run(
     (engine::run(src, dst, &opts), rec)
 }
 
+/// A server behind a fault proxy, with `files` pushed by cloudsync into `bucket/data`.
+struct Pushed {
+    server: S3Server,
+    proxy: FaultProxy,
+    remote: Arc<S3Remote>,
+    _src: tempfile::TempDir,
+}
+
+fn pushed(bucket: &str, files: &[(&str, &[u8], i64)], tune: impl FnOnce(&mut S3Options)) -> Pushed {
+    let server = S3Server::start();
+    let proxy = FaultProxy::start(&server.endpoint);
+    let remote = s3_via(&server, &proxy, bucket, None, tune);
+    let src = tempfile::tempdir().unwrap();
+    for (name, data, mtime) in files {
+        write(src.path(), name, data, *mtime);
+    }
+    let (r, _) = run(local(src.path()).as_ref(), remote.as_ref(), Mode::Copy, |_| {});
+    assert!(r.error.is_none(), "{:?}", r.error);
+    Pushed { server, proxy, remote, _src: src }
+}
+
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 9) as u8).collect()
 }
@@ -97,14 +118,8 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 /// GET's own ETag can tell), and MOVE then deleted the only good copy.
 #[test]
 fn a_corrupted_download_is_refused_and_move_keeps_the_source() {
-    let server = S3Server::start();
-    let proxy = FaultProxy::start(&server.endpoint);
-    let remote = s3_via(&server, &proxy, "flip", None, |_| {});
-    let src = tempfile::tempdir().unwrap();
     let data = pattern(300_000, 7);
-    write(src.path(), "photo.jpg", &data, T1);
-    let (r, _) = run(local(src.path()).as_ref(), remote.as_ref(), Mode::Copy, |_| {});
-    assert!(r.error.is_none(), "{:?}", r.error);
+    let Pushed { server: _server, proxy, remote, _src } = pushed("flip", &[("photo.jpg", &data, T1)], |_| {});
 
     // Every GET of it is damaged: the pull must fail, leave no file, keep the object.
     proxy.add(usize::MAX, is_get_of("photo.jpg"), Fault::FlipByte { at: 1234 });
@@ -131,17 +146,11 @@ fn a_corrupted_download_is_refused_and_move_keeps_the_source() {
 /// uploads carry rclone's Md5chksum, so a damaged download of one is caught too.
 #[test]
 fn multipart_objects_carry_md5chksum_and_their_downloads_are_verified() {
-    let server = S3Server::start();
-    let proxy = FaultProxy::start(&server.endpoint);
-    let remote = s3_via(&server, &proxy, "multi", None, |o| {
+    let data = pattern(11 * MIB + 17, 3);
+    let Pushed { server, proxy, remote, _src } = pushed("multi", &[("big.bin", &data, T2)], |o| {
         o.upload_cutoff = 5 * MIB as u64;
         o.chunk_size = 5 * MIB as u64;
     });
-    let src = tempfile::tempdir().unwrap();
-    let data = pattern(11 * MIB + 17, 3);
-    write(src.path(), "big.bin", &data, T2);
-    let (r, _) = run(local(src.path()).as_ref(), remote.as_ref(), Mode::Copy, |_| {});
-    assert!(r.error.is_none(), "{:?}", r.error);
     assert_eq!(proxy.count(|s| s.method == "PUT" && s.has_query("partNumber")), 3, "three parts");
     // The object records the content MD5 (what rclone check reads).
     let head = ureq_head(&server, "multi", "data/big.bin");
@@ -165,12 +174,7 @@ fn multipart_objects_carry_md5chksum_and_their_downloads_are_verified() {
 /// is still transferred, and the log says it could be checked by size only.
 #[test]
 fn a_file_without_any_hash_is_logged_as_checked_by_size_only() {
-    let server = S3Server::start();
-    let proxy = FaultProxy::start(&server.endpoint);
-    let remote = s3_via(&server, &proxy, "nohash", None, |_| {});
-    let src = tempfile::tempdir().unwrap();
-    write(src.path(), "a.txt", b"hello", T1);
-    assert!(run(local(src.path()).as_ref(), remote.as_ref(), Mode::Copy, |_| {}).0.error.is_none());
+    let Pushed { server: _server, proxy, remote, _src } = pushed("nohash", &[("a.txt", b"hello", T1)], |_| {});
     // The GET answers without an ETag: nothing tells a digest.
     proxy.add(usize::MAX, is_get_of("a.txt"), Fault::DropHeader("etag".into()));
     let dst = tempfile::tempdir().unwrap();
@@ -187,12 +191,7 @@ fn a_file_without_any_hash_is_logged_as_checked_by_size_only() {
 /// list forever. Now the listing ends with an error after two pages.
 #[test]
 fn a_listing_that_repeats_its_token_ends_with_an_error() {
-    let server = S3Server::start();
-    let proxy = FaultProxy::start(&server.endpoint);
-    let remote = s3_via(&server, &proxy, "loop", None, |_| {});
-    let src = tempfile::tempdir().unwrap();
-    write(src.path(), "a.txt", b"a", T1);
-    assert!(run(local(src.path()).as_ref(), remote.as_ref(), Mode::Copy, |_| {}).0.error.is_none());
+    let Pushed { server: _server, proxy, remote, _src } = pushed("loop", &[("a.txt", b"a", T1)], |_| {});
     let endless = |_: &Seen, body: Vec<u8>| {
         let s = String::from_utf8(body).unwrap();
         let s = s.replace("<IsTruncated>false</IsTruncated>", "<IsTruncated>true</IsTruncated>");
@@ -445,7 +444,7 @@ fn an_interrupted_download_resumes_from_its_verified_chunks() {
     let proxy = FaultProxy::start(&server.endpoint);
     let remote = s3_via(&server, &proxy, "downloads", None, |_| {});
     let src = tempfile::tempdir().unwrap();
-    let data = pattern(40 * MIB + 5, 4); // three 16 MiB chunks
+    let data = pattern(40 * MIB + 5, 4); // six 8 MiB chunks, the last one 5 bytes
     write(src.path(), "movie.mkv", &data, T1);
     assert!(run(local(src.path()).as_ref(), remote.as_ref(), Mode::Copy, |_| {}).0.error.is_none());
 
@@ -469,7 +468,7 @@ fn an_interrupted_download_resumes_from_its_verified_chunks() {
     assert_eq!(std::fs::read(dst.path().join("movie.mkv")).unwrap(), data);
     std::fs::remove_file(dst.path().join("movie.mkv")).unwrap();
 
-    // Across runs: the run fails with one chunk stored; its temporary file stays.
+    // Across runs: the run fails with four chunks stored; its temporary file stays.
     proxy.clear();
     proxy.add(1, is_get_of("movie.mkv"), Fault::CutBody { after: 20 * MIB });
     proxy.add(2, is_get_of("movie.mkv"), Fault::CutBody { after: 10 * MIB });
@@ -485,7 +484,7 @@ fn an_interrupted_download_resumes_from_its_verified_chunks() {
     let seen = proxy.seen.lock().unwrap().clone();
     let gets: Vec<_> = seen.iter().filter(|s| is_get_of("movie.mkv")(s)).skip(before).collect();
     assert_eq!(gets.len(), 1);
-    assert_eq!(gets[0].range.as_deref(), Some("bytes=16777216-41943044"), "resumed after the kept chunk");
+    assert_eq!(gets[0].range.as_deref(), Some("bytes=33554432-41943044"), "resumed after the kept chunks");
     assert_eq!(std::fs::read(dst.path().join("movie.mkv")).unwrap(), data);
     assert_eq!(files_in(dst.path()), vec!["movie.mkv"], "no temporary file is left");
     assert!(index.journal(&format!("local:{}", std::fs::canonicalize(dst.path()).unwrap().display()), None).is_empty());
@@ -505,7 +504,9 @@ fn an_interrupted_download_resumes_from_its_verified_chunks() {
     assert!(r.error.is_none(), "{:?}", r.error);
     let seen = proxy.seen.lock().unwrap().clone();
     let gets: Vec<_> = seen.iter().filter(|s| is_get_of("movie.mkv")(s)).skip(before).collect();
-    assert_eq!(gets[0].range, None, "chunk 1 no longer verifies: fetched from zero");
+    assert_eq!(gets[0].range.as_deref(), Some("bytes=0-8388607"), "chunk 1 no longer verifies: fetched again alone");
+    assert_eq!(gets[1].range.as_deref(), Some("bytes=33554432-41943044"), "then what was never fetched");
+    assert_eq!(gets.len(), 2);
     assert_eq!(std::fs::read(dst.path().join("movie.mkv")).unwrap(), data);
     assert_eq!(files_in(dst.path()), vec!["movie.mkv"]);
 }

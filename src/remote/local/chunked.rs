@@ -1,6 +1,7 @@
-//! Large downloads, written in chunks that the upload journal records, so that a download
-//! interrupted by kill -9, an abort or a failed try resumes from the chunks it already has
-//! instead of from zero (TrueNAS restarts every stopped transfer from its first byte).
+//! Large downloads (16 MiB and more), written in 8 MiB chunks that the upload journal
+//! records, so that a download interrupted by kill -9, an abort or a failed try resumes
+//! from the chunks it already has instead of from zero (TrueNAS restarts every stopped
+//! transfer from its first byte).
 //!
 //! A chunk counts as done only once its bytes are written and its MD5 is journaled; on
 //! resume each journaled chunk is read back from the temporary file and kept only if it
@@ -20,7 +21,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// The unit a download journals.
-pub(super) const CHUNK: u64 = 16 * 1024 * 1024;
+pub(super) const CHUNK: u64 = 8 * 1024 * 1024;
 /// Smaller downloads start over when interrupted (they cost less than the journal).
 pub(super) const RESUMABLE_MIN: u64 = 2 * CHUNK;
 
@@ -201,13 +202,13 @@ mod tests {
         let d = Some([0u8; 16]);
         assert_eq!(missing_runs(5 * CHUNK, &[None; 5]), vec![(0, 5)]);
         assert_eq!(missing_runs(5 * CHUNK - 1, &[d, d, None, d, None]), vec![(2, 3), (4, 5)]);
-        // 256 MiB = 16 chunks in 4 streams of 4.
-        let runs = missing_runs(MULTI_THREAD_CUTOFF, &[None; 16]);
-        assert_eq!(runs, vec![(0, 4), (4, 8), (8, 12), (12, 16)]);
-        let mut kept = vec![None; 16];
+        // 256 MiB = 32 chunks in 4 streams of 8.
+        let runs = missing_runs(MULTI_THREAD_CUTOFF, &[None; 32]);
+        assert_eq!(runs, vec![(0, 8), (8, 16), (16, 24), (24, 32)]);
+        let mut kept = vec![None; 32];
         kept[0] = d;
         kept[1] = d;
-        kept[5] = d;
-        assert_eq!(missing_runs(MULTI_THREAD_CUTOFF, &kept), vec![(2, 4), (4, 5), (6, 8), (8, 12), (12, 16)]);
+        kept[9] = d;
+        assert_eq!(missing_runs(MULTI_THREAD_CUTOFF, &kept), vec![(2, 8), (8, 9), (10, 16), (16, 24), (24, 32)]);
     }
 }
