@@ -196,3 +196,40 @@ fn the_daemon_sweeps_leftovers_at_start() {
     assert_eq!(e.pool.leftovers(), Vec::<String>::new());
     drop(data);
 }
+
+/// Ctrl-C of `cloudsync task run` aborts the job: it is recorded ABORTED at once (not left
+/// RUNNING for another process to notice), one line says so, the exit code is 130.
+#[test]
+fn ctrl_c_of_task_run_records_the_job_aborted() {
+    let (_turn, e) = env();
+    let data = e.pool.dataset("interrupted");
+    std::fs::write(data.join("big.bin"), vec![5u8; 4 << 20]).unwrap();
+    let slow = e.task(&data, json!({"bwlimit": [{"time": "00:00", "bandwidth": 262144}]}));
+    let state = e.store.path().parent().unwrap().to_path_buf();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_cloudsync"))
+        .args(["task", "run", &slow.to_string()])
+        .env("CLOUDSYNC_DB", e.store.path())
+        .env("CLOUDSYNC_SEED", state.join("seed"))
+        .env("CLOUDSYNC_LOG_DIR", e.cfg.log_dir.clone())
+        .env("CLOUDSYNC_POOL_ROOT", &e.pool.root)
+        .env("CLOUDSYNCD_SOCKET", state.join("no-daemon.sock"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let running =
+        || queue::list_jobs(&e.store, Some(slow), 10).unwrap_or_default().iter().any(|j| j["state"] == "RUNNING");
+    while !running() {
+        assert!(Instant::now() < deadline, "the job never got going");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(1500)); // into the transfer
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("SIGINT: stopping"), "{err}");
+    let jobs = queue::list_jobs(&e.store, Some(slow), 10).unwrap();
+    assert_eq!(jobs[0]["state"], "ABORTED", "{jobs:?}");
+}
