@@ -176,7 +176,7 @@ fn multipart_objects_carry_md5chksum_and_their_downloads_are_verified() {
 fn a_file_without_any_hash_is_logged_as_checked_by_size_only() {
     let Pushed { server: _server, proxy, remote, _src } = pushed("nohash", &[("a.txt", b"hello", T1)], |_| {});
     // The GET answers without an ETag: nothing tells a digest.
-    proxy.add(usize::MAX, is_get_of("a.txt"), Fault::DropHeader("etag".into()));
+    proxy.add(usize::MAX, is_get_of("a.txt"), no_etag(vec![], None));
     let dst = tempfile::tempdir().unwrap();
     let (r, rec) = run(remote.as_ref(), local(dst.path()).as_ref(), Mode::Copy, |_| {});
     assert!(r.error.is_none(), "{:?}", r.error);
@@ -185,6 +185,65 @@ fn a_file_without_any_hash_is_logged_as_checked_by_size_only() {
         logs.iter().any(|(_, l)| l == "a.txt: verified by size only: neither side could tell a hash of this file"),
         "{logs:?}"
     );
+}
+
+/// A GET answer without its ETag (what a multipart object without rclone's metadata
+/// gives), with `add` headers and optionally a flipped byte.
+fn no_etag(add: Vec<(&str, String)>, flip_at: Option<usize>) -> Fault {
+    Fault::EditHeaders {
+        drop: vec!["etag".into()],
+        add: add.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        flip_at,
+    }
+}
+
+/// Build item 1: where no MD5 is told, the object's own `x-amz-checksum-*` verifies the
+/// download (the strongest of them), and a composite (per-part) checksum is not taken for
+/// one of the content.
+#[test]
+fn x_amz_checksums_verify_downloads_that_have_no_md5() {
+    use cloudsync::remote::hash::{HashType, checksum};
+    let data = pattern(200_000, 8);
+    let Pushed { server: _server, proxy, remote, _src } = pushed("checksums", &[("f.bin", &data, T1)], |_| {});
+    let b64 = |k| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(checksum(k, &data).value)
+    };
+    let pull = |fault: Fault| {
+        proxy.clear();
+        proxy.add(usize::MAX, is_get_of("f.bin"), fault);
+        let dst = tempfile::tempdir().unwrap();
+        let (r, rec) = run(remote.as_ref(), local(dst.path()).as_ref(), Mode::Copy, |_| {});
+        let size_only = rec.logs.lock().unwrap().iter().any(|(_, l)| l.contains("verified by size only"));
+        (r.error, size_only, std::fs::read(dst.path().join("f.bin")).ok())
+    };
+    for kind in [HashType::Crc32c, HashType::Crc32, HashType::Crc64Nvme, HashType::Sha1, HashType::Sha256] {
+        let header = format!("x-amz-checksum-{}", kind.name());
+        let (err, size_only, got) = pull(no_etag(vec![(&header, b64(kind))], None));
+        assert!(err.is_none(), "{kind:?}: {err:?}");
+        assert!(!size_only, "{kind:?} verified it");
+        assert_eq!(got.as_deref(), Some(&data[..]));
+        let (err, _, got) = pull(no_etag(vec![(&header, b64(kind))], Some(777)));
+        let err = err.expect("a flipped byte fails");
+        assert!(err.to_string().contains(&format!("{} differs", kind.name())), "{kind:?}: {err}");
+        assert!(got.is_none(), "nothing is left");
+    }
+    // The strongest one told is used: a wrong CRC32 beside a right SHA256 does not matter.
+    let (err, size_only, _) = pull(no_etag(
+        vec![("x-amz-checksum-crc32", "AAAAAA==".into()), ("x-amz-checksum-sha256", b64(HashType::Sha256))],
+        None,
+    ));
+    assert!(err.is_none() && !size_only, "{err:?}");
+    // A composite checksum (of the parts' checksums) says nothing about the content.
+    let (err, size_only, _) = pull(no_etag(vec![("x-amz-checksum-crc32c", "AAAAAA==-3".into())], None));
+    assert!(err.is_none() && size_only, "{err:?}");
+    let (err, size_only, _) = pull(no_etag(
+        vec![("x-amz-checksum-crc32c", "AAAAAA==".into()), ("x-amz-checksum-type", "COMPOSITE".into())],
+        None,
+    ));
+    assert!(err.is_none() && size_only, "{err:?}");
+    // The GETs asked for the checksums.
+    assert!(proxy.count(|s| s.method == "GET") > 0);
 }
 
 /// Defect 3: a ListObjectsV2 answer whose continuation token never changes made the run

@@ -291,7 +291,7 @@ impl Remote for CryptRemote {
         let meta = meta.lock().map(|m| *m).unwrap_or_default();
         // The ciphertext authenticates itself block by block (Poly1305): no digest of the
         // plaintext is announced.
-        Ok(Opened { reader: Box::new(MapErrors(reader)), mtime, meta, md5: None })
+        Ok(Opened { reader: Box::new(MapErrors(reader)), mtime, meta, md5: None, checksum: None })
     }
 
     fn put(&self, path: &RelPath, src: &dyn Source, info: &PutInfo) -> Result<Entry> {

@@ -14,6 +14,7 @@ use super::{Mode, Run, Summary, SyncOptions};
 use crate::engine::bwlimit::RateLimiter;
 use crate::error::{Error, Kind, Result};
 use crate::path::{RelPath, match_key};
+use crate::remote::hash::{Checksum, Hasher};
 use crate::remote::layers::DryRun;
 use crate::remote::{Entry, EntryKind, Md5, Nanos, PutInfo, Remote, RootState, Source};
 use md5::Digest;
@@ -749,6 +750,7 @@ fn copy_one(shared: &Shared<'_>, job: &TransferJob, inflight: &Arc<InFlight>) ->
         hash: common_hash,
         computed: Mutex::new(None),
         announced: Mutex::new(None),
+        checksum: Mutex::new(None),
         verified: AtomicBool::new(false),
         mtime: Mutex::new(job.src.mtime),
         meta: Mutex::new(crate::remote::PosixMeta::default()),
@@ -826,6 +828,9 @@ struct EngineSource<'s, 'a> {
     computed: Mutex<Option<Md5>>,
     /// The digest a reader's open announced (an S3 GET's ETag or `Md5chksum`).
     announced: Mutex<Option<Md5>>,
+    /// A digest of another kind a reader's open announced (S3 `x-amz-checksum-*`), when
+    /// nothing told an MD5.
+    checksum: Mutex<Option<Checksum>>,
     /// A full read matched an announced digest, or the destination's digest matched.
     verified: AtomicBool,
     mtime: Mutex<Option<Nanos>>,
@@ -867,6 +872,14 @@ impl Source for EngineSource<'_, '_> {
         self.expected.or_else(|| self.announced.lock().ok().and_then(|a| *a))
     }
 
+    fn announced_checksum(&self) -> Option<Checksum> {
+        self.checksum.lock().ok().and_then(|c| c.clone())
+    }
+
+    fn mark_verified(&self) {
+        self.verified.store(true, Relaxed);
+    }
+
     fn content_md5(&self) -> Result<Md5> {
         if let Some(md5) = self.announced_md5() {
             return Ok(md5);
@@ -905,6 +918,11 @@ impl Source for EngineSource<'_, '_> {
         {
             a.get_or_insert(md5);
         }
+        if let Some(c) = opened.checksum
+            && let Ok(mut a) = self.checksum.lock()
+        {
+            a.get_or_insert(c);
+        }
         if let Some(t) = opened.mtime
             && let Ok(mut m) = self.mtime.lock()
         {
@@ -916,9 +934,12 @@ impl Source for EngineSource<'_, '_> {
             *m = opened.meta;
         }
         let full = offset == 0 && want == size;
+        // A digest of another kind is checked only where no MD5 is.
+        let other = (full && self.announced_md5().is_none()).then(|| self.announced_checksum()).flatten();
         Ok(Box::new(MeterReader {
             src: self,
             inner: opened.reader,
+            other: other.map(|c| (Hasher::new(c.kind), c)),
             hasher: (full && (self.hash || self.announced_md5().is_some())).then(md5::Md5::new),
             digest: None,
             pos: 0,
@@ -931,6 +952,8 @@ impl Source for EngineSource<'_, '_> {
 struct MeterReader<'r, 's, 'a> {
     src: &'r EngineSource<'s, 'a>,
     inner: Box<dyn Read + Send>,
+    /// The hasher for a non-MD5 digest the source announced, and that digest.
+    other: Option<(Hasher, Checksum)>,
     hasher: Option<md5::Md5>,
     digest: Option<Md5>,
     pos: u64,
@@ -948,6 +971,21 @@ impl MeterReader<'_, '_, '_> {
             )
             .with_retryable(true)
             .into());
+        }
+        if let Some((hasher, want)) = self.other.take() {
+            let got = hasher.finish();
+            if got != want {
+                return Err(Error::new(
+                    Kind::Corrupted,
+                    format!(
+                        "{} differs from the source's ({got} vs {want}): the data was corrupted in transit",
+                        want.kind.name()
+                    ),
+                )
+                .with_retryable(true)
+                .into());
+            }
+            self.src.verified.store(true, Relaxed);
         }
         if let (Some(got), Some(exp)) = (self.digest, self.src.announced_md5()) {
             if got == exp {
@@ -999,6 +1037,9 @@ impl Read for MeterReader<'_, '_, '_> {
             return Err(Error::new(Kind::Corrupted, "source delivered more data than its size").into());
         }
         self.pos += n as u64;
+        if let Some((h, _)) = self.other.as_mut() {
+            h.update(&buf[..n]);
+        }
         if let Some(h) = self.hasher.as_mut() {
             h.update(&buf[..n]);
             if self.pos == self.want {

@@ -9,6 +9,7 @@
 //!
 //! Remotes never call the engine; they know nothing about sync decisions.
 
+pub mod hash;
 pub(crate) mod http;
 pub mod kit;
 pub mod layers;
@@ -137,6 +138,13 @@ pub trait Source: Send + Sync {
     fn announced_md5(&self) -> Option<Md5> {
         None
     }
+    /// A digest of another kind the source announced (see [`Opened::checksum`]).
+    fn announced_checksum(&self) -> Option<hash::Checksum> {
+        None
+    }
+    /// The destination checked what it stored against an announced digest (a file
+    /// assembled from ranged reads): the transfer counts as verified by content.
+    fn mark_verified(&self) {}
     /// Names this version of the source's data, so that an upload interrupted by a crash
     /// can be resumed only from the very same data. `None`: the data cannot be told
     /// apart from another version (or is produced anew each time, like ciphertext with a
@@ -334,11 +342,14 @@ pub struct Opened {
     /// read. The engine checks the bytes of a full read against it; a ranged download
     /// checks the assembled file. `None` when the server tells no digest.
     pub md5: Option<Md5>,
+    /// Another digest of the whole object the server announces (S3's full-object
+    /// `x-amz-checksum-*`), checked the same way; the strongest one it tells.
+    pub checksum: Option<hash::Checksum>,
 }
 
 impl Opened {
     /// An open object that announces nothing beyond its bytes.
     pub fn plain(reader: Box<dyn Read + Send>) -> Opened {
-        Opened { reader, mtime: None, meta: PosixMeta::default(), md5: None }
+        Opened { reader, mtime: None, meta: PosixMeta::default(), md5: None, checksum: None }
     }
 }

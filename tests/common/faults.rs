@@ -46,8 +46,9 @@ pub enum Fault {
     StallRequest(Duration),
     /// Forward, then replace the body by what the function makes of it.
     Rewrite(Rewrite),
-    /// Forward, leaving this header out of the answer.
-    DropHeader(String),
+    /// Forward, leaving the `drop` headers out of the answer, adding `add`, and flipping
+    /// one body byte at `flip_at` when given.
+    EditHeaders { drop: Vec<String>, add: Vec<(String, String)>, flip_at: Option<usize> },
 }
 
 pub struct Rule {
@@ -296,9 +297,11 @@ fn serve(conn: TcpStream, upstream: &str, rules: &Mutex<Vec<Rule>>, seen: &Mutex
                 _ => rbody.len(),
             }
         };
-        if let Some(Fault::FlipByte { at }) = &fault
-            && let Some(b) = rbody.get_mut(*at)
-        {
+        let flip = match &fault {
+            Some(Fault::FlipByte { at }) | Some(Fault::EditHeaders { flip_at: Some(at), .. }) => Some(*at),
+            _ => None,
+        };
+        if let Some(b) = flip.and_then(|at| rbody.get_mut(at)) {
             *b ^= 0x01;
         }
         record(&s);
@@ -308,12 +311,17 @@ fn serve(conn: TcpStream, upstream: &str, rules: &Mutex<Vec<Rule>>, seen: &Mutex
             if matches!(k_l.as_str(), "content-length" | "transfer-encoding" | "connection") {
                 continue;
             }
-            if let Some(Fault::DropHeader(h)) = &fault
-                && h.eq_ignore_ascii_case(k)
+            if let Some(Fault::EditHeaders { drop, .. }) = &fault
+                && drop.iter().any(|h| h.eq_ignore_ascii_case(k))
             {
                 continue;
             }
             out.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if let Some(Fault::EditHeaders { add, .. }) = &fault {
+            for (k, v) in add {
+                out.push_str(&format!("{k}: {v}\r\n"));
+            }
         }
         out.push_str(&format!("content-length: {announced}\r\n\r\n"));
         if client_out.write_all(out.as_bytes()).is_err() {

@@ -134,6 +134,18 @@ pub(super) fn write_chunks(
         return Ok(None); // one full read: the engine hashed and checked it
     }
     let Some(expected) = src.announced_md5() else {
+        if let Some(want) = src.announced_checksum() {
+            let got = super::hash_file_as(file, want.kind)?;
+            if got != want {
+                return Err(Error::new(
+                    Kind::Corrupted,
+                    format!("corrupted on transfer: {} differs ({got} vs {want})", want.kind.name()),
+                )
+                .with_retryable(true));
+            }
+            src.mark_verified();
+            return Ok(None);
+        }
         if resumed {
             return Err(Error::new(
                 Kind::Corrupted,

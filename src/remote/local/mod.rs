@@ -10,6 +10,7 @@
 //! detection while following is the engine's job (it tracks device and inode of the
 //! directories on the current path, which this remote reports in [`Extra`]).
 
+use super::hash::{Checksum, HashType, Hasher};
 use super::{Entry, EntryKind, Extra, Features, Md5, Nanos, Opened, PutInfo, Remote, RootState, Source};
 use crate::error::{Error, Kind, Result};
 use crate::index::{FileKey, Index, UploadRecord};
@@ -349,7 +350,13 @@ impl LocalRemote {
 
 /// The MD5 of a whole file, read with positional reads (the descriptor's offset stays).
 fn hash_file(file: &File) -> Result<Md5> {
-    let mut h = md5::Md5::new();
+    let c = hash_file_as(file, HashType::Md5)?;
+    Ok(c.value.try_into().unwrap_or_default())
+}
+
+/// A digest of a whole file, read with positional reads.
+fn hash_file_as(file: &File, kind: HashType) -> Result<Checksum> {
+    let mut h = Hasher::new(kind);
     let mut buf = vec![0u8; COPY_BUF];
     let mut pos = 0u64;
     loop {
@@ -362,7 +369,7 @@ fn hash_file(file: &File) -> Result<Md5> {
         h.update(&buf[..n]);
         pos += n as u64;
     }
-    Ok(h.finalize().into())
+    Ok(h.finish())
 }
 
 fn short_source(got: u64, want: u64) -> Error {
@@ -666,6 +673,7 @@ impl Remote for LocalRemote {
             mtime: Some(st.st_mtime * super::NANOS_PER_SEC + st.st_mtime_nsec),
             meta: super::PosixMeta { mode: Some(st.st_mode & 0o7777), uid: Some(st.st_uid), gid: Some(st.st_gid) },
             md5: None,
+            checksum: None,
         })
     }
 

@@ -19,6 +19,7 @@ pub mod time;
 pub mod xml;
 
 use self::client::{Body, Client, ClientConfig, Op, Request, header, read_body};
+use super::hash::{Checksum, HashType};
 use super::kit::paginate::PageGuard;
 use super::{Entry, EntryKind, Extra, Features, Md5, Nanos, Opened, PutInfo, Remote, RootState, Source};
 use crate::error::{Error, Kind, Result};
@@ -103,6 +104,32 @@ fn announced_md5<'r>(get: impl Fn(&str) -> Option<&'r str>) -> Option<Md5> {
         get("x-amz-meta-md5chksum")
             .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
             .and_then(|v| v.try_into().ok())
+    })
+}
+
+/// The strongest full-object `x-amz-checksum-*` a GET or HEAD answer tells (asked for
+/// with `x-amz-checksum-mode: ENABLED`). A composite checksum of a multipart upload (a
+/// checksum of the parts' checksums, `...-N` or `x-amz-checksum-type: COMPOSITE`) says
+/// nothing about the whole content and is left out.
+fn announced_checksum<'r>(get: impl Fn(&str) -> Option<&'r str>) -> Option<Checksum> {
+    if get("x-amz-checksum-type").is_some_and(|t| t.eq_ignore_ascii_case("COMPOSITE")) {
+        return None;
+    }
+    [
+        ("x-amz-checksum-sha256", HashType::Sha256, 32),
+        ("x-amz-checksum-sha1", HashType::Sha1, 20),
+        ("x-amz-checksum-crc64nvme", HashType::Crc64Nvme, 8),
+        ("x-amz-checksum-crc32c", HashType::Crc32c, 4),
+        ("x-amz-checksum-crc32", HashType::Crc32, 4),
+    ]
+    .into_iter()
+    .find_map(|(name, kind, len)| {
+        let v = get(name)?.trim();
+        if v.contains('-') {
+            return None;
+        }
+        let value = base64::engine::general_purpose::STANDARD.decode(v).ok().filter(|b| b.len() == len)?;
+        Some(Checksum { kind, value })
     })
 }
 
@@ -770,7 +797,9 @@ impl Remote for S3Remote {
         let key = self.key(path);
         let size = entry.size.max(0) as u64;
         let len = len.min(size.saturating_sub(offset));
-        let mut req = Request::new(Op::Get, "GET", Some(&self.opts.bucket), Some(&key));
+        // Ask for the object's own checksum too (S3 answers it only when asked).
+        let mut req =
+            Request::new(Op::Get, "GET", Some(&self.opts.bucket), Some(&key)).header("x-amz-checksum-mode", "ENABLED");
         let ranged = offset > 0 || len < size;
         if ranged {
             if len == 0 {
@@ -779,6 +808,7 @@ impl Remote for S3Remote {
                     mtime: entry.mtime,
                     meta: crate::remote::PosixMeta::default(),
                     md5: entry.md5,
+                    checksum: None,
                 });
             }
             req = req.header("range", format!("bytes={}-{}", offset, offset + len - 1));
@@ -821,7 +851,8 @@ impl Remote for S3Remote {
         }
         let meta = posix_meta_from(|name| header(&resp, name));
         let md5 = entry.md5.or_else(|| announced_md5(|name| header(&resp, name)));
-        Ok(Opened { reader: Box::new(resp.into_body().into_reader()), mtime, meta, md5 })
+        let checksum = if md5.is_none() { announced_checksum(|name| header(&resp, name)) } else { None };
+        Ok(Opened { reader: Box::new(resp.into_body().into_reader()), mtime, meta, md5, checksum })
     }
 
     fn put(&self, path: &RelPath, src: &dyn Source, info: &PutInfo) -> Result<Entry> {
