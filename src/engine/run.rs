@@ -888,12 +888,7 @@ impl Source for EngineSource<'_, '_> {
         // not counted as transferred bytes.
         let md5 = match self.shared.run.src.md5(self.path, self.entry)? {
             Some(md5) => md5,
-            None => {
-                let mut r = self.open_for_hash(0, self.size())?;
-                let mut h = md5::Md5::new();
-                io::copy(&mut r, &mut DigestWriter(&mut h))?;
-                h.finalize().into()
-            }
+            None => crate::remote::hash::md5_of(&mut self.open_for_hash(0, self.size())?)?,
         };
         // The source's digest from now on: what the destination stored is checked against it.
         if let Ok(mut a) = self.announced.lock() {
@@ -1004,19 +999,6 @@ impl MeterReader<'_, '_, '_> {
             .into());
         }
         Ok(0)
-    }
-}
-
-/// Feeds `io::copy` into a hasher.
-struct DigestWriter<'h>(&'h mut md5::Md5);
-
-impl io::Write for DigestWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 

@@ -90,6 +90,24 @@ impl Hasher {
     }
 }
 
+/// A hasher is a sink for `io::copy`.
+impl std::io::Write for Hasher {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The MD5 of everything `r` delivers.
+pub fn md5_of(r: &mut dyn std::io::Read) -> std::io::Result<crate::remote::Md5> {
+    let mut h = Hasher::new(HashType::Md5);
+    std::io::copy(r, &mut h)?;
+    Ok(h.finish().value.try_into().unwrap_or_default())
+}
+
 /// The digest of `data`.
 pub fn checksum(kind: HashType, data: &[u8]) -> Checksum {
     let mut h = Hasher::new(kind);

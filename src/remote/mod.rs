@@ -164,19 +164,7 @@ pub trait Source: Send + Sync {
         if let Some(md5) = self.announced_md5() {
             return Ok(md5);
         }
-        let mut r = self.open_for_hash(0, self.size())?;
-        let mut h = <md5::Md5 as md5::Digest>::new();
-        let mut buf = vec![0u8; 128 * 1024];
-        loop {
-            let n = match r.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e.into()),
-            };
-            md5::Digest::update(&mut h, &buf[..n]);
-        }
-        Ok(md5::Digest::finalize(h).into())
+        Ok(hash::md5_of(&mut self.open_for_hash(0, self.size())?)?)
     }
 }
 

@@ -133,19 +133,6 @@ fn announced_checksum<'r>(get: impl Fn(&str) -> Option<&'r str>) -> Option<Check
     })
 }
 
-/// Feeds `io::copy` into a hasher.
-struct HashSink<'h>(&'h mut md5::Md5);
-
-impl std::io::Write for HashSink<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
@@ -540,9 +527,7 @@ impl S3Remote {
                     if !present || part.size != len {
                         continue;
                     }
-                    let mut h = md5::Md5::new();
-                    std::io::copy(&mut src.open_for_hash(offset, len)?, &mut HashSink(&mut h))?;
-                    let md5: Md5 = h.finalize().into();
+                    let md5 = super::hash::md5_of(&mut src.open_for_hash(offset, len)?)?;
                     if md5 == part.md5
                         && let Ok(mut slot) = slot.lock()
                     {
@@ -1012,7 +997,8 @@ impl Remote for S3Remote {
         let me = Owner::me();
         let mut removed = 0;
         for rec in index.journal(&self.remote_id, None) {
-            let mine = rec.key.starts_with(&self.opts.prefix);
+            let p = &self.opts.prefix;
+            let mine = p.is_empty() || rec.key.strip_prefix(p.as_str()).is_some_and(|rest| rest.starts_with('/'));
             if !mine || (rec.owner != me && rec.owner.alive()) {
                 continue;
             }
