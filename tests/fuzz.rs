@@ -8,11 +8,14 @@
 //! Parsers of hostile input: the S3 XML documents, crypt names and content headers, filter
 //! rules, bandwidth timetables, cron fields and the C API's JSON bodies.
 
+mod common;
+
 use cloudsync::crypt::content::{DecryptReader, EncryptReader};
 use cloudsync::crypt::{Keys, NameCipher, NameEncoding, NameMode};
 use cloudsync::engine::bwlimit::BwTimetable;
 use cloudsync::engine::filter::FilterBuilder;
 use cloudsync::remote::s3::xml;
+use common::Rng;
 use std::ffi::{CString, c_char};
 use std::io::Read;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -20,71 +23,61 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 const MAX_LEN: usize = 16 * 1024;
+
+fn pick(rng: &mut Rng, n: usize) -> usize {
+    rng.below(n as u64) as usize
+}
 
 fn mutate(input: &[u8], corpus: &[Vec<u8>], dict: &[&[u8]], rng: &mut Rng) -> Vec<u8> {
     let mut v = input.to_vec();
-    for _ in 0..1 + rng.below(4) {
+    for _ in 0..1 + pick(rng, 4) {
         let len = v.len();
-        match rng.below(9) {
+        match pick(rng, 9) {
             0 if len > 0 => {
-                let i = rng.below(len);
-                v[i] ^= 1 << rng.below(8);
+                let i = pick(rng, len);
+                v[i] ^= 1 << pick(rng, 8);
             }
             1 if len > 0 => {
-                let i = rng.below(len);
+                let i = pick(rng, len);
                 v[i] = rng.next() as u8;
             }
             2 => {
-                let at = rng.below(len + 1);
-                let n = 1 + rng.below(8);
+                let at = pick(rng, len + 1);
+                let n = 1 + pick(rng, 8);
                 let bytes: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
                 v.splice(at..at, bytes);
             }
             3 if len > 0 => {
-                let a = rng.below(len);
-                let b = (a + 1 + rng.below(16)).min(len);
+                let a = pick(rng, len);
+                let b = (a + 1 + pick(rng, 16)).min(len);
                 v.drain(a..b);
             }
             4 if len > 0 => {
-                let a = rng.below(len);
-                let b = (a + 1 + rng.below(64)).min(len);
+                let a = pick(rng, len);
+                let b = (a + 1 + pick(rng, 64)).min(len);
                 let piece = v[a..b].to_vec();
-                let at = rng.below(v.len() + 1);
+                let at = pick(rng, v.len() + 1);
                 v.splice(at..at, piece);
             }
             5 if !dict.is_empty() => {
-                let tok = dict[rng.below(dict.len())];
-                let at = rng.below(len + 1);
+                let tok = dict[pick(rng, dict.len())];
+                let at = pick(rng, len + 1);
                 v.splice(at..at, tok.iter().copied());
             }
             6 if !corpus.is_empty() => {
-                let other = &corpus[rng.below(corpus.len())];
-                let cut = rng.below(len + 1);
-                let from = rng.below(other.len() + 1);
+                let other = &corpus[pick(rng, corpus.len())];
+                let cut = pick(rng, len + 1);
+                let from = pick(rng, other.len() + 1);
                 v.truncate(cut);
                 v.extend_from_slice(&other[from..]);
             }
-            7 if len > 0 => v.truncate(rng.below(len)),
+            7 if len > 0 => v.truncate(pick(rng, len)),
             _ => {
                 // A boundary value in place.
                 let specials: [&[u8]; 6] = [b"0", b"-1", b"18446744073709551616", b"\xff\xfe", b"\0", b"%"];
-                let tok = specials[rng.below(specials.len())];
-                let at = rng.below(len + 1);
+                let tok = specials[pick(rng, specials.len())];
+                let at = pick(rng, len + 1);
                 v.splice(at..at, tok.iter().copied());
             }
         }
@@ -144,14 +137,14 @@ fn fuzz(target: &str, dict: &[&[u8]], check: impl Fn(&[u8]) -> Result<(), String
         runs += 1;
     }
     while Instant::now() < deadline {
-        let base = corpus[rng.below(corpus.len())].clone();
+        let base = corpus[pick(&mut rng, corpus.len())].clone();
         let input = mutate(&base, &corpus, dict, &mut rng);
         if let Err(why) = run_one(&input) {
             report(&input, why);
         }
         runs += 1;
         // Keep some inputs as new bases, so that mutations can go deeper.
-        if rng.below(64) == 0 && corpus.len() < 512 {
+        if pick(&mut rng, 64) == 0 && corpus.len() < 512 {
             corpus.push(input);
         }
     }

@@ -11,7 +11,7 @@ use cloudsync::remote::local::{LocalOptions, LocalRemote};
 use cloudsync::remote::s3::{S3Options, S3Remote};
 use cloudsync::remote::{Entry, Remote};
 use common::faults::{FaultProxy, Seen};
-use common::{ACCESS_KEY, S3Server, SECRET_KEY};
+use common::{ACCESS_KEY, Rng, S3Server, SECRET_KEY};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
@@ -21,20 +21,6 @@ use std::time::Duration;
 
 const MIB: usize = 1024 * 1024;
 const ROUNDS: u64 = 20;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn content(len: usize, seed: u64) -> Vec<u8> {
     let mut r = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);

@@ -426,6 +426,21 @@ pub fn expect_files(side: &Side, expected: &[(&str, &[u8], Nanos)]) {
     }
 }
 
+/// A seeded xorshift generator: reproducible choices for the fuzz and crash tests.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
 pub fn md5_hex(data: &[u8]) -> String {
     hex::encode(md5::Md5::digest(data))
 }
