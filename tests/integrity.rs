@@ -633,9 +633,59 @@ fn ctrl_c_during_a_multipart_upload_aborts_it_and_says_so() {
         let out = child.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(code), "{err}");
-        assert!(err.contains("stopping; unfinished uploads are aborted"), "{err}");
+        assert!(err.contains("stopping cleanly"), "{err}");
         assert!(proxy.count(|s| s.method == "DELETE" && s.has_query("uploadId")) >= 1, "the upload was aborted");
         assert_eq!(uploads_in_progress(&server), 0, "no upload is left on the server");
         proxy.seen.lock().unwrap().clear();
     }
+}
+
+/// Resume survives an abort too: a task job aborted during a multipart upload keeps the
+/// upload (journaled) and its next run sends only the parts that are missing.
+#[test]
+fn an_aborted_job_keeps_its_upload_for_the_next_run() {
+    let server = S3Server::start();
+    let proxy = FaultProxy::start(&server.endpoint);
+    let index_dir = tempfile::tempdir().unwrap();
+    let index = Arc::new(Index::open(&index_dir.path().join("index.db")).unwrap());
+    let remote = s3_via(&server, &proxy, "aborted", Some(index.clone()), |o| {
+        o.upload_cutoff = 5 * MIB as u64;
+        o.chunk_size = 5 * MIB as u64;
+        o.upload_concurrency = 1;
+        o.keep_cancelled_uploads = true; // as the job runner sets it
+    });
+    let src = tempfile::tempdir().unwrap();
+    let data = pattern(31 * MIB, 12); // 7 parts
+    write(src.path(), "vm.qcow2", &data, T1);
+    let parts = |p: &FaultProxy| p.count(|s| s.method == "PUT" && s.has_query("partNumber") && s.status == 200);
+    proxy.add(
+        usize::MAX,
+        |s| s.method == "PUT" && s.has_query("partNumber"),
+        Fault::StallRequest(Duration::from_millis(150)),
+    );
+    let cancel = cloudsync::engine::CancelToken::new();
+    let (r, _) = std::thread::scope(|s| {
+        let c2 = cancel.clone();
+        let p = &proxy;
+        s.spawn(move || {
+            while parts(p) < 3 {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            c2.cancel();
+        });
+        run(local(src.path()).as_ref(), remote.as_ref(), Mode::Copy, |o| o.cancel = cancel.clone())
+    });
+    assert!(r.error.expect("aborted").is_cancelled());
+    assert_eq!(proxy.count(|s| s.method == "DELETE" && s.has_query("uploadId")), 0, "not aborted");
+    assert_eq!(uploads_in_progress(&server), 1);
+    proxy.clear();
+    let before = parts(&proxy);
+    let (r, _) = run(local(src.path()).as_ref(), remote.as_ref(), Mode::Copy, |_| {});
+    assert!(r.error.is_none(), "{:?}", r.error);
+    let sent = parts(&proxy) - before;
+    assert!(sent <= 4, "only the missing parts are sent: {sent} of 7");
+    assert_eq!(uploads_in_progress(&server), 0);
+    let dst = tempfile::tempdir().unwrap();
+    assert!(run(remote.as_ref(), local(dst.path()).as_ref(), Mode::Copy, |_| {}).0.error.is_none());
+    assert_eq!(std::fs::read(dst.path().join("vm.qcow2")).unwrap(), data);
 }

@@ -178,6 +178,8 @@ fn build_s3(
                 opts.chunk_size = 64 * 1024 * 1024;
                 opts.upload_cutoff = 64 * 1024 * 1024;
             }
+            // A job that is aborted resumes its large uploads on the next run.
+            opts.keep_cancelled_uploads = true;
             S3Remote::new(opts, index)
         }
         other => Err(Error::new(Kind::Unsupported, format!("Provider {other} is not supported by this version"))),

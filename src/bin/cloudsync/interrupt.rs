@@ -1,6 +1,7 @@
-//! Ctrl-C and SIGTERM: the first one cancels the running job cleanly (transfers stop,
-//! unfinished uploads are aborted, a task's job is recorded ABORTED), a second one ends
-//! the process at once. The exit code is rclone's: 128 + the signal's number.
+//! Ctrl-C and SIGTERM: the first one cancels the running job cleanly (transfers stop;
+//! unfinished uploads of a one-shot copy are aborted, a task's are kept for its next run to
+//! resume; a task's job is recorded ABORTED), a second one ends the process at once. The
+//! exit code is rclone's: 128 + the signal's number.
 
 use cloudsync::engine::CancelToken;
 use nix::sys::signal::{SigSet, Signal};
@@ -27,10 +28,7 @@ pub fn install() {
                 eprintln!("\ncloudsync: {} again: exiting now", sig.as_str());
                 std::process::exit(128 + sig as i32);
             }
-            eprintln!(
-                "\ncloudsync: {}: stopping; unfinished uploads are aborted (again to exit at once)",
-                sig.as_str()
-            );
+            eprintln!("\ncloudsync: {}: stopping cleanly (again to exit at once)", sig.as_str());
             token.cancel();
         }
     });

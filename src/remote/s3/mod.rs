@@ -56,6 +56,10 @@ pub struct S3Options {
     pub list_chunk: u32,
     /// Connections kept open (transfers × upload concurrency is a good value).
     pub max_connections: usize,
+    /// A cancelled multipart upload stays on the server, journaled, for the next run to
+    /// resume (task jobs, which TrueNAS restarts); otherwise (the CLI's one-shot copies) it
+    /// is aborted at once. Without an index it is always aborted.
+    pub keep_cancelled_uploads: bool,
 }
 
 impl S3Options {
@@ -72,6 +76,7 @@ impl S3Options {
             max_upload_parts: 10_000,
             list_chunk: 1000,
             max_connections: 32,
+            keep_cancelled_uploads: false,
         }
     }
 }
@@ -436,7 +441,10 @@ impl S3Remote {
             Ok((etag, Some(content_md5)))
         };
         let result = finish();
-        if result.is_err() {
+        let cancelled = result.as_ref().is_err_and(Error::is_cancelled);
+        if cancelled && self.opts.keep_cancelled_uploads && self.index.is_some() {
+            log::info!("{key}: the unfinished upload is kept for the next run to resume");
+        } else if result.is_err() {
             self.abort_upload(key, &upload_id);
         } else if let Some(index) = &self.index {
             index.journal_end(&self.remote_id, key, &upload_id);
