@@ -756,6 +756,16 @@ class RunTests(S3Case):
             self.store.run_onetime({"path": 5})
         self.assertEqual(len(files), 6)
 
+    def test_progress_moves_while_one_large_file_uploads(self):
+        write(self.data / "one.bin", os.urandom(3 * MiB))
+        # 1 MiB/s: about three seconds, so progress is reported midway.
+        tid = self.create_task(bwlimit=[{"time": "00:00", "bandwidth": MiB}])
+        seen = []
+        outcome = self.store.run(tid, progress=lambda p: seen.append(p.percent))
+        self.assertEqual(outcome.state, "SUCCESS", outcome)
+        self.assertTrue(any(0 < p < 100 for p in seen), "the percentage stayed put: %r" % seen)
+        self.assertEqual(seen, sorted(seen), "never backwards")
+
     def test_run_onetime_refuses_scripts(self):
         self.sample_tree()
         marker = self.pool / "tank" / "ran"

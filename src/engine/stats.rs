@@ -91,19 +91,21 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Overall percentage as TrueNAS computes it: the minimum of the file, byte and check
-    /// percentages that have a total.
+    /// Overall percentage. Bytes weigh when there are any to move, so one large file
+    /// shows movement instead of 0% until it is done (TrueNAS takes the minimum of the
+    /// file, byte and check percentages, which sits at 0% for a single file); without
+    /// bytes, the file and check percentages decide (the smaller of them). Never 100
+    /// before the listing is complete.
     pub fn percent(&self) -> u32 {
         let pct = |d: u64, t: u64| (d.min(t) * 100).checked_div(t).map(|p| p as u32);
-        [
-            pct(self.files_done, self.files_total),
-            pct(self.bytes_done, self.bytes_total),
-            pct(self.checks_done, self.checks_total),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or(if self.listing_done { 100 } else { 0 })
+        let p = pct(self.bytes_done, self.bytes_total).unwrap_or_else(|| {
+            [pct(self.files_done, self.files_total), pct(self.checks_done, self.checks_total)]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(if self.listing_done { 100 } else { 0 })
+        });
+        if self.listing_done { p } else { p.min(99) }
     }
 
     /// The TrueNAS-style one-line description: `75 / 3546, 752 MiB / 27.6 GiB, 7.9 MiB/s,
@@ -253,7 +255,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn percent_is_the_minimum_like_truenas() {
+    fn percent_weighs_bytes() {
         let p = Progress {
             files_done: 75,
             files_total: 3546,
@@ -261,9 +263,20 @@ mod tests {
             bytes_total: 100,
             checks_done: 89,
             checks_total: 89,
+            listing_done: true,
             ..Default::default()
         };
-        assert_eq!(p.percent(), 2);
+        assert_eq!(p.percent(), 50);
+        // One large file under way moves the percentage.
+        let one =
+            Progress { files_total: 1, bytes_done: 400, bytes_total: 1000, listing_done: true, ..Default::default() };
+        assert_eq!(one.percent(), 40);
+        // Nothing to move: files and checks decide; not 100 before the listing is done.
+        let checks = Progress { checks_done: 30, checks_total: 60, ..Default::default() };
+        assert_eq!(checks.percent(), 50);
+        let done = Progress { checks_done: 60, checks_total: 60, ..Default::default() };
+        assert_eq!(done.percent(), 99);
+        assert_eq!(Progress { listing_done: true, ..done }.percent(), 100);
         assert!(p.description().starts_with("75 / 3546, 50 B / 100 B"));
         assert!(p.description().ends_with("checks: 89 / 89"));
     }

@@ -263,9 +263,9 @@ struct JobSink {
     job_id: i64,
     log: Arc<JobLog>,
     outer: Option<Arc<dyn JobObserver>>,
-    min_percent: std::sync::atomic::AtomicU32,
     /// The latest progress, written to the job record by the watcher thread.
     latest: Arc<std::sync::Mutex<Option<(u32, String)>>>,
+    max_percent: std::sync::atomic::AtomicU32,
 }
 
 impl Observer for JobSink {
@@ -277,8 +277,9 @@ impl Observer for JobSink {
     fn file_event(&self, _event: &FileEvent) {}
     fn progress(&self, p: &Progress) {
         self.log.stats(p);
-        // TrueNAS: the job's percentage is the minimum seen so far (§7.8).
-        let pct = self.min_percent.fetch_min(p.percent(), std::sync::atomic::Ordering::Relaxed).min(p.percent());
+        // Never backwards: totals grow while the listing runs, the job's percentage does not
+        // drop with them.
+        let pct = self.max_percent.fetch_max(p.percent(), std::sync::atomic::Ordering::Relaxed).max(p.percent());
         let desc = p.description();
         if let Some(o) = &self.outer {
             o.progress(self.job_id, pct, &desc, p);
@@ -625,8 +626,8 @@ fn job_body(
         job_id,
         log: log.clone(),
         outer: observer,
-        min_percent: std::sync::atomic::AtomicU32::new(100),
         latest,
+        max_percent: std::sync::atomic::AtomicU32::new(0),
     });
     let mut opts = SyncOptions {
         mode: match s("transfer_mode").as_str() {
