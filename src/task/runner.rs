@@ -130,6 +130,11 @@ pub fn verify_credential(credential: &Map<String, Value>) -> Result<()> {
 
 /// The buckets of a credential's account: (name, creation date).
 pub fn list_buckets(credential: &Map<String, Value>) -> Result<Vec<(String, String)>> {
+    // TrueNAS's answer for providers without buckets, before any network call.
+    let ty = credential.get("type").and_then(Value::as_str).unwrap_or("");
+    if super::providers::get(ty).is_some_and(|p| !p.buckets) {
+        return Err(Error::usage("This provider does not use buckets"));
+    }
     let mut attrs = Map::new();
     attrs.insert("bucket".into(), Value::String("list".into()));
     build_s3(credential, &attrs, None, Duration::from_secs(15), Duration::from_secs(30), 2)?.list_buckets()
@@ -667,4 +672,22 @@ fn job_body(
         let _ = snap.release();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn providers_without_buckets_say_so_before_any_request() {
+        for ty in ["DROPBOX", "SFTP", "WEBDAV", "FTP"] {
+            let mut c = Map::new();
+            c.insert("type".into(), Value::String(ty.into()));
+            // An endpoint that would refuse a connection: no request is made at all.
+            c.insert("host".into(), Value::String("127.0.0.1".into()));
+            let e = list_buckets(&c).unwrap_err();
+            assert_eq!(e.to_string(), "This provider does not use buckets", "{ty}");
+            assert_eq!(e.kind(), Kind::Usage);
+        }
+    }
 }
