@@ -781,18 +781,24 @@ class _Run:
         self.exception: Optional[BaseException] = None
         self.lock = threading.Lock()
         self.aborters: List[threading.Thread] = []
-        # Our progress trampoline is installed whenever any callback is, so that a failed
-        # log callback can abort the job too.
+        # The job's id, as soon as a callback tells it (to abort it on Ctrl-C).
+        self.job_id = 0
+        # Our trampolines are always installed: a failed callback and Ctrl-C can abort the
+        # job through them, and they learn the job's id.
         self.c_progress = _PROGRESS_CB(self._on_progress)
-        self.c_log = _LOG_CB(self._on_log) if log is not None else _LOG_CB()
+        self.c_log = _LOG_CB(self._on_log)
 
     def options(self, dry_run: bool) -> _CRunOptions:
         opts = _CRunOptions()
         opts.dry_run = bool(dry_run)
-        if self.user_progress is not None or self.user_log is not None:
-            opts.progress = self.c_progress
-            opts.log = self.c_log
+        opts.progress = self.c_progress
+        opts.log = self.c_log
         return opts
+
+    def interrupt(self, exc: BaseException) -> None:
+        """Ctrl-C in the calling thread: abort the job (now if its id is known, else at
+        the next callback) and raise `exc` once the run has ended."""
+        self._fail(exc, self.job_id, request_abort=True)
 
     def _fail(self, exc: BaseException, job_id: int, request_abort: bool) -> None:
         with self.lock:
@@ -800,17 +806,19 @@ class _Run:
                 return
             self.exception = exc
         if request_abort and job_id > 0:
-            # Ask the library from another thread: never call back into it from inside a
-            # callback (it may hold a lock the call needs).
-            t = threading.Thread(
-                target=self.store._abort_quietly, args=(job_id,), name="cloudsync-abort", daemon=True
-            )
-            self.aborters.append(t)
-            t.start()
+            self._abort_later(job_id)
+
+    def _abort_later(self, job_id: int) -> None:
+        # Ask the library from another thread: never call back into it from inside a
+        # callback (it may hold a lock the call needs).
+        t = threading.Thread(target=self.store._abort_quietly, args=(job_id,), name="cloudsync-abort", daemon=True)
+        self.aborters.append(t)
+        t.start()
 
     def _on_progress(self, _userdata: Any, p: Any) -> int:
         _tls.in_callback = True
         try:
+            self.job_id = self.job_id or int(p.contents.job_id)
             if self.exception is not None:
                 return CallbackResult.ABORT
             if self.user_progress is None:
@@ -834,6 +842,10 @@ class _Run:
     def _on_log(self, _userdata: Any, job_id: int, line: Optional[int], length: int) -> None:
         _tls.in_callback = True
         try:
+            if not self.job_id and job_id > 0:
+                self.job_id = int(job_id)
+                if self.exception is not None:  # interrupted before the id was known
+                    self._abort_later(self.job_id)
             if self.exception is not None or self.user_log is None:
                 return
             text = ctypes.string_at(line, length).decode("utf-8", "replace") if line else ""
@@ -1234,10 +1246,33 @@ class Store:
         out = c_void_p()
         err = c_void_p()
         h = self._enter()
+        result: List[int] = []
+        done = threading.Event()
+
+        def call() -> None:
+            try:
+                result.append(getattr(_lib, fname)(h, what, byref(opts), byref(job_id), byref(out), byref(err)))
+            finally:
+                done.set()
+
+        # The run goes on in a thread of its own, so that Ctrl-C reaches this one (a ctypes
+        # call cannot be interrupted): it aborts the job, which then ends within a second.
+        # (An Event, not Thread.join: an interrupted join can report a live thread as ended.)
         try:
-            rc = getattr(_lib, fname)(h, what, byref(opts), byref(job_id), byref(out), byref(err))
+            threading.Thread(target=call, name="cloudsync-run", daemon=True).start()
+            while not done.is_set():
+                try:
+                    done.wait(0.1)
+                except KeyboardInterrupt as e:
+                    state.interrupt(e)
         finally:
+            while not done.is_set():
+                try:
+                    done.wait(0.1)
+                except KeyboardInterrupt:
+                    pass  # already aborting
             self._leave()
+        rc = result[0] if result else Result.PANIC
         try:
             text = _take_string(out)
             state.finish()

@@ -653,7 +653,7 @@ class RunTests(S3Case):
             self.store.run(tid, log=on_log)
         self.assertLess(time.monotonic() - t0, 8)
         self.assertEqual(len(lines), 1, "no more log calls after the failure")
-        self.assertEqual(self.store.jobs(tid, limit=1)[0]["state"], "ABORTED")
+        self.assertEqual(self.store.jobs(tid, limit=1)[0]["state"], "ABORTED", self.store.jobs(tid))
 
     def test_abort_from_another_thread(self):
         tid = self.slow_task()
@@ -765,6 +765,20 @@ class RunTests(S3Case):
         self.assertEqual(outcome.state, "SUCCESS", outcome)
         self.assertTrue(any(0 < p < 100 for p in seen), "the percentage stayed put: %r" % seen)
         self.assertEqual(seen, sorted(seen), "never backwards")
+
+    def test_ctrl_c_during_a_run_aborts_the_job(self):
+        import _thread
+
+        write(self.data / "slow.bin", os.urandom(4 * MiB))
+        # 256 KiB/s: 16 s if nothing stops it.
+        tid = self.create_task(bwlimit=[{"time": "00:00", "bandwidth": 256 * 1024}])
+        timer = threading.Timer(1.5, _thread.interrupt_main)
+        timer.start()
+        started = time.monotonic()
+        with self.assertRaises(KeyboardInterrupt):
+            self.store.run(tid)
+        self.assertLess(time.monotonic() - started, 5, "the job was not aborted promptly")
+        self.assertEqual(self.store.jobs(tid, limit=1)[0]["state"], "ABORTED", self.store.jobs(tid))
 
     def test_run_onetime_refuses_scripts(self):
         self.sample_tree()
