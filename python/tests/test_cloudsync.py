@@ -766,6 +766,34 @@ class RunTests(S3Case):
         self.assertTrue(any(0 < p < 100 for p in seen), "the percentage stayed put: %r" % seen)
         self.assertEqual(seen, sorted(seen), "never backwards")
 
+    def test_a_running_job_shows_in_its_task_entry(self):
+        write(self.data / "slow.bin", os.urandom(2 * MiB))
+        tid = self.create_task(bwlimit=[{"time": "00:00", "bandwidth": 256 * 1024}])
+        self.assertFalse(self.store.get_task(tid)["locked"])
+        runner = threading.Thread(target=lambda: self._run_quietly(tid))
+        runner.start()
+        try:
+            deadline = time.monotonic() + 20
+            while self.store.get_task(tid)["job"] is None or self.store.get_task(tid)["job"]["state"] != "RUNNING":
+                self.assertLess(time.monotonic(), deadline, "the job never showed as running")
+                time.sleep(0.05)
+            entry = self.store.get_task(tid)
+            self.assertTrue(entry["locked"], "its path is locked while it runs")
+            self.assertIn("percent", entry["job"]["progress"])
+            self.assertEqual([t["job"]["state"] for t in self.store.list_tasks() if t["id"] == tid], ["RUNNING"])
+        finally:
+            self.store.abort(tid)
+            runner.join(30)
+        entry = self.store.get_task(tid)
+        self.assertEqual(entry["job"]["state"], "ABORTED")
+        self.assertFalse(entry["locked"])
+
+    def _run_quietly(self, tid):
+        try:
+            self.store.run(tid)
+        except cloudsync.CloudsyncError:
+            pass
+
     def test_ctrl_c_during_a_run_aborts_the_job(self):
         import _thread
 

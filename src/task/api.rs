@@ -153,8 +153,15 @@ fn task_entry(store: &Store, t: &crate::store::Task, reveal: bool) -> Value {
     {
         v.insert("credentials".into(), credential_entry(&c, reveal));
     }
-    v.insert("job".into(), t.job.clone().unwrap_or(Value::Null));
-    v.insert("locked".into(), json!(false));
+    // The job as TrueNAS's task entry shows it: the running (or waiting) one while there
+    // is one, with its live progress; else the last finished one.
+    let live = super::queue::list_jobs(store, Some(t.id), 1)
+        .ok()
+        .and_then(|jobs| jobs.into_iter().next())
+        .filter(|j| matches!(j["state"].as_str(), Some("RUNNING" | "WAITING")));
+    v.insert("job".into(), live.or_else(|| t.job.clone()).unwrap_or(Value::Null));
+    let path = t.body.get("path").and_then(Value::as_str).unwrap_or_default();
+    v.insert("locked".into(), json!(!path.is_empty() && super::queue::local_path_locked(store, path).unwrap_or(false)));
     Value::Object(v)
 }
 

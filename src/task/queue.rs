@@ -318,6 +318,20 @@ impl LockKind {
     }
 }
 
+/// Whether a live job holds a lock on a local path overlapping `path` (a task's `locked`).
+pub fn local_path_locked(store: &Store, path: &str) -> Result<bool> {
+    store.transaction(|tx| {
+        reap(tx)?;
+        let mut stmt = tx.prepare("SELECT key FROM path_locks WHERE kind = 'local'").map_err(db_err)?;
+        let keys = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(db_err)?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(db_err)?;
+        Ok(keys.iter().any(|k| overlaps(k, path)))
+    })
+}
+
 /// Take a read (`write = false`) or write lock on `key` for `job_id`, waiting while an
 /// overlapping lock of another job conflicts (readers share, writers are exclusive).
 pub fn lock_path(
