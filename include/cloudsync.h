@@ -310,6 +310,12 @@ cloudsync_result cloudsync_credential_list(const struct cloudsync_store *store,
                                            char **json_out,
                                            struct cloudsync_error **error_out);
 
+// The providers this library knows (TrueNAS's `cloudsync.providers`): `*json_out` is a
+// JSON array of `{name, title, credentials_schema, credentials_oauth, buckets,
+// bucket_title, task_schema}` objects, in TrueNAS's order; free it with
+// `cloudsync_string_free`. Needs no store, makes no network call. `error_out` may be NULL.
+cloudsync_result cloudsync_providers(char **json_out, struct cloudsync_error **error_out);
+
 // Verify a provider object (`{"type": ..., ...}`, not stored) by listing what it can
 // see, with a 15 s connect and 30 s I/O timeout. `*json_out` is `{"valid": bool,
 // "error": text|null, "excerpt": text|null}`; an unreachable or rejecting remote is a

@@ -78,6 +78,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Type, Un
 
 __all__ = [
     "__version__",
+    "providers",
     "library_version",
     "library_version_info",
     "library_path",
@@ -395,6 +396,7 @@ _SIGNATURES: Dict[str, Tuple[Any, List[Any]]] = {
     "cloudsync_credential_delete": (_RC, [_HANDLE, c_int64, _OUT]),
     "cloudsync_credential_get": (_RC, [_HANDLE, c_int64, c_bool, _OUT, _OUT]),
     "cloudsync_credential_list": (_RC, [_HANDLE, c_bool, _OUT, _OUT]),
+    "cloudsync_providers": (_RC, [_OUT, _OUT]),
     "cloudsync_credential_verify": (_RC, [_HANDLE, c_char_p, _OUT, _OUT]),
     "cloudsync_credential_verify_id": (_RC, [_HANDLE, c_int64, _OUT, _OUT]),
     "cloudsync_task_create": (_RC, [_HANDLE, c_char_p, _OUT, _OUT]),
@@ -1301,6 +1303,18 @@ class Store:
         e = _take_error(rc, err)
         e.outcome = outcome
         raise e
+
+
+def providers() -> List[Dict[str, Any]]:
+    """The providers the library knows (TrueNAS's ``cloudsync.providers``): ``name``,
+    ``title``, ``credentials_schema``, ``credentials_oauth``, ``buckets``, ``bucket_title``
+    and ``task_schema``. No store, no network."""
+    out = c_void_p()
+    err = c_void_p()
+    rc = _lib.cloudsync_providers(byref(out), byref(err))
+    text = _take_string(out)
+    _check(rc, err)
+    return json.loads(text or b"[]")
 
 
 def verify_credential(provider: Body) -> Dict[str, Any]:

@@ -290,3 +290,16 @@ fn syncing_a_tree_into_its_own_new_subdirectory_is_refused() {
     assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
     assert_eq!(std::fs::read_dir(&src).unwrap().count(), 1, "nothing was copied into the tree");
 }
+
+#[test]
+fn providers_are_listed_from_the_registry() {
+    let o = cloudsync(&["providers"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let s3 = out.lines().find(|l| l.starts_with("S3 ")).unwrap_or_else(|| panic!("{out}"));
+    assert!(s3.contains("access_key_id*") && s3.contains("secret_access_key*"), "{s3}");
+    let o = cloudsync(&["providers", "--json"], &[]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> = v.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"S3") && names.contains(&"GOOGLE_PHOTOS") && names.len() >= 17, "{names:?}");
+}

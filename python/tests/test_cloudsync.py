@@ -261,6 +261,20 @@ class ModuleTests(unittest.TestCase):
             {r.name: str(r.value) for r in cloudsync.CallbackResult},
         )
 
+    def test_providers(self):
+        listed = cloudsync.providers()
+        names = [p["name"] for p in listed]
+        self.assertIn("S3", names)
+        self.assertIn("DROPBOX", names)
+        s3 = next(p for p in listed if p["name"] == "S3")
+        self.assertTrue(s3["buckets"])
+        fields = {f["property"]: f["schema"] for f in s3["credentials_schema"]}
+        self.assertTrue(fields["access_key_id"]["_required_"])
+        self.assertTrue(fields["secret_access_key"]["_secret_"])
+        self.assertIn("bucket", [f["property"] for f in s3["task_schema"]])
+        dropbox = next(p for p in listed if p["name"] == "DROPBOX")
+        self.assertFalse(dropbox["buckets"])
+
     def test_exception_classes(self):
         for code in cloudsync.Result:
             if code == cloudsync.Result.OK:

@@ -281,6 +281,23 @@ pub unsafe extern "C" fn cloudsync_credential_list(
     json_op(store, json_out, error_out, |s| Ok(Value::from(api::credential_list(&s.store, reveal)?)))
 }
 
+/// The providers this library knows (TrueNAS's `cloudsync.providers`): `*json_out` is a
+/// JSON array of `{name, title, credentials_schema, credentials_oauth, buckets,
+/// bucket_title, task_schema}` objects, in TrueNAS's order; free it with
+/// `cloudsync_string_free`. Needs no store, makes no network call. `error_out` may be NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cloudsync_providers(
+    json_out: *mut *mut c_char,
+    error_out: *mut *mut cloudsync_error,
+) -> cloudsync_result {
+    call(error_out, || {
+        clear(json_out);
+        require_out(json_out, "json_out")?;
+        put_string(json_out, crate::task::providers::providers_listing().to_string());
+        Ok(CLOUDSYNC_OK)
+    })
+}
+
 /// Verify a provider object (`{"type": ..., ...}`, not stored) by listing what it can
 /// see, with a 15 s connect and 30 s I/O timeout. `*json_out` is `{"valid": bool,
 /// "error": text|null, "excerpt": text|null}`; an unreachable or rejecting remote is a

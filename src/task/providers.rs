@@ -854,6 +854,31 @@ const OAUTH_URL: &str = "https://www.truenas.com/oauth";
 
 /// `cloudsync.providers`, sorted by title. `task_schema` advertises the API attribute names
 /// (`chunk_size`), not TrueNAS's internal ones (F10).
+/// One field as `cloudsync.providers` lists it: `{property, schema}` with a JSON-schema
+/// style type, whether it is required, secret (`_secret_`) and its default.
+fn field_schema(f: &FieldSpec) -> Value {
+    let (ty, extra) = match f.ty {
+        FieldType::Str | FieldType::LongStr | FieldType::Json => (json!("string"), None),
+        FieldType::Int => (json!("integer"), None),
+        FieldType::Bool => (json!("boolean"), None),
+        FieldType::StrOrNull => (json!(["string", "null"]), None),
+        FieldType::IntOrNull => (json!(["integer", "null"]), None),
+        FieldType::Enum(v) => (json!("string"), Some(json!(v))),
+        FieldType::EnumOrNull(v) => (json!(["string", "null"]), Some(json!(v))),
+        FieldType::IntEnumOrNull(v) => (json!(["integer", "null"]), Some(json!(v))),
+        #[allow(unreachable_patterns)]
+        _ => (json!("string"), None),
+    };
+    let mut schema = json!({"type": ty, "_required_": f.required, "_secret_": f.secret});
+    if let Some(e) = extra {
+        schema["enum"] = e;
+    }
+    if let Some(d) = f.default {
+        schema["default"] = d();
+    }
+    json!({"property": f.name, "schema": schema})
+}
+
 pub fn providers_listing() -> Value {
     Value::Array(
         all()
@@ -865,7 +890,8 @@ pub fn providers_listing() -> Value {
                     "credentials_oauth": p.oauth_name.map(|n| format!("{OAUTH_URL}/{n}")),
                     "buckets": p.buckets,
                     "bucket_title": p.bucket_title,
-                    "task_schema": task_schema(p).iter().map(|f| json!({"property": f.name})).collect::<Vec<_>>(),
+                    "credentials_schema": p.credential_fields.iter().map(field_schema).collect::<Vec<_>>(),
+                    "task_schema": task_schema(p).into_iter().map(field_schema).collect::<Vec<_>>(),
                 })
             })
             .collect(),

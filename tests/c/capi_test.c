@@ -205,6 +205,12 @@ static void test_misuse(void) {
     EXPECT(cloudsync_list_buckets(NULL, 1, NULL, &err), CLOUDSYNC_NULL_PARAMETER, "list_buckets NULLs");
     EXPECT(cloudsync_listing_get(NULL, 0, NULL, &err), CLOUDSYNC_NULL_PARAMETER, "listing_get NULL");
     EXPECT(cloudsync_credential_verify(NULL, NULL, &out, &err), CLOUDSYNC_NULL_PARAMETER, "verify NULL");
+    EXPECT(cloudsync_providers(NULL, &err), CLOUDSYNC_NULL_PARAMETER, "providers NULL");
+    EXPECT(cloudsync_providers(&out, NULL), CLOUDSYNC_OK, "providers");
+    CHECK(out && strstr(out, "\"name\": \"S3\"") == NULL && strstr(out, "\"name\":\"S3\"") && strstr(out, "credentials_schema"),
+          "providers listing: %.200s", out ? out : "(null)");
+    cloudsync_string_free(out);
+    out = NULL;
     EXPECT(cloudsync_store_set_log_dir(NULL, NULL, &err), CLOUDSYNC_NULL_PARAMETER, "set_log_dir NULL");
     EXPECT(cloudsync_store_set_pool_root(NULL, "/mnt", &err), CLOUDSYNC_NULL_PARAMETER, "set_pool_root NULL");
     EXPECT(cloudsync_store_set_require_dataset(NULL, false, &err), CLOUDSYNC_NULL_PARAMETER, "set_require_dataset NULL");

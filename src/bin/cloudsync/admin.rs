@@ -250,6 +250,43 @@ pub fn credential(cmd: CredentialCmd, s: &StoreArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// `cloudsync providers`: one line per provider (type, title, its credential fields with
+/// `*` for the required ones), or the whole listing as JSON.
+pub fn providers(json: bool) -> Result<i32> {
+    let list = cloudsync::task::providers::providers_listing();
+    if json {
+        print(&list);
+        return Ok(0);
+    }
+    let rows: Vec<(String, String, String)> = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let fields: Vec<String> = p["credentials_schema"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|f| {
+                    let name = f["property"].as_str().unwrap_or_default();
+                    if f["schema"]["_required_"] == true { format!("{name}*") } else { name.to_string() }
+                })
+                .collect();
+            (
+                p["name"].as_str().unwrap_or("").to_string(),
+                p["title"].as_str().unwrap_or("").to_string(),
+                fields.join(" "),
+            )
+        })
+        .collect();
+    let (w0, w1) = rows.iter().fold((4, 5), |(a, b), r| (a.max(r.0.len()), b.max(r.1.chars().count())));
+    println!("{:<w0$}  {:<w1$}  CREDENTIAL FIELDS (* required)", "TYPE", "TITLE");
+    for (ty, title, fields) in rows {
+        println!("{ty:<w0$}  {title:<w1$}  {fields}");
+    }
+    Ok(0)
+}
+
 /// A credential the API just stored, as the CLI prints it: read back redacted unless
 /// the user asked to see the secrets.
 fn shown_credential(store: &Store, stored: Value, reveal: bool) -> Result<Value> {

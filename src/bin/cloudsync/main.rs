@@ -60,6 +60,12 @@ enum Command {
     /// The whole configuration.
     #[command(subcommand)]
     Config(admin::ConfigCmd),
+    /// The cloud providers, with their credential fields and task attributes (JSON with
+    /// --json).
+    Providers {
+        #[arg(long)]
+        json: bool,
+    },
     /// List a credential's buckets, or the entries of BUCKET[/PATH].
     Ls {
         credential: i64,
@@ -243,6 +249,7 @@ fn run(cli: Cli, term: Arc<Term>) -> Result<i32> {
         Command::Task(c) => return admin::task(c, &cli.store),
         Command::Config(c) => return admin::config(c, &cli.store),
         Command::Ls { credential, location, json } => return admin::ls(credential, location, json, &cli.store),
+        Command::Providers { json } => return admin::providers(json),
     };
     let src_spec = RemoteSpec::parse(&args.src)?;
     let dst_spec = RemoteSpec::parse(&args.dst)?;

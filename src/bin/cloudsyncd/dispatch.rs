@@ -218,6 +218,7 @@ pub const METHODS: &[&str] = &[
     "core.job",
     "core.job_abort",
     "cloudsync.query",
+    "cloudsync.providers",
     "cloudsync.create",
     "cloudsync.update",
     "cloudsync.delete",
@@ -256,6 +257,10 @@ pub fn call(ctx: &Context, peer: &Peer, method: &str, params: &[Value]) -> Resul
         "core.ping" => {
             p.at_most(0)?;
             Ok(json!("pong"))
+        }
+        "cloudsync.providers" => {
+            p.at_most(0)?;
+            Ok(cloudsync::task::providers::providers_listing())
         }
         "core.info" => {
             p.at_most(0)?;
@@ -560,6 +565,9 @@ mod tests {
         f.ctx.next_runs.lock().unwrap().insert(id, "2026-05-02T02:30:00+00:00".into());
         let listed = call("cloudsync.query", json!([]));
         assert_eq!(listed["result"][0]["next_run"], "2026-05-02T02:30:00+00:00");
+        let providers = call("cloudsync.providers", json!([]));
+        assert_eq!(providers["result"], cloudsync::task::providers::providers_listing(), "{providers}");
+        assert!(providers["result"].as_array().is_some_and(|p| p.iter().any(|p| p["name"] == "B2")));
         assert!(!listed.to_string().contains("PW-3") && !listed.to_string().contains("SECRET-2"));
         let updated = call("cloudsync.update", json!([id, {"description": "nightly"}]));
         assert_eq!(updated["result"]["description"], "nightly", "{updated}");
