@@ -563,9 +563,11 @@ fn an_interrupted_download_resumes_from_its_verified_chunks() {
     assert!(r.error.is_none(), "{:?}", r.error);
     let seen = proxy.seen.lock().unwrap().clone();
     let gets: Vec<_> = seen.iter().filter(|s| is_get_of("movie.mkv")(s)).skip(before).collect();
-    assert_eq!(gets[0].range.as_deref(), Some("bytes=0-8388607"), "chunk 1 no longer verifies: fetched again alone");
-    assert_eq!(gets[1].range.as_deref(), Some("bytes=33554432-41943044"), "then what was never fetched");
-    assert_eq!(gets.len(), 2);
+    // Chunk 1 no longer verifies: it is fetched again alone, beside what was never fetched
+    // (two ranged GETs in parallel, in either order).
+    let mut ranges: Vec<&str> = gets.iter().map(|g| g.range.as_deref().unwrap_or("")).collect();
+    ranges.sort();
+    assert_eq!(ranges, vec!["bytes=0-8388607", "bytes=33554432-41943044"]);
     assert_eq!(std::fs::read(dst.path().join("movie.mkv")).unwrap(), data);
     assert_eq!(files_in(dst.path()), vec!["movie.mkv"]);
 }
