@@ -143,3 +143,32 @@ fn library_has_its_soname_and_only_cloudsync_symbols() {
         assert!(exported.contains(&&c[1]), "{} is declared but not exported", &c[1]);
     }
 }
+
+/// The build tree is usable without installing: `libcloudsync.so.0` (the SONAME) beside
+/// the library and an uninstalled pkg-config file, so a C program builds and runs against
+/// `target/<profile>` with nothing but PKG_CONFIG_PATH and LD_LIBRARY_PATH.
+#[test]
+fn the_build_tree_is_usable_without_installing() {
+    let dir = lib_dir();
+    assert_eq!(std::fs::read_link(dir.join("libcloudsync.so.0")).unwrap(), Path::new("libcloudsync.so"));
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("v.c");
+    std::fs::write(
+        &src,
+        "#include <cloudsync.h>\n#include <stdio.h>\nint main(void){puts(cloudsync_version());return 0;}\n",
+    )
+    .unwrap();
+    let flags = |what: &str| -> Vec<String> {
+        let out = Command::new("pkg-config").args([what, "cloudsync"]).env("PKG_CONFIG_PATH", &dir).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().split_whitespace().map(str::to_string).collect()
+    };
+    let libs = flags("--libs");
+    assert!(libs.contains(&format!("-L{}", dir.display())), "{libs:?}");
+    let exe = tmp.path().join("v");
+    let st = Command::new("cc").arg("-o").arg(&exe).arg(&src).args(flags("--cflags")).args(libs).status().unwrap();
+    assert!(st.success());
+    let out = Command::new(&exe).env("LD_LIBRARY_PATH", &dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), env!("CARGO_PKG_VERSION"));
+}

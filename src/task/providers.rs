@@ -1763,7 +1763,12 @@ mod tests {
             let keys: Vec<&str> = item.as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
             let mut keys = keys;
             keys.sort_unstable();
-            assert_eq!(keys, ["bucket_title", "buckets", "credentials_oauth", "name", "task_schema", "title"]);
+            // TrueNAS's keys, and the credential fields' schemas (issue 17: the listing
+            // carries the schemas, so a client can build its forms from it).
+            assert_eq!(
+                keys,
+                ["bucket_title", "buckets", "credentials_oauth", "credentials_schema", "name", "task_schema", "title"]
+            );
         }
         let find = |name: &str| items.iter().find(|i| i["name"] == name).cloned().unwrap_or_default();
         let props = |name: &str| -> Vec<String> {
