@@ -11,6 +11,7 @@ use std::io;
 
 /// What went wrong, coarsely: enough to pick an exit code and a retry policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Kind {
     /// Bad flags, options or task fields (exit code 2).
     Usage,
@@ -43,6 +44,12 @@ pub enum Kind {
     NotDeleting,
     /// The operation is not supported by this remote.
     Unsupported,
+    /// The account's storage quota or spending cap is exhausted (never retried: waiting
+    /// does not free space).
+    Quota,
+    /// The stored authorisation expired or was revoked; the admin must reconnect the
+    /// credential (never retried).
+    AuthExpired,
     /// Anything else.
     Other,
 }

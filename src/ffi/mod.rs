@@ -94,7 +94,7 @@ impl cloudsync_result {
             Kind::Usage => CLOUDSYNC_INVALID_ARGUMENT,
             Kind::DirNotFound => CLOUDSYNC_DIR_NOT_FOUND,
             Kind::NotFound => CLOUDSYNC_NOT_FOUND,
-            Kind::Permission => CLOUDSYNC_PERMISSION,
+            Kind::Permission | Kind::AuthExpired => CLOUDSYNC_PERMISSION,
             Kind::Network => CLOUDSYNC_NETWORK,
             Kind::Server => CLOUDSYNC_SERVER,
             Kind::Protocol => CLOUDSYNC_PROTOCOL,
@@ -103,7 +103,7 @@ impl cloudsync_result {
             Kind::Io | Kind::SourceChanged => CLOUDSYNC_IO,
             Kind::Cancelled => CLOUDSYNC_ABORTED,
             Kind::Unsupported => CLOUDSYNC_UNSUPPORTED,
-            Kind::Fatal | Kind::NotDeleting | Kind::Other => CLOUDSYNC_OTHER,
+            Kind::Fatal | Kind::NotDeleting | Kind::Quota | Kind::Other => CLOUDSYNC_OTHER,
         }
     }
 

@@ -10,10 +10,10 @@
 //! Remotes never call the engine; they know nothing about sync decisions.
 
 pub mod hash;
-pub(crate) mod http;
 pub mod kit;
 pub mod layers;
 pub mod local;
+pub mod registry;
 pub mod s3;
 pub mod spec;
 

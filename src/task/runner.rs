@@ -20,8 +20,8 @@ use crate::engine::{
 use crate::error::{Error, Kind, Result};
 use crate::index::Index;
 use crate::remote::local::{LocalOptions, LocalRemote};
-use crate::remote::s3::client::ClientConfig;
-use crate::remote::s3::{S3Options, S3Remote};
+use crate::remote::kit::http::HttpConfig;
+use crate::remote::registry::{self, BuildRequest};
 use crate::remote::{Remote, RemoteRef, RootState};
 use crate::store::{Store, Task};
 use serde_json::{Map, Value, json};
@@ -87,8 +87,13 @@ pub struct JobOutcome {
 /// problems as (field, message); provider errors are returned as errors.
 pub fn verify_location(credential: &Map<String, Value>, body: &Map<String, Value>) -> Result<Vec<(String, String)>> {
     let attributes = body.get("attributes").and_then(Value::as_object).cloned().unwrap_or_default();
-    let inner: RemoteRef =
-        Arc::new(build_s3(credential, &attributes, None, Duration::from_secs(15), Duration::from_secs(30), 2)?);
+    let inner = registry::build(&BuildRequest {
+        credential,
+        attributes: &attributes,
+        index: None,
+        http: HttpConfig::VERIFY,
+        keep_cancelled_uploads: false,
+    })?;
     let remote = with_crypt(inner, body)?;
     let mut problems = Vec::new();
     let pull = body.get("direction").and_then(Value::as_str) == Some("PULL");
@@ -113,82 +118,25 @@ pub fn verify_location(credential: &Map<String, Value>, body: &Map<String, Value
     Ok(problems)
 }
 
-/// Build the remote for a stored credential and the task's attributes.
+/// Build the remote for a stored credential and the task's attributes (job timeouts;
+/// aborted jobs keep their unfinished uploads for the next run to resume).
 pub fn build_remote(
     credential: &Map<String, Value>,
     attributes: &Map<String, Value>,
     index: Option<Arc<Index>>,
 ) -> Result<RemoteRef> {
-    Ok(Arc::new(build_s3(credential, attributes, index, Duration::from_secs(60), Duration::from_secs(300), 10)?))
+    registry::build(&BuildRequest { credential, attributes, index, http: HttpConfig::JOB, keep_cancelled_uploads: true })
 }
 
-/// Verify a credential (§4.3): list what the account can see (S3: its buckets) with a
-/// 15 s connect and a 30 s I/O timeout.
+/// Verify a credential (§4.3): list what the account can see (its buckets) with the
+/// verify timeouts.
 pub fn verify_credential(credential: &Map<String, Value>) -> Result<()> {
     list_buckets(credential).map(drop)
 }
 
 /// The buckets of a credential's account: (name, creation date).
 pub fn list_buckets(credential: &Map<String, Value>) -> Result<Vec<(String, String)>> {
-    // TrueNAS's answer for providers without buckets, before any network call.
-    let ty = credential.get("type").and_then(Value::as_str).unwrap_or("");
-    if super::providers::get(ty).is_some_and(|p| !p.buckets) {
-        return Err(Error::usage("This provider does not use buckets"));
-    }
-    let mut attrs = Map::new();
-    attrs.insert("bucket".into(), Value::String("list".into()));
-    build_s3(credential, &attrs, None, Duration::from_secs(15), Duration::from_secs(30), 2)?.list_buckets()
-}
-
-fn build_s3(
-    credential: &Map<String, Value>,
-    attributes: &Map<String, Value>,
-    index: Option<Arc<Index>>,
-    connect: Duration,
-    io: Duration,
-    retries: u32,
-) -> Result<S3Remote> {
-    let ty = credential.get("type").and_then(Value::as_str).unwrap_or("");
-    let s = |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    match ty {
-        "S3" | "STORJ_IX" => {
-            let region =
-                Some(s(attributes, "region")).filter(|r| !r.is_empty()).unwrap_or_else(|| s(credential, "region"));
-            let endpoint = match (ty, s(credential, "endpoint")) {
-                ("STORJ_IX", e) if e.is_empty() => "https://gateway.storjshare.io".to_string(),
-                (_, e) => e.trim_end_matches('/').to_string(),
-            };
-            let cfg = ClientConfig {
-                endpoint,
-                region: if region.is_empty() { "us-east-1".into() } else { region },
-                access_key_id: s(credential, "access_key_id"),
-                secret_access_key: s(credential, "secret_access_key"),
-                session_token: None,
-                path_style: credential.get("force_path_style").and_then(Value::as_bool).unwrap_or(true),
-                connect_timeout: connect,
-                response_timeout: io,
-                low_level_retries: retries,
-                sign_accept_encoding: credential.get("sign_accept_encoding").and_then(Value::as_bool).unwrap_or(true),
-            };
-            let mut opts = S3Options::new(cfg, &s(attributes, "bucket"), &s(attributes, "folder"));
-            opts.storage_class = Some(s(attributes, "storage_class")).filter(|x| !x.is_empty());
-            opts.server_side_encryption = Some(s(attributes, "encryption")).filter(|x| !x.is_empty());
-            if let Some(n) = credential.get("max_upload_parts").and_then(Value::as_u64) {
-                opts.max_upload_parts = n;
-            }
-            if opts.client.endpoint.trim_end_matches('/').ends_with(".scw.cloud") && opts.max_upload_parts == 10_000 {
-                opts.max_upload_parts = 1000; // Scaleway rejects more (§5.3)
-            }
-            if ty == "STORJ_IX" {
-                opts.chunk_size = 64 * 1024 * 1024;
-                opts.upload_cutoff = 64 * 1024 * 1024;
-            }
-            // A job that is aborted resumes its large uploads on the next run.
-            opts.keep_cancelled_uploads = true;
-            S3Remote::new(opts, index)
-        }
-        other => Err(Error::new(Kind::Unsupported, format!("Provider {other} is not supported by this version"))),
-    }
+    registry::list_buckets(credential)
 }
 
 /// Wrap `inner` in rclone crypt when the task encrypts.

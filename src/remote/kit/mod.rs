@@ -1,4 +1,11 @@
 //! What providers are built from (rclone's `lib/*`): the pieces every HTTP provider would
 //! otherwise write again.
 
+pub mod chunked;
+pub mod classify;
+pub mod http;
+pub mod mime;
 pub mod paginate;
+pub mod time;
+pub(crate) mod transport;
+pub mod xml;

@@ -1,9 +1,6 @@
-//! The S3 HTTP client: URL building (path-style and virtual-host style), SigV4 signing,
-//! retries with exponential backoff and jitter that honour `Retry-After` and `SlowDown`,
-//! error classification and per-type request counters.
-//!
-//! Bodies are streamed: an upload body is a function that opens a fresh reader, so a
-//! retried request re-reads its data instead of holding it in memory.
+//! The S3 HTTP client: URL building (path-style and virtual-host style), SigV4 signing
+//! and S3's error codes. Retries, `Retry-After`, pacing and request counts are the kit's
+//! ([`crate::remote::kit::http`]).
 
 use super::xml;
 use crate::error::{Error, Kind, Result};
@@ -14,8 +11,8 @@ use aws_sigv4::http_request::{
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use std::io::Read;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use crate::remote::kit::classify::{self, Failure, Retry};
+use crate::remote::kit::http::{Classify, HttpClient, HttpConfig, Prepared};
 use std::time::{Duration, SystemTime};
 use ureq::http;
 
@@ -59,32 +56,6 @@ impl std::fmt::Debug for ClientConfig {
     }
 }
 
-/// Request counters by type, for `--json` summaries, tests and benchmarks.
-#[derive(Default)]
-pub struct Counts {
-    pub list: AtomicU64,
-    pub head: AtomicU64,
-    pub get: AtomicU64,
-    pub put: AtomicU64,
-    pub post: AtomicU64,
-    pub delete: AtomicU64,
-    pub copy: AtomicU64,
-}
-
-impl Counts {
-    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
-        vec![
-            ("LIST", self.list.load(Relaxed)),
-            ("HEAD", self.head.load(Relaxed)),
-            ("GET", self.get.load(Relaxed)),
-            ("PUT", self.put.load(Relaxed)),
-            ("POST", self.post.load(Relaxed)),
-            ("DELETE", self.delete.load(Relaxed)),
-            ("COPY", self.copy.load(Relaxed)),
-        ]
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
     List,
@@ -94,17 +65,6 @@ pub enum Op {
     Post,
     Delete,
     Copy,
-}
-
-/// A request body.
-pub enum Body<'a> {
-    Empty,
-    Bytes(&'a [u8]),
-    /// `len` bytes from a reader that the closure opens afresh for every attempt.
-    Stream {
-        len: u64,
-        open: &'a (dyn Fn() -> Result<Box<dyn Read + Send + 'a>> + Sync),
-    },
 }
 
 pub struct Request<'a> {
@@ -135,7 +95,24 @@ impl<'a> Request<'a> {
     }
 }
 
-pub(crate) type Response = http::Response<ureq::Body>;
+pub use crate::remote::kit::http::{Body, Response, header, read_body};
+
+/// The request types counted for S3 (`--json` summaries and benchmarks).
+const LABELS: &[&str] = &["LIST", "HEAD", "GET", "PUT", "POST", "DELETE", "COPY"];
+
+impl Op {
+    fn label(self) -> &'static str {
+        match self {
+            Op::List => "LIST",
+            Op::Head => "HEAD",
+            Op::Get => "GET",
+            Op::Put => "PUT",
+            Op::Post => "POST",
+            Op::Delete => "DELETE",
+            Op::Copy => "COPY",
+        }
+    }
+}
 
 struct Endpoint {
     scheme: String,
@@ -144,11 +121,10 @@ struct Endpoint {
 }
 
 pub struct Client {
-    agent: ureq::Agent,
+    http: HttpClient,
     endpoint: Endpoint,
     cfg: ClientConfig,
     identity: Identity,
-    pub counts: Counts,
 }
 
 fn parse_endpoint(endpoint: &str, region: &str) -> Result<Endpoint> {
@@ -173,15 +149,13 @@ fn parse_endpoint(endpoint: &str, region: &str) -> Result<Endpoint> {
 impl Client {
     pub fn new(cfg: ClientConfig, max_connections: usize) -> Result<Client> {
         let endpoint = parse_endpoint(&cfg.endpoint, &cfg.region)?;
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(cfg.connect_timeout))
-            .timeout_recv_response(Some(cfg.response_timeout))
-            .max_idle_connections(max_connections.max(4))
-            .max_idle_connections_per_host(max_connections.max(4))
-            .user_agent(format!("cloudsync/{}", crate::VERSION))
-            .max_redirects(0)
-            .build();
+        let http_cfg = HttpConfig {
+            connect_timeout: cfg.connect_timeout,
+            response_timeout: cfg.response_timeout,
+            retries: cfg.low_level_retries,
+            max_connections,
+        };
+        let http = HttpClient::new("S3", &endpoint.host, &http_cfg, LABELS);
         let creds = aws_credential_types::Credentials::new(
             cfg.access_key_id.clone(),
             cfg.secret_access_key.clone(),
@@ -189,13 +163,7 @@ impl Client {
             None,
             "cloudsync",
         );
-        Ok(Client {
-            agent: super::super::http::agent(config),
-            endpoint,
-            identity: creds.into(),
-            cfg,
-            counts: Counts::default(),
-        })
+        Ok(Client { http, endpoint, identity: creds.into(), cfg })
     }
 
     pub fn endpoint_id(&self) -> String {
@@ -222,50 +190,24 @@ impl Client {
         }
     }
 
-    fn count(&self, op: Op) {
-        let c = match op {
-            Op::List => &self.counts.list,
-            Op::Head => &self.counts.head,
-            Op::Get => &self.counts.get,
-            Op::Put => &self.counts.put,
-            Op::Post => &self.counts.post,
-            Op::Delete => &self.counts.delete,
-            Op::Copy => &self.counts.copy,
-        };
-        c.fetch_add(1, Relaxed);
+    /// Requests made so far, by type.
+    pub fn request_counts(&self) -> Vec<(&'static str, u64)> {
+        self.http.counts.snapshot()
     }
 
     /// Send a request, retrying retryable failures. Non-2xx answers become errors.
     pub fn send(&self, req: &Request<'_>) -> Result<Response> {
-        let attempts = self.cfg.low_level_retries.max(1);
-        let mut backoff = Duration::from_millis(10);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let (err, retry_after) = match self.send_once(req) {
-                Ok(resp) if resp.status().is_success() => return Ok(resp),
-                Ok(resp) => {
-                    let retry_after = resp
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(|s| Duration::from_secs(s.min(300)));
-                    (self.status_error(req, resp), retry_after)
-                }
-                Err(e) => (e, None),
-            };
-            if !err.is_retryable() || attempt >= attempts {
-                return Err(err);
-            }
-            let wait = retry_after.unwrap_or_else(|| jitter(backoff));
-            log::debug!("S3 {} attempt {attempt}/{attempts} failed, retrying in {wait:?}: {err}", req.method);
-            std::thread::sleep(wait);
-            backoff = (backoff * 2).min(Duration::from_secs(2));
-        }
+        let what = match (req.bucket, req.key) {
+            (Some(b), Some(k)) => format!("{b}/{k}"),
+            (Some(b), None) => b.to_string(),
+            _ => String::new(),
+        };
+        let classify = S3Classify { bucket: req.bucket.unwrap_or("") };
+        self.http.send(req.op.label(), &what, &req.body, &classify, &mut || self.sign(req))
     }
 
-    fn send_once(&self, req: &Request<'_>) -> Result<Response> {
+    /// One attempt of `req`, signed now.
+    fn sign(&self, req: &Request<'_>) -> Result<Prepared> {
         let (host, path) = self.locate(req.bucket, req.key);
         let mut query: Vec<(&str, String)> = req.query.iter().map(|(k, v)| (*k, encode_query(v))).collect();
         query.sort();
@@ -316,126 +258,59 @@ impl Client {
         .map_err(|e| Error::other(format!("cannot sign the request: {e}")))?;
         let (instructions, _sig) =
             sign(signable, &params).map_err(|e| Error::other(format!("cannot sign the request: {e}")))?.into_parts();
-        let mut builder = http::Request::builder().method(req.method).uri(&url);
-        for (k, v) in &headers {
-            if k != "host" {
-                builder = builder.header(k.as_str(), v.as_str());
-            }
-        }
         if !self.cfg.sign_accept_encoding {
-            builder = builder.header("accept-encoding", "identity");
+            headers.push(("accept-encoding".into(), "identity".into()));
         }
+        headers.retain(|(k, _)| k != "host");
         for (k, v) in instructions.headers() {
-            builder = builder.header(k, v);
+            headers.push((k.to_string(), v.to_string()));
         }
-        self.count(req.op);
-        let result = match &req.body {
-            Body::Empty => {
-                let r = builder.body(()).map_err(|e| Error::other(format!("bad request: {e}")))?;
-                self.agent.run(r)
-            }
-            Body::Bytes(b) => {
-                let r = builder.body(*b).map_err(|e| Error::other(format!("bad request: {e}")))?;
-                self.agent.run(r)
-            }
-            Body::Stream { open, .. } => {
-                let mut reader = open()?;
-                let body = ureq::SendBody::from_reader(&mut reader);
-                let r = builder.body(body).map_err(|e| Error::other(format!("bad request: {e}")))?;
-                self.agent.run(r)
-            }
-        };
-        result.map_err(|e| self.transport_error(e))
+        Ok(Prepared { method: req.method, url, headers })
     }
+}
 
-    fn transport_error(&self, e: ureq::Error) -> Error {
-        let host = &self.endpoint.host;
-        match e {
-            ureq::Error::Io(io) => {
-                let err: Error = io.into();
-                if err.kind() == Kind::Io || err.kind() == Kind::Network {
-                    Error::new(Kind::Network, format!("connection to {host} failed: {}", err.message()))
-                        .with_retryable(true)
-                } else {
-                    err
-                }
-            }
-            ureq::Error::Timeout(t) => {
-                Error::new(Kind::Network, format!("timed out talking to {host} ({t})")).with_retryable(true)
-            }
-            ureq::Error::HostNotFound => {
-                Error::new(Kind::Network, format!("host {host} not found")).with_retryable(true)
-            }
-            ureq::Error::ConnectionFailed => {
-                Error::new(Kind::Network, format!("cannot connect to {host}: connection refused or unreachable"))
-                    .with_retryable(true)
-            }
-            other => Error::new(Kind::Protocol, format!("HTTP error talking to {host}: {other}")).with_retryable(true),
-        }
-    }
+/// S3's error codes over the common reading of statuses.
+struct S3Classify<'a> {
+    bucket: &'a str,
+}
 
+impl Classify for S3Classify<'_> {
     /// Turn a non-2xx response into an admin-readable error with the right kind.
-    fn status_error(&self, req: &Request<'_>, mut resp: Response) -> Error {
-        let status = resp.status().as_u16();
-        let mut body = Vec::new();
-        let _ = resp.body_mut().as_reader().take(64 * 1024).read_to_end(&mut body);
-        let parsed = xml::parse_error(&body);
+    fn status(&self, status: u16, headers: &http::HeaderMap, body: &[u8], what: &str) -> Failure {
+        let parsed = xml::parse_error(body);
         let (code, message) = parsed.map(|e| (e.code, e.message)).unwrap_or_default();
-        let what = match (req.bucket, req.key) {
-            (Some(b), Some(k)) => format!("{b}/{k}"),
-            (Some(b), None) => b.to_string(),
-            _ => String::new(),
-        };
         let detail = if code.is_empty() { String::new() } else { format!(" ({code}: {message})") };
         let (kind, retry, text) = match (status, code.as_str()) {
-            (_, "SlowDown") | (429, _) => (Kind::Server, true, "the server asks to slow down".to_string()),
-            (_, "RequestTimeout") | (_, "InternalError") => (Kind::Server, true, "temporary server error".to_string()),
-            (500 | 502 | 503 | 504, _) => (Kind::Server, true, "server error".to_string()),
-            (_, "NoSuchBucket") => {
-                (Kind::DirNotFound, false, format!("bucket {:?} does not exist", req.bucket.unwrap_or("")))
+            (_, "SlowDown") | (429, _) => {
+                (Kind::Server, classify::after_or_backoff(headers), "the server asks to slow down".to_string())
             }
-            (_, "InvalidAccessKeyId") => (Kind::Permission, false, "the access key ID is not valid".to_string()),
+            (_, "RequestTimeout") | (_, "InternalError") => {
+                (Kind::Server, classify::after_or_backoff(headers), "temporary server error".to_string())
+            }
+            (500 | 502 | 503 | 504, _) => (Kind::Server, classify::after_or_backoff(headers), "server error".to_string()),
+            (_, "NoSuchBucket") => (Kind::DirNotFound, Retry::No, format!("bucket {:?} does not exist", self.bucket)),
+            (_, "InvalidAccessKeyId") => (Kind::Permission, Retry::No, "the access key ID is not valid".to_string()),
             (_, "SignatureDoesNotMatch") => {
-                (Kind::Permission, false, "the secret access key is wrong, or a proxy changed the request".to_string())
+                (Kind::Permission, Retry::No, "the secret access key is wrong, or a proxy changed the request".to_string())
             }
-            (_, "RequestTimeTooSkewed") => (Kind::Permission, false, "this system's clock is too far off".to_string()),
-            (_, "InvalidObjectState") => (Kind::Unsupported, false, "Object in GLACIER, restore first".to_string()),
+            (_, "RequestTimeTooSkewed") => (Kind::Permission, Retry::No, "this system's clock is too far off".to_string()),
+            (_, "InvalidObjectState") => (Kind::Unsupported, Retry::No, "Object in GLACIER, restore first".to_string()),
             (_, "AuthorizationHeaderMalformed") => {
-                (Kind::Permission, false, "the request was signed for the wrong region".to_string())
+                (Kind::Permission, Retry::No, "the request was signed for the wrong region".to_string())
             }
-            (301 | 307, _) => {
-                (Kind::Usage, false, "the bucket is in another region: set the right region or endpoint".to_string())
-            }
-            (403, _) => (Kind::Permission, false, "access denied".to_string()),
-            (404, _) => (Kind::NotFound, false, "not found".to_string()),
-            (400, _) => (Kind::Server, false, "bad request".to_string()),
-            _ => (Kind::Server, false, "request failed".to_string()),
+            (_, "QuotaExceeded") => (Kind::Quota, Retry::No, "the storage quota is exhausted".to_string()),
+            (301 | 307, _) => (
+                Kind::Usage,
+                Retry::No,
+                "the bucket is in another region: set the right region or endpoint".to_string(),
+            ),
+            (403, _) => (Kind::Permission, Retry::No, "access denied".to_string()),
+            (404, _) => (Kind::NotFound, Retry::No, "not found".to_string()),
+            (400, _) => (Kind::Server, Retry::No, "bad request".to_string()),
+            _ => (Kind::Server, Retry::No, "request failed".to_string()),
         };
-        let msg = if what.is_empty() { format!("{text}{detail}") } else { format!("{what}: {text}{detail}") };
-        Error::new(kind, msg).with_status(status).with_retryable(retry)
+        Failure::new(kind, classify::with_what(what, &format!("{text}{detail}")), retry)
     }
-}
-
-fn jitter(d: Duration) -> Duration {
-    let mut b = [0u8; 2];
-    let _ = getrandom::getrandom(&mut b);
-    let f = 0.5 + f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX) / 2.0;
-    d.mul_f64(f)
-}
-
-/// Read a (small) response body fully, bounded.
-pub fn read_body(resp: &mut Response, limit: u64) -> Result<Vec<u8>> {
-    let mut v = Vec::new();
-    resp.body_mut()
-        .as_reader()
-        .take(limit)
-        .read_to_end(&mut v)
-        .map_err(|e| Error::new(Kind::Network, format!("reading the response failed: {e}")).with_retryable(true))?;
-    Ok(v)
-}
-
-pub fn header<'r>(resp: &'r Response, name: &str) -> Option<&'r str> {
-    resp.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
 #[cfg(test)]

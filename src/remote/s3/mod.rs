@@ -15,11 +15,14 @@
 
 /// cbindgen:ignore
 pub mod client;
-pub mod time;
+pub mod provider;
+pub use crate::remote::kit::time;
 pub mod xml;
 
 use self::client::{Body, Client, ClientConfig, Op, Request, header, read_body};
 use super::hash::{Checksum, HashType};
+use super::kit::chunked::{PartPlan, upload_parts};
+use super::kit::mime::content_type;
 use super::kit::paginate::PageGuard;
 use super::{Entry, EntryKind, Extra, Features, Md5, Nanos, Opened, PutInfo, Remote, RootState, Source};
 use crate::error::{Error, Kind, Result};
@@ -29,7 +32,6 @@ use crate::process::Owner;
 use base64::Engine as _;
 use md5::Digest;
 use std::io::Read;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 const MIB: u64 = 1024 * 1024;
@@ -98,7 +100,6 @@ fn md5_from_etag(etag: &str) -> Option<Md5> {
     }
 }
 
-/// A Content-Type from the file extension; the default otherwise.
 /// The content MD5 that a GET or HEAD answer tells: the `ETag` of a single-part object
 /// (unless SSE-KMS or SSE-C made it something else), else rclone's `Md5chksum` metadata
 /// (what it stores with multipart uploads).
@@ -140,33 +141,6 @@ fn announced_checksum<'r>(get: impl Fn(&str) -> Option<&'r str>) -> Option<Check
 
 fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
-fn content_type(name: &[u8]) -> &'static str {
-    let ext = name.rsplit(|&b| b == b'.').next().map(|e| e.to_ascii_lowercase()).unwrap_or_default();
-    match ext.as_slice() {
-        b"txt" | b"log" => "text/plain; charset=utf-8",
-        b"html" | b"htm" => "text/html; charset=utf-8",
-        b"css" => "text/css; charset=utf-8",
-        b"csv" => "text/csv; charset=utf-8",
-        b"js" => "text/javascript; charset=utf-8",
-        b"json" => "application/json",
-        b"xml" => "text/xml; charset=utf-8",
-        b"pdf" => "application/pdf",
-        b"zip" => "application/zip",
-        b"gz" | b"tgz" => "application/gzip",
-        b"tar" => "application/x-tar",
-        b"jpg" | b"jpeg" => "image/jpeg",
-        b"png" => "image/png",
-        b"gif" => "image/gif",
-        b"webp" => "image/webp",
-        b"svg" => "image/svg+xml",
-        b"mp3" => "audio/mpeg",
-        b"mp4" => "video/mp4",
-        b"mkv" => "video/x-matroska",
-        b"mov" => "video/quicktime",
-        _ => "application/octet-stream",
-    }
 }
 
 /// Hashes what passes through, into a shared slot that the part upload reads afterwards.
@@ -336,9 +310,8 @@ impl S3Remote {
         ctype: &str,
     ) -> Result<(String, Option<Md5>)> {
         let size = src.size();
-        let min_chunk = size.div_ceil(self.opts.max_upload_parts.max(1)).next_multiple_of(MIB);
-        let chunk = self.opts.chunk_size.max(5 * MIB).max(min_chunk);
-        let parts = size.div_ceil(chunk).max(1);
+        let plan = PartPlan::new(size, self.opts.chunk_size, 5 * MIB, self.opts.max_upload_parts, MIB);
+        let (chunk, parts) = (plan.chunk, plan.parts);
         let mut req = Request::new(Op::Post, "POST", Some(&self.opts.bucket), Some(key))
             .query("uploads", "")
             .header("content-type", ctype)
@@ -363,52 +336,18 @@ impl S3Remote {
                 id
             }
         };
-        let next = AtomicU64::new(0);
-        let failed: Mutex<Option<Error>> = Mutex::new(None);
-        let workers = (self.opts.upload_concurrency.max(1) as u64).min(parts);
-        std::thread::scope(|s| {
-            for _ in 0..workers {
-                s.spawn(|| {
-                    loop {
-                        if failed.lock().map(|f| f.is_some()).unwrap_or(true) {
-                            return;
-                        }
-                        let i = next.fetch_add(1, Relaxed);
-                        if i >= parts {
-                            return;
-                        }
-                        if results[i as usize].lock().map(|r| r.is_some()).unwrap_or(false) {
-                            continue; // stored by the interrupted upload this one resumes
-                        }
-                        let offset = i * chunk;
-                        let len = chunk.min(size - offset);
-                        match self.upload_part(key, &upload_id, i + 1, src, offset, len) {
-                            Ok(r) => {
-                                if let Some(index) = &self.index {
-                                    let part = JournalPart { number: i + 1, etag: r.0.clone(), md5: r.1, size: len };
-                                    if let Err(e) = index.journal_part(&self.remote_id, key, &upload_id, &part) {
-                                        log::warn!("{key}: {e}");
-                                    }
-                                }
-                                if let Ok(mut slot) = results[i as usize].lock() {
-                                    *slot = Some(r);
-                                }
-                            }
-                            Err(e) => {
-                                if let Ok(mut f) = failed.lock() {
-                                    f.get_or_insert(e);
-                                }
-                                return;
-                            }
-                        }
-                    }
-                });
+        let uploaded = upload_parts(&plan, self.opts.upload_concurrency, &results, &|i, offset, len| {
+            let r = self.upload_part(key, &upload_id, i + 1, src, offset, len)?;
+            if let Some(index) = &self.index {
+                let part = JournalPart { number: i + 1, etag: r.0.clone(), md5: r.1, size: len };
+                if let Err(e) = index.journal_part(&self.remote_id, key, &upload_id, &part) {
+                    log::warn!("{key}: {e}");
+                }
             }
+            Ok(r)
         });
         let finish = || -> Result<(String, Option<Md5>)> {
-            if let Some(e) = failed.lock().map_err(|_| Error::other("lock poisoned"))?.take() {
-                return Err(e);
-            }
+            uploaded?;
             let mut body = String::from("<CompleteMultipartUpload>");
             let mut md5s = md5::Md5::new();
             for (i, r) in results.iter().enumerate() {
@@ -1036,7 +975,7 @@ impl Remote for S3Remote {
     }
 
     fn request_counts(&self) -> Vec<(&'static str, u64)> {
-        self.client.counts.snapshot()
+        self.client.request_counts()
     }
 }
 

@@ -1,98 +1,8 @@
-//! A tiny XML element tree for S3 responses, and the parsers built on it.
-//!
-//! S3 responses are small (one listing page is at most 1000 entries), so a tree is simpler
-//! and safer than a streaming state machine. Malformed XML is an error of kind
-//! [`Kind::Protocol`]; it never panics.
+//! The parsers of S3's XML answers, over the kit's element tree.
 
 use crate::error::{Error, Kind, Result};
-use quick_xml::Reader;
-use quick_xml::events::Event;
 
-#[derive(Debug, Default)]
-pub struct Element {
-    pub name: String,
-    pub text: String,
-    pub children: Vec<Element>,
-}
-
-impl Element {
-    pub fn child(&self, name: &str) -> Option<&Element> {
-        self.children.iter().find(|c| c.name == name)
-    }
-    pub fn children<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> + 'a {
-        self.children.iter().filter(move |c| c.name == name)
-    }
-    pub fn text_of(&self, name: &str) -> Option<&str> {
-        self.child(name).map(|c| c.text.as_str())
-    }
-}
-
-fn bad(msg: impl std::fmt::Display) -> Error {
-    Error::new(Kind::Protocol, format!("malformed XML from the server: {msg}")).with_retryable(true)
-}
-
-/// Parse a whole document into its root element.
-pub fn parse(body: &[u8]) -> Result<Element> {
-    let text = std::str::from_utf8(body).map_err(|_| bad("not UTF-8"))?;
-    let mut reader = Reader::from_str(text);
-    let mut stack: Vec<Element> = Vec::new();
-    let mut root: Option<Element> = None;
-    loop {
-        let ev = reader.read_event().map_err(bad)?;
-        match ev {
-            Event::Start(s) => {
-                if stack.len() > 64 {
-                    return Err(bad("nesting too deep"));
-                }
-                let name = s.local_name().as_ref().to_string();
-                stack.push(Element { name, ..Element::default() });
-            }
-            Event::Empty(s) => {
-                let name = s.local_name().as_ref().to_string();
-                let el = Element { name, ..Element::default() };
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(el),
-                    None => root = Some(el),
-                }
-            }
-            Event::End(_) => {
-                let el = stack.pop().ok_or_else(|| bad("unbalanced end tag"))?;
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(el),
-                    None => root = Some(el),
-                }
-            }
-            Event::Text(t) => {
-                if let Some(cur) = stack.last_mut() {
-                    cur.text.push_str(&t.xml10_content());
-                }
-            }
-            Event::CData(t) => {
-                if let Some(cur) = stack.last_mut() {
-                    cur.text.push_str(&t.xml10_content());
-                }
-            }
-            Event::GeneralRef(r) => {
-                let name = r.xml10_content();
-                let resolved = match r.resolve_char_ref().map_err(bad)? {
-                    Some(c) => c.to_string(),
-                    None => quick_xml::escape::resolve_xml_entity(&name)
-                        .ok_or_else(|| bad(format!("unknown entity &{name};")))?
-                        .to_string(),
-                };
-                if let Some(cur) = stack.last_mut() {
-                    cur.text.push_str(&resolved);
-                }
-            }
-            Event::Eof => break,
-            _ => {}
-        }
-    }
-    if !stack.is_empty() {
-        return Err(bad("document ended inside an element"));
-    }
-    root.ok_or_else(|| bad("empty document"))
-}
+pub use crate::remote::kit::xml::{Element, bad, escape, parse};
 
 /// An S3 error document: `<Error><Code>…</Code><Message>…</Message></Error>`.
 pub struct S3Error {
@@ -238,10 +148,6 @@ pub fn parse_buckets(body: &[u8]) -> Result<Vec<(String, String)>> {
 }
 
 /// Escape text for an XML element body.
-pub fn escape(s: &str) -> String {
-    quick_xml::escape::escape(s).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,5 @@
-//! Time formats of the S3 protocol and of rclone's `mtime` metadata.
+//! Time formats shared by the HTTP providers: HTTP dates, ISO 8601 (S3, Azure, GCS
+//! listings) and rclone's decimal-seconds `mtime` metadata (S3 and Swift).
 
 use crate::remote::{NANOS_PER_SEC, Nanos};
 

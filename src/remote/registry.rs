@@ -1,0 +1,107 @@
+//! The provider registry: for every credential type this build can run, how to build a
+//! remote from a validated credential and task attributes, and how to list the account's
+//! buckets. The job runner, the CLI's one-shot specs, the C API and the daemon all build
+//! remotes here, so a provider is added in one place: its folder and one line below.
+//!
+//! The credential and task schemas (what TrueNAS validates) are still the task layer's
+//! table (`task::providers`); a type that is in that table and not here is one TrueNAS
+//! knows and this build cannot run ([`Kind::Unsupported`] at job start).
+
+use super::RemoteRef;
+use super::kit::http::HttpConfig;
+use crate::error::{Error, Kind, Result};
+use crate::index::Index;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// What a provider's constructor gets.
+pub struct BuildRequest<'a> {
+    /// The validated credential (`provider` object: `type` and its fields).
+    pub credential: &'a Map<String, Value>,
+    /// The task's `attributes` (bucket, folder, provider options).
+    pub attributes: &'a Map<String, Value>,
+    /// The metadata index, for providers that remember what listings cannot tell.
+    pub index: Option<Arc<Index>>,
+    /// Timeouts and retries: [`HttpConfig::JOB`] or [`HttpConfig::VERIFY`].
+    pub http: HttpConfig,
+    /// Keep unfinished multipart uploads of a cancelled job so the next run resumes them
+    /// (jobs of stored tasks), instead of aborting them (one-shot runs).
+    pub keep_cancelled_uploads: bool,
+}
+
+impl BuildRequest<'_> {
+    /// A string field of the credential ("" when absent).
+    pub fn cred(&self, key: &str) -> &str {
+        self.credential.get(key).and_then(Value::as_str).unwrap_or("")
+    }
+    /// A string attribute of the task ("" when absent).
+    pub fn attr(&self, key: &str) -> &str {
+        self.attributes.get(key).and_then(Value::as_str).unwrap_or("")
+    }
+}
+
+/// A bucket (container) of an account: name and creation date (ISO 8601, "" unknown).
+pub type Bucket = (String, String);
+
+/// One runnable provider.
+pub struct Provider {
+    /// The TrueNAS credential type (`S3`, `AZUREBLOB`).
+    pub type_name: &'static str,
+    pub build: fn(&BuildRequest<'_>) -> Result<RemoteRef>,
+    /// The account's buckets or containers (`None`: the provider has none).
+    pub list_buckets: Option<fn(&BuildRequest<'_>) -> Result<Vec<Bucket>>>,
+}
+
+/// Every provider this build runs (local paths are not credentials and not listed).
+pub static PROVIDERS: &[&Provider] =
+    &[&super::s3::provider::S3, &super::s3::provider::STORJ_IX];
+
+pub fn get(type_name: &str) -> Option<&'static Provider> {
+    PROVIDERS.iter().copied().find(|p| p.type_name == type_name)
+}
+
+fn type_of(credential: &Map<String, Value>) -> &str {
+    credential.get("type").and_then(Value::as_str).unwrap_or("")
+}
+
+fn unsupported(ty: &str) -> Error {
+    Error::new(Kind::Unsupported, format!("Provider {ty} is not supported by this version"))
+}
+
+/// Build the remote a credential and task attributes describe.
+pub fn build(req: &BuildRequest<'_>) -> Result<RemoteRef> {
+    let ty = type_of(req.credential);
+    let p = get(ty).ok_or_else(|| unsupported(ty))?;
+    (p.build)(req)
+}
+
+/// The buckets of a credential's account, with the verify timeouts.
+pub fn list_buckets(credential: &Map<String, Value>) -> Result<Vec<Bucket>> {
+    let ty = type_of(credential);
+    // TrueNAS's answer for providers without buckets, before any network call.
+    if crate::task::providers::get(ty).is_some_and(|p| !p.buckets) {
+        return Err(Error::usage("This provider does not use buckets"));
+    }
+    let p = get(ty).ok_or_else(|| unsupported(ty))?;
+    let f = p.list_buckets.ok_or_else(|| Error::usage("This provider does not use buckets"))?;
+    let attributes = Map::new();
+    f(&BuildRequest { credential, attributes: &attributes, index: None, http: HttpConfig::VERIFY, keep_cancelled_uploads: false })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_runnable_provider_is_a_truenas_type_with_buckets_as_declared() {
+        let mut names: Vec<&str> = PROVIDERS.iter().map(|p| p.type_name).collect();
+        let sorted = { let mut s = names.clone(); s.sort(); s };
+        assert_eq!(names, sorted, "keep PROVIDERS sorted");
+        names.dedup();
+        assert_eq!(names.len(), PROVIDERS.len());
+        for p in PROVIDERS {
+            let spec = crate::task::providers::get(p.type_name).unwrap_or_else(|| panic!("{} unknown", p.type_name));
+            assert_eq!(spec.buckets, p.list_buckets.is_some(), "{}", p.type_name);
+        }
+    }
+}
