@@ -52,6 +52,7 @@ fn s03_copy_missing_source(p: Pair) {
     w.dst.write("keep", b"x", T1);
     let missing: Arc<dyn cloudsync::remote::Remote> = match p {
         Pair::S3Local => w.s3.as_ref().unwrap().remote("bucket", "does/not/exist", None),
+        Pair::AzureLocal => common::servers::azurite().remote(&common::servers::unique("m"), "does/not/exist"),
         _ => Arc::new(cloudsync::remote::local::LocalRemote::new(w.tmp.path().join("nope"), Default::default(), None)),
     };
     for mode in [Mode::Copy, Mode::Sync] {
@@ -670,6 +671,9 @@ macro_rules! cases {
         mod local_to_crypt_local { $( #[test] fn $name() { super::$name(super::Pair::LocalCryptLocal) } )* }
         mod local_to_crypt_s3 { $( #[test] fn $name() { super::$name(super::Pair::LocalCryptS3) } )* }
         mod crypt_s3_to_local { $( #[test] fn $name() { super::$name(super::Pair::CryptS3Local) } )* }
+        mod local_to_azure { $( #[test] fn $name() { super::$name(super::Pair::LocalAzure) } )* }
+        mod azure_to_local { $( #[test] fn $name() { super::$name(super::Pair::AzureLocal) } )* }
+        mod local_to_crypt_azure { $( #[test] fn $name() { super::$name(super::Pair::LocalCryptAzure) } )* }
     };
 }
 

@@ -259,7 +259,7 @@ fn symlink_swapped_in_during_a_sync_cannot_redirect_anything() {
     }
     // The destination itself is intact afterwards: a final run without interference
     // completes the sync.
-    let _ = std::fs::remove_file(dst.join("sub")).or_else(|_| Ok::<(), std::io::Error>(()));
+    let _ = std::fs::remove_file(dst.join("sub")).or(Ok::<(), std::io::Error>(()));
     if !dst.join("sub").exists() && dst.join("sub.parked").exists() {
         std::fs::rename(dst.join("sub.parked"), dst.join("sub")).unwrap();
     }

@@ -9,6 +9,7 @@
 //!
 //! Remotes never call the engine; they know nothing about sync decisions.
 
+pub mod azureblob;
 pub mod hash;
 pub mod kit;
 pub mod layers;

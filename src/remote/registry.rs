@@ -43,18 +43,21 @@ impl BuildRequest<'_> {
 /// A bucket (container) of an account: name and creation date (ISO 8601, "" unknown).
 pub type Bucket = (String, String);
 
+/// Lists an account's buckets or containers.
+pub type ListBuckets = fn(&BuildRequest<'_>) -> Result<Vec<Bucket>>;
+
 /// One runnable provider.
 pub struct Provider {
     /// The TrueNAS credential type (`S3`, `AZUREBLOB`).
     pub type_name: &'static str,
     pub build: fn(&BuildRequest<'_>) -> Result<RemoteRef>,
     /// The account's buckets or containers (`None`: the provider has none).
-    pub list_buckets: Option<fn(&BuildRequest<'_>) -> Result<Vec<Bucket>>>,
+    pub list_buckets: Option<ListBuckets>,
 }
 
 /// Every provider this build runs (local paths are not credentials and not listed).
 pub static PROVIDERS: &[&Provider] =
-    &[&super::s3::provider::S3, &super::s3::provider::STORJ_IX];
+    &[&super::azureblob::provider::PROVIDER, &super::s3::provider::S3, &super::s3::provider::STORJ_IX];
 
 pub fn get(type_name: &str) -> Option<&'static Provider> {
     PROVIDERS.iter().copied().find(|p| p.type_name == type_name)
@@ -85,7 +88,13 @@ pub fn list_buckets(credential: &Map<String, Value>) -> Result<Vec<Bucket>> {
     let p = get(ty).ok_or_else(|| unsupported(ty))?;
     let f = p.list_buckets.ok_or_else(|| Error::usage("This provider does not use buckets"))?;
     let attributes = Map::new();
-    f(&BuildRequest { credential, attributes: &attributes, index: None, http: HttpConfig::VERIFY, keep_cancelled_uploads: false })
+    f(&BuildRequest {
+        credential,
+        attributes: &attributes,
+        index: None,
+        http: HttpConfig::VERIFY,
+        keep_cancelled_uploads: false,
+    })
 }
 
 #[cfg(test)]
@@ -95,7 +104,11 @@ mod tests {
     #[test]
     fn every_runnable_provider_is_a_truenas_type_with_buckets_as_declared() {
         let mut names: Vec<&str> = PROVIDERS.iter().map(|p| p.type_name).collect();
-        let sorted = { let mut s = names.clone(); s.sort(); s };
+        let sorted = {
+            let mut s = names.clone();
+            s.sort();
+            s
+        };
         assert_eq!(names, sorted, "keep PROVIDERS sorted");
         names.dedup();
         assert_eq!(names.len(), PROVIDERS.len());

@@ -672,7 +672,7 @@ fn import_truenas_rows(
             problems.push(UNUSABLE_CREDENTIAL.to_string());
         }
         let validated = model::validate(model::CREATE, &body, store, None, policy);
-        let candidate = validated.as_ref().map(Clone::clone).unwrap_or_else(|_| body.clone());
+        let candidate = validated.clone().unwrap_or_else(|_| body.clone());
         if let Some(same) = stored_tasks.iter().find(|s| same_task(&s.body, &candidate)) {
             if let Some(a) = report["tasks"].as_array_mut() {
                 a.push(json!({"truenas_id": t.id, "id": same.id, "enabled": same.body.get("enabled").cloned().unwrap_or(json!(false)), "problems": [], "already_imported": true}));

@@ -19,8 +19,8 @@ use crate::engine::{
 };
 use crate::error::{Error, Kind, Result};
 use crate::index::Index;
-use crate::remote::local::{LocalOptions, LocalRemote};
 use crate::remote::kit::http::HttpConfig;
+use crate::remote::local::{LocalOptions, LocalRemote};
 use crate::remote::registry::{self, BuildRequest};
 use crate::remote::{Remote, RemoteRef, RootState};
 use crate::store::{Store, Task};
@@ -125,7 +125,13 @@ pub fn build_remote(
     attributes: &Map<String, Value>,
     index: Option<Arc<Index>>,
 ) -> Result<RemoteRef> {
-    registry::build(&BuildRequest { credential, attributes, index, http: HttpConfig::JOB, keep_cancelled_uploads: true })
+    registry::build(&BuildRequest {
+        credential,
+        attributes,
+        index,
+        http: HttpConfig::JOB,
+        keep_cancelled_uploads: true,
+    })
 }
 
 /// Verify a credential (§4.3): list what the account can see (its buckets) with the

@@ -4,6 +4,7 @@
 
 pub mod fake;
 pub mod faults;
+pub mod servers;
 
 use cloudsync::engine::{self, FileAction, FileEvent, Mode, Observer, Report, SyncOptions};
 use cloudsync::error::Result;
@@ -170,6 +171,10 @@ pub enum Pair {
     LocalCryptS3,
     /// rclone crypt over S3 → local.
     CryptS3Local,
+    LocalAzure,
+    AzureLocal,
+    /// Local → rclone crypt over Azure Blob.
+    LocalCryptAzure,
 }
 
 /// A crypt remote with the fixed test password and salt (standard names, base32).
@@ -329,6 +334,9 @@ impl World {
         };
         let s3_side =
             |s3: &S3Server, prefix: &str| Side { remote: s3.remote("bucket", prefix, None), local_root: None };
+        let container = servers::unique("w");
+        let azure_side =
+            |prefix: &str| Side { remote: servers::azurite().remote(&container, prefix), local_root: None };
         let (src, dst) = match pair {
             Pair::LocalLocal => (local_side("src"), local_side("dst")),
             Pair::LocalS3 => (local_side("src"), s3_side(s3.as_ref().unwrap(), "dst")),
@@ -344,6 +352,12 @@ impl World {
             Pair::CryptS3Local => {
                 let inner = s3_side(s3.as_ref().unwrap(), "src");
                 (Side { remote: crypt(inner.remote), local_root: None }, local_side("dst"))
+            }
+            Pair::LocalAzure => (local_side("src"), azure_side("dst")),
+            Pair::AzureLocal => (azure_side("src"), local_side("dst")),
+            Pair::LocalCryptAzure => {
+                let inner = azure_side("dst");
+                (local_side("src"), Side { remote: crypt(inner.remote), local_root: None })
             }
         };
         World { tmp, s3, pair, src, dst }

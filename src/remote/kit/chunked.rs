@@ -92,7 +92,7 @@ mod tests {
         assert_eq!((p.chunk, p.parts, p.range(19)), (5 * MIB, 20, (95 * MIB, 5 * MIB)));
         // 1 TiB in at most 1,000 parts: the chunk grows to a MiB multiple.
         let p = PartPlan::new(1024 * 1024 * MIB, 5 * MIB, 5 * MIB, 1000, MIB);
-        assert!(p.parts <= 1000 && p.chunk % MIB == 0, "{p:?}");
+        assert!(p.parts <= 1000 && p.chunk.is_multiple_of(MIB), "{p:?}");
         assert_eq!(PartPlan::new(0, 5, 5, 10, 1).parts, 1);
         assert_eq!(PartPlan::new(11, 5, 5, 10, 1).range(2), (10, 1));
     }

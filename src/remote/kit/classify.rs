@@ -78,7 +78,8 @@ pub fn transport(host: &str, e: ureq::Error) -> Error {
         ureq::Error::Io(io) => {
             let err: Error = io.into();
             if err.kind() == Kind::Io || err.kind() == Kind::Network {
-                Error::new(Kind::Network, format!("connection to {host} failed: {}", err.message())).with_retryable(true)
+                Error::new(Kind::Network, format!("connection to {host} failed: {}", err.message()))
+                    .with_retryable(true)
             } else {
                 err
             }

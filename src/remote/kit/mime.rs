@@ -27,4 +27,3 @@ pub fn content_type(name: &[u8]) -> &'static str {
         _ => "application/octet-stream",
     }
 }
-

@@ -3,6 +3,7 @@
 
 pub mod chunked;
 pub mod classify;
+pub mod encoder;
 pub mod http;
 pub mod mime;
 pub mod paginate;

@@ -4,6 +4,8 @@
 
 use super::xml;
 use crate::error::{Error, Kind, Result};
+use crate::remote::kit::classify::{self, Failure, Retry};
+use crate::remote::kit::http::{Classify, HttpClient, HttpConfig, Prepared};
 use aws_sigv4::http_request::{
     PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings, UriPathNormalizationMode,
     sign,
@@ -11,8 +13,6 @@ use aws_sigv4::http_request::{
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use crate::remote::kit::classify::{self, Failure, Retry};
-use crate::remote::kit::http::{Classify, HttpClient, HttpConfig, Prepared};
 use std::time::{Duration, SystemTime};
 use ureq::http;
 
@@ -287,13 +287,19 @@ impl Classify for S3Classify<'_> {
             (_, "RequestTimeout") | (_, "InternalError") => {
                 (Kind::Server, classify::after_or_backoff(headers), "temporary server error".to_string())
             }
-            (500 | 502 | 503 | 504, _) => (Kind::Server, classify::after_or_backoff(headers), "server error".to_string()),
+            (500 | 502 | 503 | 504, _) => {
+                (Kind::Server, classify::after_or_backoff(headers), "server error".to_string())
+            }
             (_, "NoSuchBucket") => (Kind::DirNotFound, Retry::No, format!("bucket {:?} does not exist", self.bucket)),
             (_, "InvalidAccessKeyId") => (Kind::Permission, Retry::No, "the access key ID is not valid".to_string()),
-            (_, "SignatureDoesNotMatch") => {
-                (Kind::Permission, Retry::No, "the secret access key is wrong, or a proxy changed the request".to_string())
+            (_, "SignatureDoesNotMatch") => (
+                Kind::Permission,
+                Retry::No,
+                "the secret access key is wrong, or a proxy changed the request".to_string(),
+            ),
+            (_, "RequestTimeTooSkewed") => {
+                (Kind::Permission, Retry::No, "this system's clock is too far off".to_string())
             }
-            (_, "RequestTimeTooSkewed") => (Kind::Permission, Retry::No, "this system's clock is too far off".to_string()),
             (_, "InvalidObjectState") => (Kind::Unsupported, Retry::No, "Object in GLACIER, restore first".to_string()),
             (_, "AuthorizationHeaderMalformed") => {
                 (Kind::Permission, Retry::No, "the request was signed for the wrong region".to_string())

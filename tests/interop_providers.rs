@@ -1,0 +1,202 @@
+//! Interoperability with a current rclone (1.75) on every provider besides S3 (which
+//! tests/interop.rs covers): after a cloudsync push, `rclone check` finds no difference
+//! and rclone reads the same modification times and hashes; after an rclone push, a
+//! cloudsync sync transfers nothing; and rclone crypt reads what cloudsync encrypted and
+//! the other way round.
+
+mod common;
+
+use cloudsync::engine::{self, FileAction, Mode, SyncOptions};
+use cloudsync::remote::local::LocalRemote;
+use cloudsync::remote::{Remote, RemoteRef};
+use common::servers::{azurite, unique};
+use common::{Recorder, T1, count, crypt, set_mtime, transfers};
+use std::collections::BTreeMap;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+/// A provider as rclone and cloudsync both reach it.
+struct Target {
+    /// rclone's environment for a remote named `t` (and crypt remote `c` over `t:{crypt}`).
+    env: Vec<(String, String)>,
+    /// `t:LOCATION` for rclone.
+    location: String,
+    /// cloudsync's remote on the same location, a sub-path of it, and the crypt sub-path.
+    remote: Box<dyn Fn(&str) -> RemoteRef>,
+    /// Chunk size of `chunked`.
+    chunk: usize,
+    chunked: Box<dyn Fn(&str) -> RemoteRef>,
+}
+
+fn rclone(t: &Target, args: &[&str]) -> Output {
+    let mut c = Command::new(common::rclone_current());
+    c.args(args).env_remove("AWS_CA_BUNDLE").env("RCLONE_CONFIG", "/dev/null");
+    for (k, v) in &t.env {
+        c.env(k, v);
+    }
+    c.output().expect("run rclone")
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "rclone failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Nested directories, names the provider's encoding must map (backslash, trailing dot,
+/// control characters, not UTF-8), an empty file, one file above the chunk size.
+fn fixture(dir: &Path, big: usize) {
+    fixture_with(dir, big, true)
+}
+
+/// `odd`: with a file whose name is not UTF-8 and one with a control character (rclone's
+/// local backend replaces invalid bytes by U+FFFD before crypt sees them, and rclone's
+/// crypt lists a tab as U+2409, so a crypt comparison cannot include them).
+fn fixture_with(dir: &Path, big: usize, odd: bool) {
+    let mut files: Vec<(Vec<u8>, Vec<u8>)> = vec![
+        (b"plain.txt".to_vec(), b"hello".to_vec()),
+        (b"with space/and more.bin".to_vec(), vec![1u8; 70_000]),
+        ("d\u{e9}j\u{e0} vu/\u{65e5}\u{672c}.txt".as_bytes().to_vec(), b"unicode".to_vec()),
+        (b"empty".to_vec(), Vec::new()),
+        (b"deep/a/b/c/leaf".to_vec(), b"leaf".to_vec()),
+        (b"odd/back\\slash".to_vec(), b"bs".to_vec()),
+        (b"odd/trailing dot.".to_vec(), b"dot".to_vec()),
+        (b"big.bin".to_vec(), (0..big).map(|i| (i * 7 % 251) as u8).collect()),
+    ];
+    if odd {
+        files.push((b"latin1 \xe9t\xe9.txt".to_vec(), b"not utf-8 name".to_vec()));
+        files.push((b"odd/tab\there".to_vec(), b"tab".to_vec()));
+    }
+    for (i, (name, data)) in files.iter().enumerate() {
+        let p = dir.join(std::ffi::OsStr::from_bytes(name));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, data).unwrap();
+        set_mtime(&p, T1 + i as i64 * 1_000_000_001);
+    }
+}
+
+fn sync(src: &dyn Remote, dst: &dyn Remote) -> Vec<cloudsync::engine::FileEvent> {
+    let rec = Arc::new(Recorder::default());
+    let opts = SyncOptions { mode: Mode::Sync, observer: rec.clone(), retries: 1, ..SyncOptions::default() };
+    let report = engine::run(src, dst, &opts);
+    assert!(report.error.is_none(), "{:?}", report.error);
+    rec.events.lock().unwrap().clone()
+}
+
+fn local(dir: &Path) -> LocalRemote {
+    LocalRemote::new(dir.to_path_buf(), Default::default(), None)
+}
+
+/// rclone lsjson -R --hash: path → (size, modtime, md5).
+fn listing(t: &Target, remote: &str) -> BTreeMap<String, (i64, String, String)> {
+    let out = ok(rclone(t, &["lsjson", "-R", "--files-only", "--hash", "--hash-type", "md5", remote]));
+    let v: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    v.into_iter()
+        .map(|e| {
+            let md5 = e["Hashes"]["md5"].as_str().unwrap_or("").to_string();
+            (
+                e["Path"].as_str().unwrap().to_string(),
+                (e["Size"].as_i64().unwrap(), e["ModTime"].as_str().unwrap().to_string(), md5),
+            )
+        })
+        .collect()
+}
+
+fn rclone_reads_what_cloudsync_pushed(t: Target) {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fixture(&src, t.chunk * 2 + 1000);
+    let dst = (t.chunked)("push");
+    let ev = sync(&local(&src), dst.as_ref());
+    assert_eq!(count(&ev, FileAction::CopiedNew), 10);
+    let at = format!("{}/push", t.location);
+    // Sizes, modification times and MD5 hashes: rclone check compares all it can.
+    ok(rclone(&t, &["check", src.to_str().unwrap(), &at]));
+    let theirs = listing(&t, &at);
+    let ours = listing(&t, src.to_str().unwrap());
+    assert_eq!(theirs.len(), 10);
+    for (path, (size, mtime, md5)) in &ours {
+        let (s, m, h) = theirs.get(path).unwrap_or_else(|| panic!("{path} missing: {theirs:?}"));
+        assert_eq!((s, m), (size, mtime), "{path}");
+        assert_eq!(h, md5, "{path}: rclone reads the MD5 (also of the chunked upload)");
+    }
+}
+
+fn cloudsync_sees_rclone_pushes_as_unchanged(t: Target) {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fixture(&src, t.chunk * 2 + 1000);
+    let at = format!("{}/by-rclone", t.location);
+    ok(rclone(&t, &["copy", src.to_str().unwrap(), &at]));
+    let ev = sync(&local(&src), (t.remote)("by-rclone").as_ref());
+    assert_eq!(transfers(&ev), 0, "{ev:?}");
+    // And a pull of rclone's tree gives the same files and times.
+    let back = tmp.path().join("back");
+    std::fs::create_dir_all(&back).unwrap();
+    sync((t.remote)("by-rclone").as_ref(), &local(&back));
+    ok(rclone(&t, &["check", src.to_str().unwrap(), back.to_str().unwrap()]));
+    assert_eq!(listing(&t, src.to_str().unwrap()), listing(&t, back.to_str().unwrap()));
+}
+
+fn crypt_both_ways(t: Target) {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fixture_with(&src, 3000, false);
+    // cloudsync encrypts, rclone decrypts.
+    sync(&local(&src), crypt((t.remote)("enc1")).as_ref());
+    let mut t = t;
+    let obscure = |s: &str| ok(rclone(&t, &["obscure", s])).trim().to_string();
+    let (pw, salt) = (obscure("potato"), obscure("sausage"));
+    let location = t.location.clone();
+    t.env.extend([
+        ("RCLONE_CONFIG_C_TYPE".to_string(), "crypt".to_string()),
+        ("RCLONE_CONFIG_C_REMOTE".to_string(), format!("{location}/enc1")),
+        ("RCLONE_CONFIG_C_PASSWORD".to_string(), pw.clone()),
+        ("RCLONE_CONFIG_C_PASSWORD2".to_string(), salt.clone()),
+        ("RCLONE_CONFIG_D_TYPE".to_string(), "crypt".to_string()),
+        ("RCLONE_CONFIG_D_REMOTE".to_string(), format!("{location}/enc2")),
+        ("RCLONE_CONFIG_D_PASSWORD".to_string(), pw),
+        ("RCLONE_CONFIG_D_PASSWORD2".to_string(), salt),
+    ]);
+    ok(rclone(&t, &["check", "--download", src.to_str().unwrap(), "c:"]));
+    // rclone encrypts, cloudsync decrypts: nothing to transfer, and a pull is identical.
+    ok(rclone(&t, &["copy", src.to_str().unwrap(), "d:"]));
+    assert_eq!(transfers(&sync(&local(&src), crypt((t.remote)("enc2")).as_ref())), 0);
+    let back = tmp.path().join("back");
+    std::fs::create_dir_all(&back).unwrap();
+    sync(crypt((t.remote)("enc2")).as_ref(), &local(&back));
+    ok(rclone(&t, &["check", src.to_str().unwrap(), back.to_str().unwrap()]));
+}
+
+fn azure_target() -> Target {
+    let az = azurite();
+    let container = unique("i");
+    az.remote(&container, "");
+    let (c1, c2) = (container.clone(), container.clone());
+    Target {
+        env: az.rclone_env("t"),
+        location: format!("t:{container}"),
+        remote: Box::new(move |sub| az.remote(&c1, sub) as RemoteRef),
+        chunk: 1 << 20,
+        chunked: Box::new(move |sub| az.remote_with(&c2, sub, |o| o.chunk_size = 1 << 20) as RemoteRef),
+    }
+}
+
+macro_rules! interop {
+    ($($provider:ident => $target:expr),* $(,)?) => {$(
+        mod $provider {
+            use super::*;
+            #[test] fn rclone_reads_what_cloudsync_pushed() { super::rclone_reads_what_cloudsync_pushed($target) }
+            #[test] fn cloudsync_sees_rclone_pushes_as_unchanged() { super::cloudsync_sees_rclone_pushes_as_unchanged($target) }
+            #[test] fn crypt_both_ways() { super::crypt_both_ways($target) }
+        }
+    )*};
+}
+
+interop!(azureblob => azure_target());
