@@ -15,7 +15,7 @@ use cloudsync::engine::{FileAction, Mode};
 use cloudsync::path::RelPath;
 use cloudsync::remote::local::{LocalOptions, LocalRemote};
 use cloudsync::remote::{Entry, Md5, PutInfo, Remote, RemoteRef, RootState};
-use common::faults::{Fault, FaultProxy, slow_down};
+use common::faults::{Fault, FaultProxy, Seen, slow_down};
 use common::servers::{self, azurite, unique};
 use common::{Bytes, S3Server, Side, T1, T2, count, run_between};
 use md5::Digest;
@@ -24,6 +24,24 @@ use std::io::Read;
 use std::sync::Arc;
 
 type Faulty = Box<dyn Fn(&FaultProxy) -> RemoteRef>;
+
+#[derive(Clone, Copy)]
+struct Kinds {
+    list: fn(&Seen) -> bool,
+    get: fn(&Seen) -> bool,
+    delete: fn(&Seen) -> bool,
+}
+
+const REST_KINDS: Kinds = Kinds {
+    list: |s| s.method == "GET" && (s.has_query("list-type") || s.has_query("comp")),
+    get: |s| s.method == "GET" && !(s.has_query("list-type") || s.has_query("comp")),
+    delete: |s| s.method == "DELETE",
+};
+const B2_KINDS: Kinds = Kinds {
+    list: |s| s.path.ends_with("/b2_list_file_names"),
+    get: |s| s.path.starts_with("/file/") || s.path.ends_with("/b2_download_file_by_id"),
+    delete: |s| s.path.ends_with("/b2_hide_file"),
+};
 
 /// One provider under test: remotes on sub-prefixes of one fresh location.
 struct Fx {
@@ -37,6 +55,8 @@ struct Fx {
     faulty: Option<Faulty>,
     /// Upstream of the proxy.
     upstream: String,
+    /// Which requests are listings, downloads and deletions, as the proxy sees them.
+    kinds: Kinds,
     /// Names the provider can store (rclone's encoding maps the rest).
     names: &'static [&'static [u8]],
     _keep: Box<dyn Any>,
@@ -106,6 +126,13 @@ fn find<'a>(entries: &'a [Entry], name: &[u8]) -> &'a Entry {
     entries.iter().find(|e| e.name == name).unwrap_or_else(|| panic!("{:?} not listed", String::from_utf8_lossy(name)))
 }
 
+/// The time the remote tells equals `want` to the remote's precision (rclone's
+/// `fstest.AssertTimeEqualWithPrecision`).
+fn assert_time(r: &dyn Remote, got: i64, want: i64) {
+    let precision = r.features().precision.unwrap_or(1).max(1);
+    assert!((got - want).abs() < precision, "mtime {got} vs {want} (precision {precision} ns)");
+}
+
 fn data(n: usize, seed: u64) -> Vec<u8> {
     let mut rng = common::Rng(seed);
     (0..n).map(|_| rng.next() as u8).collect()
@@ -150,9 +177,7 @@ fn small_file_round_trip(fx: Fx) {
     let l = list(r.as_ref(), "dir");
     let e = find(&l, b"small.bin");
     assert_eq!(e.size, 1000);
-    let precision = r.features().precision.unwrap();
-    let mtime = r.mod_time(&p, e).unwrap();
-    assert!((mtime - T2).abs() < precision.max(1), "mtime {mtime} vs {T2} (precision {precision})");
+    assert_time(r.as_ref(), r.mod_time(&p, e).unwrap(), T2);
     if r.features().md5 {
         assert_eq!(r.md5(&p, e).unwrap(), Some(md5(&body)), "the listed digest is the content's");
     }
@@ -179,7 +204,7 @@ fn chunked_upload(fx: Fx) {
     if r.features().md5 {
         assert_eq!(r.md5(&p, e).unwrap(), Some(md5(&body)), "a chunked upload records the content MD5");
     }
-    assert_eq!(r.mod_time(&p, e).unwrap(), T1);
+    assert_time(r.as_ref(), r.mod_time(&p, e).unwrap(), T1);
     let back = read(r.as_ref(), &p, e, 0, u64::MAX);
     assert!(back == body, "chunked content differs");
     let off = fx.chunk as u64 - 7;
@@ -235,7 +260,7 @@ fn set_mod_time(fx: Fx) {
     r.set_mod_time(&p, &e, T2, Default::default()).unwrap();
     let l = list(r.as_ref(), "");
     let e = find(&l, b"t.txt");
-    assert_eq!(r.mod_time(&p, e).unwrap(), T2);
+    assert_time(r.as_ref(), r.mod_time(&p, e).unwrap(), T2);
     assert_eq!(read(r.as_ref(), &p, e, 0, u64::MAX), b"time", "setting the time keeps the content");
     if r.features().md5 {
         assert_eq!(r.md5(&p, e).unwrap(), Some(md5(b"time")));
@@ -252,7 +277,7 @@ fn overwrite_and_delete(fx: Fx) {
     let e = find(&l, b"o");
     assert_eq!(e.size, 6);
     assert_eq!(read(r.as_ref(), &p, e, 0, u64::MAX), b"second");
-    assert_eq!(r.mod_time(&p, e).unwrap(), T2);
+    assert_time(r.as_ref(), r.mod_time(&p, e).unwrap(), T2);
     r.delete(&p, e).unwrap();
     assert!(list_or_empty(r.as_ref()).is_empty());
     // Deleting what is gone already fails as "not found" at most (another run or a user
@@ -305,31 +330,28 @@ fn server_faults_are_retried(fx: Fx) {
     let proxy = FaultProxy::start(&fx.upstream);
     let r = faulty(&proxy);
     put(r.as_ref(), &rel("f/x"), b"xyz", T1);
-    proxy.add(2, |s| s.method == "GET", slow_down(Some("1")));
+    let k = fx.kinds;
+    proxy.add(2, k.list, slow_down(Some("1")));
     let t = std::time::Instant::now();
     let l = list(r.as_ref(), "f");
     assert_eq!(l.len(), 1);
     assert!(t.elapsed() >= std::time::Duration::from_millis(1900), "Retry-After was honoured: {:?}", t.elapsed());
-    proxy.add(1, |s| s.method == "GET", Fault::CutBody { after: 40 });
-    assert_eq!(list(r.as_ref(), "f").len(), 1);
+    proxy.add(1, k.list, Fault::CutBody { after: 40 });
+    assert_eq!(list(r.as_ref(), "f").len(), 1, "a listing cut short is read again");
     let e = find(&l, b"x");
     // A download cut short is an error, never short data.
-    proxy.add(1, |s| s.method == "GET", Fault::CutBody { after: 1 });
+    proxy.add(1, k.get, Fault::CutBody { after: 1 });
     let mut buf = Vec::new();
     let cut = r
         .open(&rel("f/x"), e, 0, u64::MAX)
         .and_then(|mut o| o.reader.read_to_end(&mut buf).map_err(cloudsync::Error::from));
     assert!(cut.is_err() || buf == b"xyz", "short read passed as complete: {buf:?}");
     // Permanent failures are not retried.
-    proxy.add(
-        usize::MAX,
-        |s| s.method == "DELETE",
-        Fault::Answer { status: 403, headers: vec![], body: String::new() },
-    );
-    let before = proxy.count(|s| s.method == "DELETE");
+    proxy.add(usize::MAX, k.delete, Fault::Answer { status: 403, headers: vec![], body: String::new() });
+    let before = proxy.count(k.delete);
     let err = r.delete(&rel("f/x"), e).unwrap_err();
     assert_eq!(err.kind(), Kind::Permission);
-    assert_eq!(proxy.count(|s| s.method == "DELETE") - before, 1, "a 403 is not retried");
+    assert_eq!(proxy.count(k.delete) - before, 1, "a 403 is not retried");
 }
 
 /// The engine over the provider: push a tree, a no-op re-sync, a change, and a pull back.
@@ -360,7 +382,12 @@ fn sync_round_trip(fx: Fx) {
     assert_eq!((count(&ev, FileAction::CopiedReplaced), count(&ev, FileAction::Deleted)), (1, 1));
     let (r, _) = run_between(dst.remote.as_ref(), &back, Mode::Sync, |_| {});
     assert!(r.error.is_none());
-    assert_eq!(back.files(), src.files(), "pulled back, the tree is the pushed one (content and times)");
+    let (got, want) = (back.files(), src.files());
+    assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>());
+    for (path, (data, mtime)) in &want {
+        assert_eq!(&got[path].0, data, "{path}");
+        assert_time(dst.remote.as_ref(), got[path].1, *mtime);
+    }
 }
 
 // ---- fixtures --------------------------------------------------------------------------
@@ -375,6 +402,7 @@ fn local_fx() -> Fx {
         chunk: 1 << 20,
         faulty: None,
         upstream: String::new(),
+        kinds: REST_KINDS,
         names: COMMON_NAMES,
         _keep: Box::new(tmp),
     }
@@ -402,6 +430,7 @@ fn s3_fx() -> Fx {
             Arc::new(cloudsync::remote::s3::S3Remote::new(opts, None).unwrap()) as RemoteRef
         })),
         upstream: s3.endpoint.clone(),
+        kinds: REST_KINDS,
         names: S3S_FS_NAMES,
         _keep: Box::new(s3),
     }
@@ -423,6 +452,33 @@ fn azure_fx() -> Fx {
             Arc::new(cloudsync::remote::azureblob::AzureRemote::new(o).unwrap()) as RemoteRef
         })),
         upstream: origin,
+        kinds: REST_KINDS,
+        names: COMMON_NAMES,
+        _keep: Box::new(()),
+    }
+}
+
+fn b2_fx() -> Fx {
+    let fake = servers::b2();
+    let bucket = unique("bkt-");
+    let (b1, b2, b3) = (bucket.clone(), bucket.clone(), bucket.clone());
+    Fx {
+        at: Box::new(move |sub| fake.remote(&b1, sub) as RemoteRef),
+        chunked: Box::new(move || {
+            fake.remote_with(&b2, "", |o| {
+                o.chunk_size = 1 << 20;
+                o.upload_cutoff = 1 << 20;
+            }) as RemoteRef
+        }),
+        chunk: 1 << 20,
+        faulty: Some(Box::new(move |proxy| {
+            fake.remote(&b3, "");
+            let mut o = fake.options(&b3, "");
+            o.endpoint = proxy.endpoint.clone();
+            Arc::new(cloudsync::remote::b2::B2Remote::new(o).unwrap()) as RemoteRef
+        })),
+        upstream: fake.endpoint.clone(),
+        kinds: B2_KINDS,
         names: COMMON_NAMES,
         _keep: Box::new(()),
     }
@@ -450,4 +506,5 @@ suite!(
     local => local_fx(),
     s3 => s3_fx(),
     azureblob => azure_fx(),
+    b2 => b2_fx(),
 );

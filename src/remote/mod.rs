@@ -10,6 +10,7 @@
 //! Remotes never call the engine; they know nothing about sync decisions.
 
 pub mod azureblob;
+pub mod b2;
 pub mod hash;
 pub mod kit;
 pub mod layers;
@@ -61,6 +62,9 @@ pub struct Entry {
 #[derive(Clone, Debug, Default)]
 pub struct Extra {
     pub etag: Option<Box<str>>,
+    /// The provider's id of this object version (B2 `fileId`; later Drive, OneDrive, Box
+    /// and pCloud ids).
+    pub id: Option<Box<str>>,
     /// The server's own last-modified time (S3 `LastModified`).
     pub server_time: Option<Nanos>,
     pub storage_class: Option<Box<str>>,

@@ -56,8 +56,12 @@ pub struct Provider {
 }
 
 /// Every provider this build runs (local paths are not credentials and not listed).
-pub static PROVIDERS: &[&Provider] =
-    &[&super::azureblob::provider::PROVIDER, &super::s3::provider::S3, &super::s3::provider::STORJ_IX];
+pub static PROVIDERS: &[&Provider] = &[
+    &super::azureblob::provider::PROVIDER,
+    &super::b2::provider::PROVIDER,
+    &super::s3::provider::S3,
+    &super::s3::provider::STORJ_IX,
+];
 
 pub fn get(type_name: &str) -> Option<&'static Provider> {
     PROVIDERS.iter().copied().find(|p| p.type_name == type_name)

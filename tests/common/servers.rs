@@ -133,3 +133,122 @@ impl Azurite {
         ]
     }
 }
+
+pub const B2_KEY_ID: &str = "test-key-id";
+pub const B2_KEY: &str = "test-application-key";
+
+/// The B2 fake (tests/fakes/b2.py): a process of its own per test that injects faults
+/// ([`B2Fake::start`]), or one shared by the process ([`b2`]).
+pub struct B2Fake {
+    pub endpoint: String,
+    child: Option<std::process::Child>,
+}
+
+fn b2_command(port: u16) -> Command {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fakes/b2.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(script).arg(port.to_string()).args(["--key-id", B2_KEY_ID, "--key", B2_KEY, "--min-part", "1"]);
+    cmd
+}
+
+impl B2Fake {
+    pub fn start() -> B2Fake {
+        let port = free_port();
+        let mut cmd = b2_command(port);
+        // SAFETY: prctl is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start the B2 fake");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the B2 fake did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        B2Fake { endpoint: format!("http://127.0.0.1:{port}"), child: Some(child) }
+    }
+
+    pub fn options(&self, bucket: &str, prefix: &str) -> cloudsync::remote::b2::B2Options {
+        let mut o = cloudsync::remote::b2::B2Options::new(B2_KEY_ID, B2_KEY, bucket, prefix);
+        o.endpoint = self.endpoint.clone();
+        o.http = HttpConfig { retries: 4, ..HttpConfig::JOB };
+        o
+    }
+
+    /// A remote on `bucket/prefix`, creating the bucket.
+    pub fn remote(&self, bucket: &str, prefix: &str) -> Arc<cloudsync::remote::b2::B2Remote> {
+        self.remote_with(bucket, prefix, |_| {})
+    }
+
+    pub fn remote_with(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        tune: impl FnOnce(&mut cloudsync::remote::b2::B2Options),
+    ) -> Arc<cloudsync::remote::b2::B2Remote> {
+        let root = cloudsync::remote::b2::B2Remote::new(self.options(bucket, "")).expect("b2 remote");
+        root.mkdir(&cloudsync::path::RelPath::root()).expect("create bucket");
+        let mut o = self.options(bucket, prefix);
+        tune(&mut o);
+        Arc::new(cloudsync::remote::b2::B2Remote::new(o).expect("b2 remote"))
+    }
+
+    /// Script a fault (see tests/fakes/b2.py).
+    pub fn fault(&self, what: &str, body: serde_json::Value) {
+        let agent = ureq::Agent::new_with_defaults();
+        let body = serde_json::to_vec(&body).unwrap();
+        agent
+            .post(format!("{}/_fake/{what}", self.endpoint))
+            .header("content-type", "application/json")
+            .send(&body[..])
+            .expect("fault control");
+    }
+
+    /// Calls made so far, by name.
+    pub fn stats(&self) -> serde_json::Map<String, serde_json::Value> {
+        let agent = ureq::Agent::new_with_defaults();
+        let mut r = agent.get(format!("{}/_fake/stats", self.endpoint)).call().expect("stats");
+        serde_json::from_str(&r.body_mut().read_to_string().expect("stats")).expect("stats JSON")
+    }
+
+    pub fn calls(&self, name: &str) -> u64 {
+        self.stats().get(name).and_then(serde_json::Value::as_u64).unwrap_or(0)
+    }
+
+    pub fn credential_provider(&self) -> serde_json::Map<String, serde_json::Value> {
+        let v = serde_json::json!({"type": "B2", "account": B2_KEY_ID, "key": B2_KEY});
+        v.as_object().expect("an object").clone()
+    }
+
+    pub fn rclone_env(&self, name: &str) -> Vec<(String, String)> {
+        let p = format!("RCLONE_CONFIG_{}_", name.to_uppercase());
+        vec![
+            (format!("{p}TYPE"), "b2".into()),
+            (format!("{p}ACCOUNT"), B2_KEY_ID.into()),
+            (format!("{p}KEY"), B2_KEY.into()),
+            (format!("{p}ENDPOINT"), self.endpoint.clone()),
+        ]
+    }
+}
+
+impl Drop for B2Fake {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The process's shared B2 fake (no faults are scripted on it).
+pub fn b2() -> &'static B2Fake {
+    static F: OnceLock<B2Fake> = OnceLock::new();
+    F.get_or_init(|| {
+        let port = free_port();
+        spawn_for_process(b2_command(port), port, "the B2 fake");
+        B2Fake { endpoint: format!("http://127.0.0.1:{port}"), child: None }
+    })
+}

@@ -17,7 +17,7 @@ use self::auth::SharedKey;
 use super::kit::chunked::{PartPlan, upload_parts};
 use super::kit::classify::{self, Failure, Retry};
 use super::kit::encoder::{self, Mask};
-use super::kit::http::{Body, Classify, HttpClient, HttpConfig, Prepared, Response, header, read_body};
+use super::kit::http::{Body, Classify, HttpClient, HttpConfig, HttpResponse, Prepared, header, read_body};
 use super::kit::mime::content_type;
 use super::kit::paginate::PageGuard;
 use super::{Entry, EntryKind, Extra, Features, Md5, Nanos, Opened, PosixMeta, PutInfo, Remote, RootState, Source};
@@ -236,42 +236,42 @@ impl AzureRemote {
         format!("azureblob:{}/{}", self.opts.container, self.name(path))
     }
 
-    fn send(&self, req: &Req<'_>) -> Result<Response> {
-        self.send_expecting(req, &|s| (200..300).contains(&s))
-    }
-
-    fn send_expecting(&self, req: &Req<'_>, ok: &dyn Fn(u16) -> bool) -> Result<Response> {
+    /// One attempt of `req`, signed now.
+    fn prepared(&self, req: &Req<'_>) -> Result<Prepared> {
         let mut path = self.base.clone();
+        path.push('/');
         if !req.account {
-            path.push('/');
             path.push_str(&utf8_percent_encode(&self.opts.container, STRICT).to_string());
             if let Some(b) = req.blob {
                 path.push('/');
                 path.push_str(&utf8_percent_encode(b, PATH).to_string());
             }
-        } else {
-            path.push('/');
         }
-        // Callers stamp the path on errors (`with_path`): messages name no location.
-        let what = "";
-        let classify = AzureClassify { container: &self.opts.container };
-        let mut prepare = || -> Result<Prepared> {
-            let qs = req
-                .query
-                .iter()
-                .map(|(k, v)| format!("{k}={}", utf8_percent_encode(v, STRICT)))
-                .collect::<Vec<_>>()
-                .join("&");
-            let url =
-                if qs.is_empty() { format!("{}{path}", self.origin) } else { format!("{}{path}?{qs}", self.origin) };
-            let mut headers = req.headers.clone();
-            if matches!(req.method, "PUT" | "POST") {
-                headers.push(("content-length".into(), req.body.len().to_string()));
-            }
-            self.auth.sign(req.method, &path, &req.query, &mut headers);
-            Ok(Prepared { method: req.method, url, headers })
+        let qs = req.query.iter().map(|(k, v)| format!("{k}={}", utf8_percent_encode(v, STRICT))).collect::<Vec<_>>();
+        let url = match qs.is_empty() {
+            true => format!("{}{path}", self.origin),
+            false => format!("{}{path}?{}", self.origin, qs.join("&")),
         };
-        self.http.send_expecting(req.label, what, &req.body, &classify, ok, &mut prepare)
+        let mut headers = req.headers.clone();
+        if matches!(req.method, "PUT" | "POST") {
+            headers.push(("content-length".into(), req.body.len().to_string()));
+        }
+        self.auth.sign(req.method, &path, &req.query, &mut headers);
+        Ok(Prepared { method: req.method, url, headers })
+    }
+
+    // Callers stamp the path on errors (`with_path`): messages name no location.
+    fn send(&self, req: &Req<'_>) -> Result<HttpResponse> {
+        let classify = AzureClassify { container: &self.opts.container };
+        self.http.send(req.label, "", &req.body, &classify, &mut || self.prepared(req))
+    }
+
+    /// Send `req` and parse the answer, asking again when the answer was cut or garbled.
+    fn fetch<T>(&self, req: &Req<'_>, limit: u64, parse: fn(&[u8]) -> Result<T>) -> Result<T> {
+        let classify = AzureClassify { container: &self.opts.container };
+        self.http.call(req.label, "", &req.body, &classify, &mut || self.prepared(req), &|mut resp| {
+            parse(&read_body(&mut resp, limit)?)
+        })
     }
 
     fn list_page(&self, prefix: &str, max: u32, marker: Option<&str>) -> Result<xml::ListPage> {
@@ -285,14 +285,7 @@ impl AzureRemote {
         if let Some(m) = marker {
             req = req.query("marker", m);
         }
-        let mut attempt = 1;
-        loop {
-            let mut resp = self.send(&req)?;
-            match read_body(&mut resp, 64 * MIB).and_then(|b| xml::parse_list(&b)) {
-                Err(e) if e.is_retryable() && attempt < self.opts.http.retries => attempt += 1,
-                other => return other,
-            }
-        }
+        self.fetch(&req, 64 * MIB, xml::parse_list)
     }
 
     /// The containers of the account: (name, creation or last-modified date).
@@ -306,8 +299,7 @@ impl AzureRemote {
             if let Some(m) = &marker {
                 req = req.query("marker", m.clone());
             }
-            let mut resp = self.send(&req)?;
-            let page = xml::parse_containers(&read_body(&mut resp, 16 * MIB)?)?;
+            let page = self.fetch(&req, 16 * MIB, xml::parse_containers)?;
             let n = page.containers.len();
             out.extend(page.containers);
             marker = guard.next(page.next_marker.is_some(), n, page.next_marker.as_deref())?;

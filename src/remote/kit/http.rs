@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 use ureq::http;
 
-pub type Response = http::Response<ureq::Body>;
+pub type HttpResponse = http::Response<ureq::Body>;
 
 /// Error bodies read to classify a failure, at most.
 const ERROR_BODY_LIMIT: u64 = 64 * 1024;
@@ -219,8 +219,31 @@ impl HttpClient {
         body: &Body<'_>,
         classify: &dyn Classify,
         prepare: &mut dyn FnMut() -> Result<Prepared>,
-    ) -> Result<Response> {
+    ) -> Result<HttpResponse> {
         self.send_expecting(label, what, body, classify, &|s| (200..300).contains(&s), prepare)
+    }
+
+    /// Send a request and parse its answer, retrying a parse that fails retryably (a
+    /// body cut short, a garbled page) like a failed request.
+    pub fn call<T>(
+        &self,
+        label: &'static str,
+        what: &str,
+        body: &Body<'_>,
+        classify: &dyn Classify,
+        prepare: &mut dyn FnMut() -> Result<Prepared>,
+        parse: &dyn Fn(HttpResponse) -> Result<T>,
+    ) -> Result<T> {
+        let mut attempt = 1;
+        loop {
+            match self.send(label, what, body, classify, prepare).and_then(parse) {
+                Err(e) if e.is_retryable() && attempt < self.retries => {
+                    log::debug!("{} {label}: reading the answer failed, asking again: {e}", self.provider);
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// [`HttpClient::send`] for requests where some non-2xx answers are results, not
@@ -233,7 +256,7 @@ impl HttpClient {
         classify: &dyn Classify,
         ok: &dyn Fn(u16) -> bool,
         prepare: &mut dyn FnMut() -> Result<Prepared>,
-    ) -> Result<Response> {
+    ) -> Result<HttpResponse> {
         let attempts = self.retries;
         let mut backoff = Duration::from_millis(10);
         let mut attempt = 0;
@@ -281,7 +304,7 @@ impl HttpClient {
         }
     }
 
-    fn send_once(&self, label: &'static str, p: &Prepared, body: &Body<'_>) -> Result<Response> {
+    fn send_once(&self, label: &'static str, p: &Prepared, body: &Body<'_>) -> Result<HttpResponse> {
         let mut builder = http::Request::builder().method(p.method).uri(&p.url);
         for (k, v) in &p.headers {
             if !k.eq_ignore_ascii_case("host") {
@@ -312,7 +335,7 @@ pub(crate) fn jitter(d: Duration) -> Duration {
 
 /// Read a response body fully, at most `limit` bytes (a longer body is an error, never
 /// silently cut).
-pub fn read_body(resp: &mut Response, limit: u64) -> Result<Vec<u8>> {
+pub fn read_body(resp: &mut HttpResponse, limit: u64) -> Result<Vec<u8>> {
     let mut v = Vec::new();
     resp.body_mut()
         .as_reader()
@@ -326,7 +349,7 @@ pub fn read_body(resp: &mut Response, limit: u64) -> Result<Vec<u8>> {
     Ok(v)
 }
 
-pub fn header<'r>(resp: &'r Response, name: &str) -> Option<&'r str> {
+pub fn header<'r>(resp: &'r HttpResponse, name: &str) -> Option<&'r str> {
     resp.headers().get(name).and_then(|v| v.to_str().ok())
 }
 

@@ -95,7 +95,7 @@ impl<'a> Request<'a> {
     }
 }
 
-pub use crate::remote::kit::http::{Body, Response, header, read_body};
+pub use crate::remote::kit::http::{Body, HttpResponse, header, read_body};
 
 /// The request types counted for S3 (`--json` summaries and benchmarks).
 const LABELS: &[&str] = &["LIST", "HEAD", "GET", "PUT", "POST", "DELETE", "COPY"];
@@ -196,7 +196,7 @@ impl Client {
     }
 
     /// Send a request, retrying retryable failures. Non-2xx answers become errors.
-    pub fn send(&self, req: &Request<'_>) -> Result<Response> {
+    pub fn send(&self, req: &Request<'_>) -> Result<HttpResponse> {
         let what = match (req.bucket, req.key) {
             (Some(b), Some(k)) => format!("{b}/{k}"),
             (Some(b), None) => b.to_string(),
@@ -204,6 +204,20 @@ impl Client {
         };
         let classify = S3Classify { bucket: req.bucket.unwrap_or("") };
         self.http.send(req.op.label(), &what, &req.body, &classify, &mut || self.sign(req))
+    }
+
+    /// Send a request and parse its answer, asking again when the answer was cut short
+    /// or garbled (proxies and overloaded servers do send truncated bodies).
+    pub fn call<T>(&self, req: &Request<'_>, limit: u64, parse: fn(&[u8]) -> Result<T>) -> Result<T> {
+        let what = match (req.bucket, req.key) {
+            (Some(b), Some(k)) => format!("{b}/{k}"),
+            (Some(b), None) => b.to_string(),
+            _ => String::new(),
+        };
+        let classify = S3Classify { bucket: req.bucket.unwrap_or("") };
+        self.http.call(req.op.label(), &what, &req.body, &classify, &mut || self.sign(req), &|mut resp| {
+            parse(&read_body(&mut resp, limit)?)
+        })
     }
 
     /// One attempt of `req`, signed now.

@@ -228,17 +228,8 @@ impl S3Remote {
         if let Some(t) = token {
             req = req.query("continuation-token", t);
         }
-        // A garbled page is retried like a failed request: proxies and overloaded
-        // servers do send truncated bodies.
-        let mut attempt = 1;
-        loop {
-            let mut resp = self.client.send(&req)?;
-            let parsed = read_body(&mut resp, 64 * MIB).and_then(|body| xml::parse_list(&body));
-            match parsed {
-                Err(e) if e.is_retryable() && attempt < self.opts.client.low_level_retries => attempt += 1,
-                other => return other.map_err(|e| e.with_remote(self.describe())),
-            }
-        }
+        // A garbled page is asked for again like a failed request.
+        self.client.call(&req, 64 * MIB, xml::parse_list).map_err(|e| e.with_remote(self.describe()))
     }
 
     /// HEAD an object and record what it tells (mtime, md5) in the index.
