@@ -53,6 +53,7 @@ fn s03_copy_missing_source(p: Pair) {
     let missing: Arc<dyn cloudsync::remote::Remote> = match p {
         Pair::S3Local => w.s3.as_ref().unwrap().remote("bucket", "does/not/exist", None),
         Pair::AzureLocal => common::servers::azurite().remote(&common::servers::unique("m"), "does/not/exist"),
+        Pair::B2Local => common::servers::b2().remote(&common::servers::unique("m-"), "does/not/exist"),
         _ => Arc::new(cloudsync::remote::local::LocalRemote::new(w.tmp.path().join("nope"), Default::default(), None)),
     };
     for mode in [Mode::Copy, Mode::Sync] {
@@ -559,8 +560,9 @@ fn s57_zero_length(p: Pair) {
         w.src.write(&format!("z{i}"), b"", T1);
     }
     assert!(w.sync().error.is_none());
-    assert_eq!(w.dst.files().len(), 5);
-    assert!(w.dst.files().values().all(|(c, t)| c.is_empty() && *t == T1));
+    let expected: Vec<(String, &[u8], i64)> = (0..5).map(|i| (format!("z{i}"), &b""[..], T1)).collect();
+    let expected: Vec<(&str, &[u8], i64)> = expected.iter().map(|(p, c, t)| (p.as_str(), *c, *t)).collect();
+    expect_files(&w.dst, &expected);
 }
 
 /// S59: a second identical run transfers nothing and says so.
@@ -673,6 +675,8 @@ macro_rules! cases {
         mod crypt_s3_to_local { $( #[test] fn $name() { super::$name(super::Pair::CryptS3Local) } )* }
         mod local_to_azure { $( #[test] fn $name() { super::$name(super::Pair::LocalAzure) } )* }
         mod azure_to_local { $( #[test] fn $name() { super::$name(super::Pair::AzureLocal) } )* }
+        mod local_to_b2 { $( #[test] fn $name() { super::$name(super::Pair::LocalB2) } )* }
+        mod b2_to_local { $( #[test] fn $name() { super::$name(super::Pair::B2Local) } )* }
         mod local_to_crypt_azure { $( #[test] fn $name() { super::$name(super::Pair::LocalCryptAzure) } )* }
     };
 }

@@ -175,6 +175,8 @@ pub enum Pair {
     AzureLocal,
     /// Local → rclone crypt over Azure Blob.
     LocalCryptAzure,
+    LocalB2,
+    B2Local,
 }
 
 /// A crypt remote with the fixed test password and salt (standard names, base32).
@@ -335,6 +337,7 @@ impl World {
         let s3_side =
             |s3: &S3Server, prefix: &str| Side { remote: s3.remote("bucket", prefix, None), local_root: None };
         let container = servers::unique("w");
+        let b2_side = |prefix: &str| Side { remote: servers::b2().remote(&container, prefix), local_root: None };
         let azure_side =
             |prefix: &str| Side { remote: servers::azurite().remote(&container, prefix), local_root: None };
         let (src, dst) = match pair {
@@ -355,11 +358,15 @@ impl World {
             }
             Pair::LocalAzure => (local_side("src"), azure_side("dst")),
             Pair::AzureLocal => (azure_side("src"), local_side("dst")),
+            Pair::LocalB2 => (local_side("src"), b2_side("dst")),
+            Pair::B2Local => (b2_side("src"), local_side("dst")),
             Pair::LocalCryptAzure => {
                 let inner = azure_side("dst");
                 (local_side("src"), Side { remote: crypt(inner.remote), local_root: None })
             }
         };
+        let precision = |r: &Arc<dyn Remote>| r.features().precision.unwrap_or(1);
+        PRECISION.with(|p| p.set(precision(&src.remote).max(precision(&dst.remote))));
         World { tmp, s3, pair, src, dst }
     }
 
@@ -427,6 +434,12 @@ pub fn transfers(events: &[FileEvent]) -> usize {
     count(events, FileAction::CopiedNew) + count(events, FileAction::CopiedReplaced)
 }
 
+thread_local! {
+    /// The coarsest modification-time precision of the current test's world: times
+    /// are compared to it (rclone's fstest does the same).
+    static PRECISION: std::cell::Cell<Nanos> = const { std::cell::Cell::new(1) };
+}
+
 /// Expected files: (path, content, mtime).
 pub fn expect_files(side: &Side, expected: &[(&str, &[u8], Nanos)]) {
     let got = side.files();
@@ -436,7 +449,12 @@ pub fn expect_files(side: &Side, expected: &[(&str, &[u8], Nanos)]) {
     for (p, (c, t)) in &want {
         let (gc, gt) = &got[p];
         assert_eq!(gc, c, "content of {p}");
-        assert_eq!(gt, t, "mtime of {p}");
+        let precision = PRECISION.with(|p| p.get()).max(1);
+        if precision == 1 {
+            assert_eq!(gt, t, "mtime of {p}");
+        } else {
+            assert!((gt - t).abs() < precision, "mtime of {p}: {gt} vs {t} (precision {precision} ns)");
+        }
     }
 }
 

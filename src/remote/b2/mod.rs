@@ -33,7 +33,6 @@ use serde_json::{Value, json};
 use sha1::Digest;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 const MIB: u64 = 1024 * 1024;
 /// B2's limits: 10,000 parts, a single upload up to 5 GB, copy_file up to 5 GB.
@@ -115,7 +114,6 @@ struct Account {
     download_url: String,
     /// Bucket ids the key may use, when it is restricted.
     allowed: Option<Vec<(String, String)>>,
-    at: Instant,
 }
 
 pub struct B2Remote {
@@ -132,6 +130,14 @@ pub struct B2Remote {
 struct B2Classify<'a> {
     remote: &'a B2Remote,
     target: Target,
+    /// The account token the failed attempt used: renewed only if it is still current.
+    used: Option<&'a Mutex<Option<String>>>,
+}
+
+impl<'a> B2Classify<'a> {
+    fn api(remote: &'a B2Remote, used: &'a Mutex<Option<String>>) -> B2Classify<'a> {
+        B2Classify { remote, target: Target::Api, used: Some(used) }
+    }
 }
 
 impl Classify for B2Classify<'_> {
@@ -140,7 +146,8 @@ impl Classify for B2Classify<'_> {
     }
 
     fn reauthorize(&self) -> Result<()> {
-        self.remote.authorize(true).map(drop)
+        let used = self.used.and_then(|u| u.lock().ok()?.clone());
+        self.remote.renew(used.as_deref())
     }
 }
 
@@ -221,21 +228,36 @@ impl B2Remote {
         if k.is_empty() { k } else { k + "/" }
     }
 
-    /// The account's authorisation; `renew`: get a new one (unless another thread just
-    /// did).
-    fn authorize(&self, renew: bool) -> Result<Arc<Account>> {
-        if !renew && let Some(a) = self.account.lock().map_err(|_| Error::other("lock poisoned"))?.clone() {
+    /// Replace the account token `used` (the one a request was refused with) by a new
+    /// one, unless another thread already did.
+    fn renew(&self, used: Option<&str>) -> Result<()> {
+        let _one = self.authorizing.lock().map_err(|_| Error::other("lock poisoned"))?;
+        let current = self.account.lock().map_err(|_| Error::other("lock poisoned"))?.clone();
+        if let (Some(a), Some(u)) = (&current, used)
+            && a.token != u
+        {
+            return Ok(());
+        }
+        self.authorize_now().map(drop)
+    }
+
+    /// The account's authorisation, authorising first if there is none yet.
+    fn authorize(&self) -> Result<Arc<Account>> {
+        if let Some(a) = self.account.lock().map_err(|_| Error::other("lock poisoned"))?.clone() {
             return Ok(a);
         }
         let _one = self.authorizing.lock().map_err(|_| Error::other("lock poisoned"))?;
-        if let Some(a) = self.account.lock().map_err(|_| Error::other("lock poisoned"))?.clone()
-            && (!renew || a.at.elapsed() < Duration::from_secs(2))
-        {
+        if let Some(a) = self.account.lock().map_err(|_| Error::other("lock poisoned"))?.clone() {
             return Ok(a);
         }
+        self.authorize_now()
+    }
+
+    /// `b2_authorize_account` (the caller holds `authorizing`).
+    fn authorize_now(&self) -> Result<Arc<Account>> {
         let url = format!("{}/b2api/v4/b2_authorize_account", self.opts.endpoint.trim_end_matches('/'));
         let basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", self.opts.key_id, self.opts.key));
-        let classify = B2Classify { remote: self, target: Target::Upload };
+        let classify = B2Classify { remote: self, target: Target::Upload, used: None };
         let mut resp = self
             .http
             .send("AUTH", "", &Body::Empty, &classify, &mut || {
@@ -265,7 +287,6 @@ impl B2Remote {
             api_url: s.api_url.trim_end_matches('/').to_string(),
             download_url: s.download_url.trim_end_matches('/').to_string(),
             allowed,
-            at: Instant::now(),
         });
         *self.account.lock().map_err(|_| Error::other("lock poisoned"))? = Some(account.clone());
         Ok(account)
@@ -274,9 +295,11 @@ impl B2Remote {
     /// One API call (`b2_*`) with a JSON body, answered with JSON.
     fn call<T: DeserializeOwned>(&self, label: &'static str, name: &str, body: &Value) -> Result<T> {
         let bytes = serde_json::to_vec(body).map_err(|e| Error::other(format!("cannot encode the request: {e}")))?;
-        let classify = B2Classify { remote: self, target: Target::Api };
+        let used = Mutex::new(None);
+        let classify = B2Classify::api(self, &used);
         let mut prepare = || {
-            let a = self.authorize(false)?;
+            let a = self.authorize()?;
+            *used.lock().map_err(|_| Error::other("lock poisoned"))? = Some(a.token.clone());
             Ok(Prepared {
                 method: "POST",
                 url: format!("{}/b2api/v2/{name}", a.api_url),
@@ -296,7 +319,7 @@ impl B2Remote {
         if let Some(id) = self.bucket_id.lock().map_err(|_| Error::other("lock poisoned"))?.clone() {
             return Ok(id);
         }
-        let a = self.authorize(false)?;
+        let a = self.authorize()?;
         let id = match &a.allowed {
             Some(allowed) => {
                 allowed.iter().find(|(_, n)| *n == self.opts.bucket).map(|(id, _)| id.clone()).ok_or_else(|| {
@@ -320,7 +343,7 @@ impl B2Remote {
 
     /// The account's buckets (name, creation date unknown).
     pub fn list_buckets(&self) -> Result<Vec<(String, String)>> {
-        let a = self.authorize(false)?;
+        let a = self.authorize()?;
         if let Some(allowed) = &a.allowed {
             return Ok(allowed.iter().map(|(_, n)| (n.clone(), String::new())).collect());
         }
@@ -368,7 +391,7 @@ impl B2Remote {
         };
         let body = Body::Stream { len: len + 40, open: &body_open };
         let current: Mutex<Option<api::UploadUrl>> = Mutex::new(None);
-        let classify = B2Classify { remote: self, target: Target::Upload };
+        let classify = B2Classify { remote: self, target: Target::Upload, used: None };
         let result = self.http.send("UPLOAD", "", &body, &classify, &mut || {
             // A URL that failed once is never used again (B2's rule): it is dropped with
             // `current` and another one taken.
@@ -607,11 +630,13 @@ impl Remote for B2Remote {
             o.mtime = entry.mtime;
             return Ok(o);
         }
-        let classify = B2Classify { remote: self, target: Target::Api };
+        let used = Mutex::new(None);
+        let classify = B2Classify::api(self, &used);
         let resp = self
             .http
             .send_expecting("GET", "", &Body::Empty, &classify, &|s| (200..300).contains(&s), &mut || {
-                let a = self.authorize(false)?;
+                let a = self.authorize()?;
+                *used.lock().map_err(|_| Error::other("lock poisoned"))? = Some(a.token.clone());
                 // By id: every range of one download reads the same version.
                 let url = match &entry.extra.id {
                     Some(id) => format!(
@@ -724,7 +749,7 @@ impl Remote for B2Remote {
         match self.bucket_id() {
             Ok(_) => Ok(()),
             Err(e) if e.kind() == Kind::DirNotFound => {
-                let a = self.authorize(false)?;
+                let a = self.authorize()?;
                 let _: Value = self.call(
                     "OTHER",
                     "b2_create_bucket",
