@@ -232,6 +232,21 @@ fn b2_target() -> Target {
     }
 }
 
+fn gcs_target() -> Target {
+    let g = servers::gcs();
+    let bucket = unique("interop-");
+    g.remote(&bucket, "");
+    let (b1, b2) = (bucket.clone(), bucket.clone());
+    Target {
+        env: g.rclone_env("t"),
+        location: format!("t:{bucket}"),
+        remote: Box::new(move |sub| g.remote(&b1, sub) as RemoteRef),
+        chunk: 256 * 1024,
+        precision: 1,
+        chunked: Box::new(move |sub| g.remote_with(&b2, sub, |o| o.chunk_size = 256 * 1024) as RemoteRef),
+    }
+}
+
 macro_rules! interop {
     ($($provider:ident => $target:expr),* $(,)?) => {$(
         mod $provider {
@@ -243,4 +258,4 @@ macro_rules! interop {
     )*};
 }
 
-interop!(azureblob => azure_target(), b2 => b2_target());
+interop!(azureblob => azure_target(), b2 => b2_target(), gcs => gcs_target());

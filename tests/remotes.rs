@@ -33,8 +33,8 @@ struct Kinds {
 }
 
 const REST_KINDS: Kinds = Kinds {
-    list: |s| s.method == "GET" && (s.has_query("list-type") || s.has_query("comp")),
-    get: |s| s.method == "GET" && !(s.has_query("list-type") || s.has_query("comp")),
+    list: |s| s.method == "GET" && (s.has_query("list-type") || s.has_query("comp") || s.has_query("delimiter")),
+    get: |s| s.method == "GET" && (s.has_query("alt") || !(s.has_query("list-type") || s.has_query("comp"))),
     delete: |s| s.method == "DELETE",
 };
 const B2_KINDS: Kinds = Kinds {
@@ -484,6 +484,27 @@ fn b2_fx() -> Fx {
     }
 }
 
+fn gcs_fx() -> Fx {
+    let g = servers::gcs();
+    let bucket = unique("gcs-");
+    let (b1, b2, b3) = (bucket.clone(), bucket.clone(), bucket.clone());
+    Fx {
+        at: Box::new(move |sub| g.remote(&b1, sub) as RemoteRef),
+        chunked: Box::new(move || g.remote_with(&b2, "", |o| o.chunk_size = 256 * 1024) as RemoteRef),
+        chunk: 256 * 1024,
+        faulty: Some(Box::new(move |proxy| {
+            g.remote(&b3, "");
+            let mut o = g.options(&b3, "");
+            o.endpoint = proxy.endpoint.clone();
+            Arc::new(cloudsync::remote::gcs::GcsRemote::new(o).unwrap()) as RemoteRef
+        })),
+        upstream: g.endpoint.clone(),
+        kinds: REST_KINDS,
+        names: COMMON_NAMES,
+        _keep: Box::new(()),
+    }
+}
+
 macro_rules! suite {
     ($($provider:ident => $fixture:expr),* $(,)?) => {$(
         mod $provider {
@@ -507,4 +528,5 @@ suite!(
     s3 => s3_fx(),
     azureblob => azure_fx(),
     b2 => b2_fx(),
+    gcs => gcs_fx(),
 );

@@ -59,6 +59,7 @@ pub struct Provider {
 pub static PROVIDERS: &[&Provider] = &[
     &super::azureblob::provider::PROVIDER,
     &super::b2::provider::PROVIDER,
+    &super::gcs::provider::PROVIDER,
     &super::s3::provider::S3,
     &super::s3::provider::STORJ_IX,
 ];

@@ -177,6 +177,8 @@ pub enum Pair {
     LocalCryptAzure,
     LocalB2,
     B2Local,
+    LocalGcs,
+    GcsLocal,
 }
 
 /// A crypt remote with the fixed test password and salt (standard names, base32).
@@ -338,6 +340,7 @@ impl World {
             |s3: &S3Server, prefix: &str| Side { remote: s3.remote("bucket", prefix, None), local_root: None };
         let container = servers::unique("w");
         let b2_side = |prefix: &str| Side { remote: servers::b2().remote(&container, prefix), local_root: None };
+        let gcs_side = |prefix: &str| Side { remote: servers::gcs().remote(&container, prefix), local_root: None };
         let azure_side =
             |prefix: &str| Side { remote: servers::azurite().remote(&container, prefix), local_root: None };
         let (src, dst) = match pair {
@@ -359,6 +362,8 @@ impl World {
             Pair::LocalAzure => (local_side("src"), azure_side("dst")),
             Pair::AzureLocal => (azure_side("src"), local_side("dst")),
             Pair::LocalB2 => (local_side("src"), b2_side("dst")),
+            Pair::LocalGcs => (local_side("src"), gcs_side("dst")),
+            Pair::GcsLocal => (gcs_side("src"), local_side("dst")),
             Pair::B2Local => (b2_side("src"), local_side("dst")),
             Pair::LocalCryptAzure => {
                 let inner = azure_side("dst");

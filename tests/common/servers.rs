@@ -252,3 +252,99 @@ pub fn b2() -> &'static B2Fake {
         B2Fake { endpoint: format!("http://127.0.0.1:{port}"), child: None }
     })
 }
+
+/// fake-gcs-server (the storage API, which accepts any token) and the fake token endpoint
+/// (tests/fakes/gcs_token.py, which checks the service account's RS256 assertions).
+pub struct Gcs {
+    pub endpoint: String,
+    pub token_uri: String,
+}
+
+/// The process's GCS emulator and token endpoint.
+pub fn gcs() -> &'static Gcs {
+    static G: OnceLock<Gcs> = OnceLock::new();
+    G.get_or_init(|| {
+        let bin = tools_dir().join("fake-gcs-server-1.52/fake-gcs-server");
+        assert!(bin.is_file(), "fake-gcs-server not found at {}: run scripts/setup-deps", bin.display());
+        let port = free_port();
+        let mut cmd = Command::new(bin);
+        cmd.args(["-scheme", "http", "-host", "127.0.0.1", "-port", &port.to_string(), "-backend", "memory"]).args([
+            "-external-url",
+            &format!("http://127.0.0.1:{port}"),
+            "-log-level",
+            "error",
+        ]);
+        spawn_for_process(cmd, port, "fake-gcs-server");
+        let tport = free_port();
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let mut tcmd = Command::new("python3");
+        tcmd.arg(root.join("tests/fakes/gcs_token.py"))
+            .arg(tport.to_string())
+            .arg(root.join("tests/fixtures/gcs-service-account.pub.json"));
+        spawn_for_process(tcmd, tport, "the GCS token endpoint");
+        Gcs { endpoint: format!("http://127.0.0.1:{port}"), token_uri: format!("http://127.0.0.1:{tport}/token") }
+    })
+}
+
+impl Gcs {
+    /// The test service account's key file, its `token_uri` pointed at the fake.
+    pub fn key_file(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gcs-service-account.json"),
+        )
+        .expect("service account fixture");
+        let mut v: serde_json::Value = serde_json::from_str(&text).expect("service account JSON");
+        v["token_uri"] = serde_json::Value::String(self.token_uri.clone());
+        v
+    }
+
+    pub fn options(&self, bucket: &str, prefix: &str) -> cloudsync::remote::gcs::GcsOptions {
+        let sa = cloudsync::remote::gcs::auth::ServiceAccount::parse(&self.key_file()).expect("key file");
+        let mut o = cloudsync::remote::gcs::GcsOptions::new(sa, bucket, prefix);
+        o.endpoint = self.endpoint.clone();
+        o.http = HttpConfig { retries: 4, ..HttpConfig::JOB };
+        o
+    }
+
+    pub fn remote(&self, bucket: &str, prefix: &str) -> Arc<cloudsync::remote::gcs::GcsRemote> {
+        self.remote_with(bucket, prefix, |_| {})
+    }
+
+    pub fn remote_with(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        tune: impl FnOnce(&mut cloudsync::remote::gcs::GcsOptions),
+    ) -> Arc<cloudsync::remote::gcs::GcsRemote> {
+        let root = cloudsync::remote::gcs::GcsRemote::new(self.options(bucket, "")).expect("gcs remote");
+        root.mkdir(&cloudsync::path::RelPath::root()).expect("create bucket");
+        let mut o = self.options(bucket, prefix);
+        tune(&mut o);
+        Arc::new(cloudsync::remote::gcs::GcsRemote::new(o).expect("gcs remote"))
+    }
+
+    /// Access tokens the token endpoint has issued so far.
+    pub fn tokens_issued(&self) -> u64 {
+        let agent = ureq::Agent::new_with_defaults();
+        let mut r = agent.get(&self.token_uri).call().expect("token stats");
+        let v: serde_json::Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+        v["tokens"].as_u64().unwrap_or(0)
+    }
+
+    pub fn credential_provider(&self) -> serde_json::Map<String, serde_json::Value> {
+        let v = serde_json::json!({"type": "GOOGLE_CLOUD_STORAGE",
+                                   "service_account_credentials": self.key_file().to_string()});
+        v.as_object().expect("an object").clone()
+    }
+
+    /// rclone against the emulator: anonymous (the emulator checks no token), its
+    /// endpoint.
+    pub fn rclone_env(&self, name: &str) -> Vec<(String, String)> {
+        let p = format!("RCLONE_CONFIG_{}_", name.to_uppercase());
+        vec![
+            (format!("{p}TYPE"), "google cloud storage".into()),
+            (format!("{p}ANONYMOUS"), "true".into()),
+            (format!("{p}ENDPOINT"), format!("{}/storage/v1/", self.endpoint)),
+        ]
+    }
+}

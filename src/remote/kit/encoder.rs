@@ -23,6 +23,8 @@ impl Mask {
     pub const RIGHT_PERIOD: Mask = Mask(8);
     /// NUL → U+2400.
     pub const ZERO: Mask = Mask(16);
+    /// CR → U+240D, LF → U+240A.
+    pub const CRLF: Mask = Mask(32);
 
     pub const fn or(self, o: Mask) -> Mask {
         Mask(self.0 | o.0)
@@ -42,6 +44,7 @@ fn replace(c: char, last: bool, mask: Mask) -> Option<char> {
     match c {
         '\0' if mask.has(Mask::ZERO) => Some('\u{2400}'),
         '\u{1}'..='\u{1f}' if mask.has(Mask::CTL) => char::from_u32(0x2400 + c as u32),
+        '\r' | '\n' if mask.has(Mask::CRLF) => char::from_u32(0x2400 + c as u32),
         '\u{7f}' if mask.has(Mask::DEL) => Some('\u{2421}'),
         '\\' if mask.has(Mask::BACKSLASH) => Some('\u{FF3C}'),
         '.' if last && mask.has(Mask::RIGHT_PERIOD) => Some('\u{FF0E}'),
@@ -54,6 +57,7 @@ fn original(c: char, last: bool, mask: Mask) -> Option<char> {
     match c {
         '\u{2400}' if mask.has(Mask::ZERO) => Some('\0'),
         '\u{2401}'..='\u{241f}' if mask.has(Mask::CTL) => char::from_u32(c as u32 - 0x2400),
+        '\u{240d}' | '\u{240a}' if mask.has(Mask::CRLF) => char::from_u32(c as u32 - 0x2400),
         '\u{2421}' if mask.has(Mask::DEL) => Some('\u{7f}'),
         '\u{FF3C}' if mask.has(Mask::BACKSLASH) => Some('\\'),
         '\u{FF0E}' if last && mask.has(Mask::RIGHT_PERIOD) => Some('.'),
