@@ -197,3 +197,29 @@ fn the_registry_builds_b2_for_jobs_and_verifies_credentials() {
     bad.insert("key".into(), json!("nope"));
     assert_eq!(cloudsync::task::runner::verify_credential(&bad).unwrap_err().kind(), Kind::Permission);
 }
+
+#[test]
+fn checksum_compares_by_sha1_with_a_local_source() {
+    let fake = B2Fake::start();
+    let r = fake.remote(&unique("bucket-"), "");
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("f"), b"same size A").unwrap();
+    common::set_mtime(&tmp.path().join("f"), T1);
+    let src = LocalRemote::new(tmp.path().to_path_buf(), Default::default(), None);
+    let rec = Arc::new(Recorder::default());
+    let mut opts = SyncOptions { mode: Mode::Sync, observer: rec.clone(), retries: 1, ..SyncOptions::default() };
+    assert!(engine::run(&src, r.as_ref(), &opts).error.is_none());
+    // Same size and time, other content: only a hash tells them apart.
+    std::fs::write(tmp.path().join("f"), b"same size B").unwrap();
+    common::set_mtime(&tmp.path().join("f"), T1);
+    assert_eq!(common::transfers(&rec.events.lock().unwrap().split_off(0)), 1);
+    assert!(engine::run(&src, r.as_ref(), &opts).error.is_none());
+    assert_eq!(common::transfers(&rec.events.lock().unwrap().split_off(0)), 0, "size and time agree");
+    opts.compare.checksum = true;
+    assert!(engine::run(&src, r.as_ref(), &opts).error.is_none());
+    assert_eq!(common::transfers(&rec.events.lock().unwrap().split_off(0)), 1, "--checksum compares SHA1");
+    assert!(engine::run(&src, r.as_ref(), &opts).error.is_none());
+    assert_eq!(common::transfers(&rec.events.lock().unwrap().split_off(0)), 0);
+    let logs = rec.logs.lock().unwrap();
+    assert!(!logs.iter().any(|(_, l)| l.contains("no hashes in common")), "{logs:?}");
+}

@@ -178,7 +178,7 @@ fn small_file_round_trip(fx: Fx) {
     let e = find(&l, b"small.bin");
     assert_eq!(e.size, 1000);
     assert_time(r.as_ref(), r.mod_time(&p, e).unwrap(), T2);
-    if r.features().md5 {
+    if r.features().md5() {
         assert_eq!(r.md5(&p, e).unwrap(), Some(md5(&body)), "the listed digest is the content's");
     }
     assert_eq!(read(r.as_ref(), &p, e, 0, u64::MAX), body);
@@ -191,6 +191,32 @@ fn small_file_round_trip(fx: Fx) {
     }
 }
 
+/// Every digest kind the remote claims is the content's (rclone's `ObjectHashes`).
+fn hashes(fx: Fx) {
+    use cloudsync::remote::hash::{HashType, Hasher};
+    let r = (fx.at)("");
+    let body = data(5000, 9);
+    put(r.as_ref(), &rel("h.bin"), &body, T1);
+    let l = list(r.as_ref(), "");
+    let e = find(&l, b"h.bin");
+    let hashes = r.features().hashes;
+    let mut told = 0;
+    for kind in
+        [HashType::Md5, HashType::Sha1, HashType::Sha256, HashType::Crc32, HashType::Crc32c, HashType::Crc64Nvme]
+    {
+        if !hashes.contains(kind) {
+            assert_eq!(r.hash(&rel("h.bin"), e, kind).unwrap(), None, "{kind:?} not claimed, not told");
+            continue;
+        }
+        let mut h = Hasher::new(kind);
+        h.update(&body);
+        let got = r.hash(&rel("h.bin"), e, kind).unwrap().unwrap_or_else(|| panic!("{kind:?} claimed but not told"));
+        assert_eq!(got, h.finish(), "{kind:?}");
+        told += 1;
+    }
+    assert!(told > 0, "every provider here tells at least one digest");
+}
+
 fn chunked_upload(fx: Fx) {
     let r = (fx.chunked)();
     let n = fx.chunk * 2 + 12345;
@@ -201,7 +227,7 @@ fn chunked_upload(fx: Fx) {
     let l = list(r.as_ref(), "big");
     let e = find(&l, b"file.bin");
     assert_eq!(e.size as usize, n);
-    if r.features().md5 {
+    if r.features().md5() {
         assert_eq!(r.md5(&p, e).unwrap(), Some(md5(&body)), "a chunked upload records the content MD5");
     }
     assert_time(r.as_ref(), r.mod_time(&p, e).unwrap(), T1);
@@ -262,7 +288,7 @@ fn set_mod_time(fx: Fx) {
     let e = find(&l, b"t.txt");
     assert_time(r.as_ref(), r.mod_time(&p, e).unwrap(), T2);
     assert_eq!(read(r.as_ref(), &p, e, 0, u64::MAX), b"time", "setting the time keeps the content");
-    if r.features().md5 {
+    if r.features().md5() {
         assert_eq!(r.md5(&p, e).unwrap(), Some(md5(b"time")));
     }
 }
@@ -513,6 +539,7 @@ macro_rules! suite {
             #[test] fn zero_length() { super::zero_length($fixture) }
             #[test] fn small_file_round_trip() { super::small_file_round_trip($fixture) }
             #[test] fn chunked_upload() { super::chunked_upload($fixture) }
+            #[test] fn hashes() { super::hashes($fixture) }
             #[test] fn awkward_names() { super::awkward_names($fixture) }
             #[test] fn set_mod_time() { super::set_mod_time($fixture) }
             #[test] fn overwrite_and_delete() { super::overwrite_and_delete($fixture) }

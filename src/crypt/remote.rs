@@ -216,7 +216,7 @@ impl Remote for CryptRemote {
     }
 
     fn features(&self) -> Features {
-        Features { md5: false, md5_is_slow: false, ..self.inner.features() }
+        Features { hashes: crate::remote::hash::Hashes::NONE, md5_is_slow: false, ..self.inner.features() }
     }
 
     fn root_state(&self) -> Result<RootState> {

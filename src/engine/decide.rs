@@ -8,6 +8,7 @@
 use super::{CompareOptions, Run, SyncOptions};
 use crate::error::{Kind, Result};
 use crate::path::RelPath;
+use crate::remote::hash::HashType;
 use crate::remote::{Entry, Nanos, Remote};
 
 /// The outcome for a file present on both sides.
@@ -51,19 +52,24 @@ impl Run<'_> {
         }
     }
 
+    /// The digest kind both sides can tell (MD5 first, else the strongest), if any.
+    fn common_hash(&self) -> Option<HashType> {
+        self.src.features().hashes.and(self.dst.features().hashes).preferred()
+    }
+
     /// Compare hashes: `Some(true)` equal, `Some(false)` different, `None` no usable hash.
     fn hashes_equal(&self, p: &Paths<'_>, src: &Entry, dst: &Entry) -> Result<Option<bool>> {
-        if !(self.src.features().md5 && self.dst.features().md5) {
+        let Some(kind) = self.common_hash() else {
             return Ok(None);
-        }
+        };
         // Ask the cheap side first: if it has no hash, the slow side need not read a file.
         let src_side = (self.src, p.src, src);
         let dst_side = (self.dst, p.dst, dst);
         let (first, second) = if self.src.features().md5_is_slow { (dst_side, src_side) } else { (src_side, dst_side) };
-        let Some(a) = first.0.md5(first.1, first.2)? else {
+        let Some(a) = first.0.hash(first.1, first.2, kind)? else {
             return Ok(None);
         };
-        let Some(b) = second.0.md5(second.1, second.2)? else {
+        let Some(b) = second.0.hash(second.1, second.2, kind)? else {
             return Ok(None);
         };
         Ok(Some(a == b))
@@ -144,8 +150,7 @@ impl Run<'_> {
 
     fn note_checksum_fallback(&self) {
         use std::sync::atomic::Ordering::Relaxed;
-        let common_hash = self.src.features().md5 && self.dst.features().md5;
-        if !common_hash && !self.checksum_fallback_logged.swap(true, Relaxed) {
+        if self.common_hash().is_none() && !self.checksum_fallback_logged.swap(true, Relaxed) {
             self.log(
                 log::Level::Warn,
                 "--checksum is in use but the source and destination have no hashes in common; falling back to --size-only",

@@ -740,7 +740,7 @@ fn transfer(shared: &Shared<'_>, job: TransferJob) {
 fn copy_one(shared: &Shared<'_>, job: &TransferJob, inflight: &Arc<InFlight>) -> Result<Entry> {
     let run = &shared.run;
     let (sf, df) = (run.src.features(), run.dst.features());
-    let common_hash = sf.md5 && df.md5;
+    let common_hash = sf.md5() && df.md5();
     let expected = if common_hash { run.src.cached_md5(&job.src_path, &job.src) } else { None };
     let source = EngineSource {
         shared,

@@ -1,12 +1,14 @@
-//! Content digests other than MD5 that providers announce (S3's `x-amz-checksum-*`; later
-//! SHA1 for B2, CRC32C for GCS, ...), and hashers for them, so that a transfer is verified
-//! by whatever the server can tell. MD5 stays the engine's common currency (index,
-//! `--checksum`); these are checked in addition when a server gives no MD5.
+//! Content digests: the kinds providers know ([`Hashes`], a set in every remote's
+//! `Features`), the digests they announce (S3's `x-amz-checksum-*`, B2's SHA1, GCS's
+//! CRC32C), and hashers for them, so that a transfer is verified by whatever the server
+//! can tell and `--checksum` compares by the strongest kind both sides have. MD5 is the
+//! index's currency; other kinds are computed or read when needed.
 
 use md5::Digest as _;
 
 /// A kind of digest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
 pub enum HashType {
     Md5,
     Sha1,
@@ -14,6 +16,39 @@ pub enum HashType {
     Crc32,
     Crc32c,
     Crc64Nvme,
+}
+
+/// A set of [`HashType`]s.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Hashes(u8);
+
+impl Hashes {
+    pub const NONE: Hashes = Hashes(0);
+    /// Every kind (a local file can be hashed any way).
+    pub const ALL: Hashes = Hashes(0b11_1111);
+
+    pub const fn of(kind: HashType) -> Hashes {
+        Hashes(1 << kind as u8)
+    }
+    pub const fn with(self, kind: HashType) -> Hashes {
+        Hashes(self.0 | 1 << kind as u8)
+    }
+    pub fn contains(self, kind: HashType) -> bool {
+        self.0 & (1 << kind as u8) != 0
+    }
+    pub fn and(self, other: Hashes) -> Hashes {
+        Hashes(self.0 & other.0)
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    /// The kind to compare by: MD5 when present (the index keeps it), else the
+    /// strongest (SHA256, SHA1, then the CRCs).
+    pub fn preferred(self) -> Option<HashType> {
+        [HashType::Md5, HashType::Sha256, HashType::Sha1, HashType::Crc64Nvme, HashType::Crc32c, HashType::Crc32]
+            .into_iter()
+            .find(|k| self.contains(*k))
+    }
 }
 
 impl HashType {

@@ -37,6 +37,14 @@ impl Remote for DryRun<'_> {
     fn md5(&self, path: &RelPath, entry: &Entry) -> Result<Option<Md5>> {
         self.inner.md5(path, entry)
     }
+    fn hash(
+        &self,
+        path: &RelPath,
+        entry: &Entry,
+        kind: super::hash::HashType,
+    ) -> Result<Option<super::hash::Checksum>> {
+        self.inner.hash(path, entry, kind)
+    }
     fn cached_md5(&self, path: &RelPath, entry: &Entry) -> Option<Md5> {
         self.inner.cached_md5(path, entry)
     }

@@ -92,13 +92,20 @@ impl Entry {
     }
 }
 
+impl Features {
+    /// The remote can tell MD5 digests.
+    pub fn md5(&self) -> bool {
+        self.hashes.contains(hash::HashType::Md5)
+    }
+}
+
 /// What a remote can do. The engine reads this; it never matches on a provider.
 #[derive(Clone, Copy, Debug)]
 pub struct Features {
-    /// The remote can give MD5 digests of its objects (from listings, metadata or by
-    /// reading local files).
-    pub md5: bool,
-    /// Computing the MD5 means reading the whole object (local files): avoid when possible.
+    /// The digests the remote can tell of its objects (from listings, metadata, or by
+    /// reading local files): see [`Remote::hash`].
+    pub hashes: hash::Hashes,
+    /// Computing a digest means reading the whole object (local files): avoid when possible.
     pub md5_is_slow: bool,
     /// The finest modification-time resolution the remote stores, in nanoseconds.
     /// `None` = modification times are not supported.
@@ -240,6 +247,15 @@ pub trait Remote: Send + Sync {
     fn md5(&self, path: &RelPath, entry: &Entry) -> Result<Option<Md5>> {
         let _ = path;
         Ok(entry.md5)
+    }
+
+    /// The digest of `kind` of a file, if the remote can tell it (maybe by reading it).
+    /// The default knows MD5 only.
+    fn hash(&self, path: &RelPath, entry: &Entry, kind: hash::HashType) -> Result<Option<hash::Checksum>> {
+        match kind {
+            hash::HashType::Md5 => Ok(self.md5(path, entry)?.map(|m| hash::Checksum { kind, value: m.to_vec() })),
+            _ => Ok(None),
+        }
     }
 
     /// Remember a digest computed by the engine while streaming the file (so that a local

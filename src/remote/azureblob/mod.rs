@@ -459,7 +459,7 @@ impl Remote for AzureRemote {
 
     fn features(&self) -> Features {
         Features {
-            md5: true,
+            hashes: super::hash::Hashes::of(super::hash::HashType::Md5),
             md5_is_slow: false,
             precision: Some(1),
             set_mod_time: true,

@@ -553,7 +553,7 @@ impl Remote for B2Remote {
 
     fn features(&self) -> Features {
         Features {
-            md5: false,
+            hashes: super::hash::Hashes::of(HashType::Sha1),
             md5_is_slow: false,
             precision: Some(1_000_000),
             set_mod_time: true,
@@ -683,6 +683,15 @@ impl Remote for B2Remote {
         o.mtime = mtime;
         o.checksum = sha1.map(|s| Checksum { kind: HashType::Sha1, value: s.to_vec() });
         Ok(o)
+    }
+
+    fn hash(&self, _path: &RelPath, entry: &Entry, kind: HashType) -> Result<Option<Checksum>> {
+        Ok(match kind {
+            HashType::Sha1 => {
+                entry.extra.etag.as_deref().and_then(api::parse_sha1).map(|s| Checksum { kind, value: s.to_vec() })
+            }
+            _ => None,
+        })
     }
 
     fn put(&self, path: &RelPath, src: &dyn Source, info: &PutInfo) -> Result<Entry> {

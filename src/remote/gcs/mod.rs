@@ -553,7 +553,7 @@ impl Remote for GcsRemote {
 
     fn features(&self) -> Features {
         Features {
-            md5: true,
+            hashes: super::hash::Hashes::of(HashType::Md5),
             md5_is_slow: false,
             precision: Some(1),
             set_mod_time: true,

@@ -546,7 +546,7 @@ impl Remote for LocalRemote {
 
     fn features(&self) -> Features {
         Features {
-            md5: true,
+            hashes: super::hash::Hashes::ALL,
             md5_is_slow: true,
             precision: Some(*self.precision.get_or_init(|| self.probe_precision())),
             set_mod_time: true,
@@ -643,6 +643,25 @@ impl Remote for LocalRemote {
             index.put_local_md5(&key, md5);
         }
         Ok(Some(md5))
+    }
+
+    fn hash(&self, path: &RelPath, entry: &Entry, kind: HashType) -> Result<Option<Checksum>> {
+        if kind == HashType::Md5 {
+            return Ok(self.md5(path, entry)?.map(|m| Checksum { kind, value: m.to_vec() }));
+        }
+        // Other kinds are read from the file each time (only --checksum against a
+        // remote without MD5 asks for them).
+        let mut f = self.open_file(path)?;
+        let mut h = Hasher::new(kind);
+        let mut buf = vec![0u8; COPY_BUF];
+        loop {
+            let n = read_retry(&mut f, &mut buf).map_err(|e| Error::io("read", self.shown(path), e))?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        Ok(Some(h.finish()))
     }
 
     fn remember_md5(&self, path: &RelPath, entry: &Entry, md5: Md5) {
