@@ -55,6 +55,7 @@ fn s03_copy_missing_source(p: Pair) {
         Pair::AzureLocal => common::servers::azurite().remote(&common::servers::unique("m"), "does/not/exist"),
         Pair::B2Local => common::servers::b2().remote(&common::servers::unique("m-"), "does/not/exist"),
         Pair::GcsLocal => common::servers::gcs().remote(&common::servers::unique("m-"), "does/not/exist"),
+        Pair::SwiftLocal => common::servers::swift().remote(&common::servers::unique("m"), "does/not/exist"),
         _ => Arc::new(cloudsync::remote::local::LocalRemote::new(w.tmp.path().join("nope"), Default::default(), None)),
     };
     for mode in [Mode::Copy, Mode::Sync] {
@@ -680,6 +681,8 @@ macro_rules! cases {
         mod b2_to_local { $( #[test] fn $name() { super::$name(super::Pair::B2Local) } )* }
         mod local_to_gcs { $( #[test] fn $name() { super::$name(super::Pair::LocalGcs) } )* }
         mod gcs_to_local { $( #[test] fn $name() { super::$name(super::Pair::GcsLocal) } )* }
+        mod local_to_swift { $( #[test] fn $name() { super::$name(super::Pair::LocalSwift) } )* }
+        mod swift_to_local { $( #[test] fn $name() { super::$name(super::Pair::SwiftLocal) } )* }
         mod local_to_crypt_azure { $( #[test] fn $name() { super::$name(super::Pair::LocalCryptAzure) } )* }
     };
 }

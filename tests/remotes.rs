@@ -37,6 +37,11 @@ const REST_KINDS: Kinds = Kinds {
     get: |s| s.method == "GET" && (s.has_query("alt") || !(s.has_query("list-type") || s.has_query("comp"))),
     delete: |s| s.method == "DELETE",
 };
+const SWIFT_KINDS: Kinds = Kinds {
+    list: |s| s.method == "GET" && s.has_query("format"),
+    get: |s| s.method == "GET" && !s.has_query("format"),
+    delete: |s| s.method == "DELETE",
+};
 const B2_KINDS: Kinds = Kinds {
     list: |s| s.path.ends_with("/b2_list_file_names"),
     get: |s| s.path.starts_with("/file/") || s.path.ends_with("/b2_download_file_by_id"),
@@ -531,6 +536,34 @@ fn gcs_fx() -> Fx {
     }
 }
 
+fn swift_fx() -> Fx {
+    let sw = servers::swift();
+    let container = unique("sw");
+    let (c1, c2, c3) = (container.clone(), container.clone(), container.clone());
+    Fx {
+        at: Box::new(move |sub| sw.remote(&c1, sub) as RemoteRef),
+        chunked: Box::new(move || sw.remote_with(&c2, "", None, |o| o.chunk_size = 1 << 20) as RemoteRef),
+        chunk: 1 << 20,
+        faulty: Some(Box::new(move |proxy| {
+            sw.remote(&c3, "");
+            let mut o = sw.options(&c3, "");
+            // Authenticate directly, then talk to storage through the proxy.
+            let s = o.auth.clone();
+            let agent = ureq::Agent::new_with_defaults();
+            let r = agent.get(&s.auth).header("x-auth-user", &s.user).header("x-auth-key", &s.key).call().unwrap();
+            let token = r.headers().get("x-auth-token").unwrap().to_str().unwrap().to_string();
+            let url = r.headers().get("x-storage-url").unwrap().to_str().unwrap().to_string();
+            o.auth.storage_url = url.replace(&sw.proxy, &proxy.endpoint);
+            o.auth.auth_token = token;
+            Arc::new(cloudsync::remote::swift::SwiftRemote::new(o, None).unwrap()) as RemoteRef
+        })),
+        upstream: sw.proxy.clone(),
+        kinds: SWIFT_KINDS,
+        names: COMMON_NAMES,
+        _keep: Box::new(()),
+    }
+}
+
 macro_rules! suite {
     ($($provider:ident => $fixture:expr),* $(,)?) => {$(
         mod $provider {
@@ -556,4 +589,5 @@ suite!(
     azureblob => azure_fx(),
     b2 => b2_fx(),
     gcs => gcs_fx(),
+    swift => swift_fx(),
 );

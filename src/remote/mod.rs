@@ -19,6 +19,7 @@ pub mod local;
 pub mod registry;
 pub mod s3;
 pub mod spec;
+pub mod swift;
 
 use crate::error::{Error, Kind, Result};
 use crate::path::RelPath;

@@ -179,6 +179,8 @@ pub enum Pair {
     B2Local,
     LocalGcs,
     GcsLocal,
+    LocalSwift,
+    SwiftLocal,
 }
 
 /// A crypt remote with the fixed test password and salt (standard names, base32).
@@ -341,6 +343,7 @@ impl World {
         let container = servers::unique("w");
         let b2_side = |prefix: &str| Side { remote: servers::b2().remote(&container, prefix), local_root: None };
         let gcs_side = |prefix: &str| Side { remote: servers::gcs().remote(&container, prefix), local_root: None };
+        let swift_side = |prefix: &str| Side { remote: servers::swift().remote(&container, prefix), local_root: None };
         let azure_side =
             |prefix: &str| Side { remote: servers::azurite().remote(&container, prefix), local_root: None };
         let (src, dst) = match pair {
@@ -363,6 +366,8 @@ impl World {
             Pair::AzureLocal => (azure_side("src"), local_side("dst")),
             Pair::LocalB2 => (local_side("src"), b2_side("dst")),
             Pair::LocalGcs => (local_side("src"), gcs_side("dst")),
+            Pair::LocalSwift => (local_side("src"), swift_side("dst")),
+            Pair::SwiftLocal => (swift_side("src"), local_side("dst")),
             Pair::GcsLocal => (gcs_side("src"), local_side("dst")),
             Pair::B2Local => (b2_side("src"), local_side("dst")),
             Pair::LocalCryptAzure => {

@@ -348,3 +348,100 @@ impl Gcs {
         ]
     }
 }
+
+/// OpenStack Swift (tests/fakes/swift_saio.py: the real servers from PyPI's `swift`,
+/// tempauth, memcached) and a Keystone v2/v3 front (tests/fakes/keystone.py).
+pub struct Swift {
+    /// The proxy, `http://127.0.0.1:PORT`.
+    pub proxy: String,
+    /// The Keystone front, `http://127.0.0.1:PORT`.
+    pub keystone: String,
+}
+
+/// The process's Swift.
+pub fn swift() -> &'static Swift {
+    static S: OnceLock<Swift> = OnceLock::new();
+    S.get_or_init(|| {
+        let python = tools_dir().join("swift-2.38.3/bin/python");
+        assert!(python.is_file(), "Swift not found at {}: run scripts/setup-deps", python.display());
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let dir = tempfile::Builder::new().prefix("cloudsync-swift").tempdir().expect("tempdir").keep();
+        let port = free_port();
+        let mut cmd = Command::new(&python);
+        cmd.arg(root.join("tests/fakes/swift_saio.py")).arg(&dir).arg(port.to_string());
+        spawn_for_process(cmd, port, "Swift");
+        let proxy = format!("http://127.0.0.1:{port}");
+        // Listening is not serving: wait until tempauth hands out tokens.
+        let agent = ureq::Agent::new_with_defaults();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let ok = agent
+                .get(format!("{proxy}/auth/v1.0"))
+                .header("x-auth-user", "test:tester")
+                .header("x-auth-key", "testing")
+                .call()
+                .is_ok_and(|r| r.status() == 200);
+            if ok {
+                break;
+            }
+            assert!(Instant::now() < deadline, "Swift did not start serving");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let kport = free_port();
+        let mut kcmd = Command::new("python3");
+        kcmd.arg(root.join("tests/fakes/keystone.py")).arg(kport.to_string()).arg(&proxy);
+        spawn_for_process(kcmd, kport, "the Keystone front");
+        Swift { proxy, keystone: format!("http://127.0.0.1:{kport}") }
+    })
+}
+
+impl Swift {
+    pub fn auth_v1(&self) -> cloudsync::remote::swift::auth::SwiftAuth {
+        cloudsync::remote::swift::auth::SwiftAuth {
+            user: "test:tester".into(),
+            key: "testing".into(),
+            auth: format!("{}/auth/v1.0", self.proxy),
+            ..Default::default()
+        }
+    }
+
+    pub fn options(&self, container: &str, prefix: &str) -> cloudsync::remote::swift::SwiftOptions {
+        let mut o = cloudsync::remote::swift::SwiftOptions::new(self.auth_v1(), container, prefix);
+        o.http = HttpConfig { retries: 4, ..HttpConfig::JOB };
+        o
+    }
+
+    pub fn remote(&self, container: &str, prefix: &str) -> Arc<cloudsync::remote::swift::SwiftRemote> {
+        self.remote_with(container, prefix, None, |_| {})
+    }
+
+    pub fn remote_with(
+        &self,
+        container: &str,
+        prefix: &str,
+        index: Option<Arc<cloudsync::index::Index>>,
+        tune: impl FnOnce(&mut cloudsync::remote::swift::SwiftOptions),
+    ) -> Arc<cloudsync::remote::swift::SwiftRemote> {
+        let root = cloudsync::remote::swift::SwiftRemote::new(self.options(container, ""), None).expect("swift remote");
+        root.mkdir(&cloudsync::path::RelPath::root()).expect("create container");
+        let mut o = self.options(container, prefix);
+        tune(&mut o);
+        Arc::new(cloudsync::remote::swift::SwiftRemote::new(o, index).expect("swift remote"))
+    }
+
+    pub fn credential_provider(&self) -> serde_json::Map<String, serde_json::Value> {
+        let v = serde_json::json!({"type": "OPENSTACK_SWIFT", "user": "test:tester", "key": "testing",
+            "auth": format!("{}/auth/v1.0", self.proxy), "auth_version": null, "endpoint_type": null});
+        v.as_object().expect("an object").clone()
+    }
+
+    pub fn rclone_env(&self, name: &str) -> Vec<(String, String)> {
+        let p = format!("RCLONE_CONFIG_{}_", name.to_uppercase());
+        vec![
+            (format!("{p}TYPE"), "swift".into()),
+            (format!("{p}USER"), "test:tester".into()),
+            (format!("{p}KEY"), "testing".into()),
+            (format!("{p}AUTH"), format!("{}/auth/v1.0", self.proxy)),
+        ]
+    }
+}

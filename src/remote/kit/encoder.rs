@@ -13,6 +13,8 @@ const QUOTE: char = '\u{201B}';
 pub struct Mask(u32);
 
 impl Mask {
+    /// Only invalid UTF-8 is quoted (Swift's `InvalidUtf8|Slash`).
+    pub const NONE: Mask = Mask(0);
     /// Control characters U+0001..U+001F → U+2401..U+241F.
     pub const CTL: Mask = Mask(1);
     /// DEL → U+2421.

@@ -1,6 +1,7 @@
 //! What providers are built from (rclone's `lib/*`): the pieces every HTTP provider would
 //! otherwise write again.
 
+pub mod bucket;
 pub mod chunked;
 pub mod classify;
 pub mod encoder;

@@ -21,6 +21,7 @@ pub mod xml;
 
 use self::client::{Body, Client, ClientConfig, Op, Request, header, read_body};
 use super::hash::{Checksum, HashType};
+use super::kit::bucket::{Listed, validate};
 use super::kit::chunked::{PartPlan, upload_parts};
 use super::kit::mime::content_type;
 use super::kit::paginate::PageGuard;
@@ -644,7 +645,7 @@ impl Remote for S3Remote {
                 let mut md5 = md5_from_etag(&o.etag);
                 let mut mtime = None;
                 if let Some(m) = known.get(rest)
-                    && let Some(adopt) = validate(m, &o, server_time, md5)
+                    && let Some(adopt) = validate(m, &Listed { size: o.size, etag: &o.etag }, server_time, md5)
                 {
                     mtime = Some(m.mtime);
                     md5 = md5.or(m.md5);
@@ -968,44 +969,6 @@ impl Remote for S3Remote {
     fn request_counts(&self) -> Vec<(&'static str, u64)> {
         self.client.request_counts()
     }
-}
-
-/// Whether what the index recorded for an object still describes the listed object.
-/// `Some(None)`: valid as is. `Some(Some(meta))`: valid, and the first listing after our
-/// own upload completes the record (the PUT answer carries no LastModified, and some
-/// servers send no ETag there either). `None`: stale.
-///
-/// Some servers list no ETags; then size and LastModified are the validators.
-fn validate(
-    m: &ObjectMeta,
-    o: &xml::ListedObject,
-    server_time: Option<Nanos>,
-    listed_md5: Option<Md5>,
-) -> Option<Option<ObjectMeta>> {
-    if m.size != o.size {
-        return None;
-    }
-    let first_listing = m.server_time.is_none();
-    if !first_listing && m.server_time != server_time {
-        return None;
-    }
-    let etag_ok = if o.etag.is_empty() || m.etag == o.etag {
-        true
-    } else if m.etag.is_empty() && first_listing {
-        // We uploaded it but were not told the ETag: accept the listed one only if it
-        // agrees with the MD5 we computed.
-        matches!((m.md5, listed_md5), (Some(a), Some(b)) if a == b) || (m.md5.is_none() && listed_md5.is_none())
-    } else {
-        false
-    };
-    if !etag_ok {
-        return None;
-    }
-    if first_listing || (m.etag.is_empty() && !o.etag.is_empty()) {
-        let etag = if o.etag.is_empty() { m.etag.clone() } else { o.etag.clone() };
-        return Some(Some(ObjectMeta { etag, server_time: server_time.or(m.server_time), ..m.clone() }));
-    }
-    Some(None)
 }
 
 fn client_key_set() -> &'static percent_encoding::AsciiSet {
