@@ -17,7 +17,7 @@ fn dst_has_empty_dirs(w: &World) -> bool {
 
 /// Whether source and destination share a hash (crypt has none: sync-semantics.md §4.4).
 fn common_hash(w: &World) -> bool {
-    w.src.remote.features().md5() && w.dst.remote.features().md5()
+    w.src.remote.features().hashes.and(w.dst.remote.features().hashes).preferred().is_some()
 }
 
 /// S1: a dry-run copy changes nothing.

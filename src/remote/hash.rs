@@ -150,6 +150,23 @@ pub fn checksum(kind: HashType, data: &[u8]) -> Checksum {
     h.finish()
 }
 
+/// Passes a reader's bytes through, feeding them to an MD5 that the caller reads after the
+/// request (a part's digest, compared with the server's).
+pub struct Md5Tee<'a> {
+    pub inner: Box<dyn std::io::Read + Send + 'a>,
+    pub hasher: std::sync::Arc<std::sync::Mutex<md5::Md5>>,
+}
+
+impl std::io::Read for Md5Tee<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Ok(mut h) = self.hasher.lock() {
+            h.update(&buf[..n]);
+        }
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,3 +190,4 @@ mod tests {
         assert_eq!(h.finish(), checksum(HashType::Crc32c, b"123456789"));
     }
 }
+

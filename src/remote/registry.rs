@@ -50,6 +50,9 @@ pub type ListBuckets = fn(&BuildRequest<'_>) -> Result<Vec<Bucket>>;
 pub struct Provider {
     /// The TrueNAS credential type (`S3`, `AZUREBLOB`).
     pub type_name: &'static str,
+    /// The CLI's one-shot spec prefix (`azureblob:CONTAINER/PATH`); rclone's type where it
+    /// is one word.
+    pub scheme: &'static str,
     pub build: fn(&BuildRequest<'_>) -> Result<RemoteRef>,
     /// The account's buckets or containers (`None`: the provider has none).
     pub list_buckets: Option<ListBuckets>,
@@ -64,6 +67,11 @@ pub static PROVIDERS: &[&Provider] = &[
     &super::s3::provider::S3,
     &super::s3::provider::STORJ_IX,
 ];
+
+/// The provider a CLI spec prefix names.
+pub fn by_scheme(scheme: &str) -> Option<&'static Provider> {
+    PROVIDERS.iter().copied().find(|p| p.scheme == scheme)
+}
 
 pub fn get(type_name: &str) -> Option<&'static Provider> {
     PROVIDERS.iter().copied().find(|p| p.type_name == type_name)

@@ -1,5 +1,7 @@
-//! Remote specifications as the CLI writes them: a local path, or `s3:BUCKET[/PATH]`.
-//! A local path that starts with `s3:` can be written `./s3:…`.
+//! Remote specifications as the CLI writes them: a local path, `s3:BUCKET[/PATH]` (with
+//! the `--s3-*` connection flags), or `SCHEME:BUCKET[/PATH]` for any provider of the
+//! registry (`azureblob:`, `b2:`, `gcs:`, `swift:`, `storj:`) with a credential
+//! (`--credential`). A local path with a colon can be written `./x:…`.
 
 use super::RemoteRef;
 use super::local::{LocalOptions, LocalRemote};
@@ -13,7 +15,16 @@ use std::sync::Arc;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RemoteSpec {
     Local(PathBuf),
-    S3 { bucket: String, prefix: String },
+    S3 {
+        bucket: String,
+        prefix: String,
+    },
+    /// A provider of the registry, by its scheme.
+    Provider {
+        scheme: String,
+        bucket: String,
+        prefix: String,
+    },
 }
 
 impl RemoteSpec {
@@ -25,6 +36,20 @@ impl RemoteSpec {
                 return Err(Error::usage(format!("{s:?}: an S3 remote is written s3:BUCKET[/PATH]")));
             }
             return Ok(RemoteSpec::S3 { bucket: bucket.to_string(), prefix: prefix.trim_matches('/').to_string() });
+        }
+        if let Some((scheme, rest)) = s.split_once(':')
+            && let Some(p) = super::registry::by_scheme(scheme)
+        {
+            let rest = rest.trim_start_matches('/');
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(Error::usage(format!("{s:?}: a {} remote is written {scheme}:BUCKET[/PATH]", p.type_name)));
+            }
+            return Ok(RemoteSpec::Provider {
+                scheme: scheme.to_string(),
+                bucket: bucket.to_string(),
+                prefix: prefix.trim_matches('/').to_string(),
+            });
         }
         if s.is_empty() {
             return Err(Error::usage("an empty path is not a remote"));
@@ -45,6 +70,8 @@ pub struct Connections {
     pub s3_tune: Option<S3Tune>,
     pub local: LocalOptions,
     pub index: Option<Arc<Index>>,
+    /// The credential of `SCHEME:` specs (TrueNAS's provider object: `type` and fields).
+    pub credential: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 pub fn open(spec: &RemoteSpec, conns: &Connections) -> Result<RemoteRef> {
@@ -59,6 +86,28 @@ pub fn open(spec: &RemoteSpec, conns: &Connections) -> Result<RemoteRef> {
                 tune(&mut opts);
             }
             Ok(Arc::new(S3Remote::new(opts, conns.index.clone())?))
+        }
+        RemoteSpec::Provider { scheme, bucket, prefix } => {
+            let p =
+                super::registry::by_scheme(scheme).ok_or_else(|| Error::usage(format!("unknown remote {scheme}:")))?;
+            let credential = conns.credential.as_ref().ok_or_else(|| {
+                Error::usage(format!(
+                    "a {scheme}: remote needs a {} credential: --credential ID (a stored one), @FILE or JSON",
+                    p.type_name
+                ))
+            })?;
+            let ty = credential.get("type").and_then(serde_json::Value::as_str).unwrap_or("");
+            if ty != p.type_name {
+                return Err(Error::usage(format!("a {scheme}: remote needs a {} credential, not {ty:?}", p.type_name)));
+            }
+            let attributes = serde_json::json!({"bucket": bucket, "folder": prefix});
+            super::registry::build(&super::registry::BuildRequest {
+                credential,
+                attributes: attributes.as_object().expect("an object"),
+                index: conns.index.clone(),
+                http: super::kit::http::HttpConfig::JOB,
+                keep_cancelled_uploads: false,
+            })
         }
     }
 }
@@ -76,6 +125,12 @@ mod tests {
         );
         assert_eq!(RemoteSpec::parse("./s3:x").unwrap(), RemoteSpec::Local("./s3:x".into()));
         assert!(RemoteSpec::parse("s3:").is_err());
+        assert_eq!(
+            RemoteSpec::parse("azureblob:c/a/b").unwrap(),
+            RemoteSpec::Provider { scheme: "azureblob".into(), bucket: "c".into(), prefix: "a/b".into() }
+        );
+        assert!(RemoteSpec::parse("b2:").is_err());
+        assert_eq!(RemoteSpec::parse("nope:x").unwrap(), RemoteSpec::Local("nope:x".into()));
         assert!(RemoteSpec::parse("").is_err());
     }
 }

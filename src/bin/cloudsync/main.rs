@@ -186,6 +186,11 @@ struct TransferArgs {
 
 #[derive(Args)]
 struct S3Args {
+    /// The credential of azureblob:, b2:, gcs:, swift: and storj: remotes: a stored
+    /// credential's ID, @FILE (a JSON object with `type` and the provider's fields, as
+    /// `credential add` takes them) or that JSON itself.
+    #[arg(long, env = "CLOUDSYNC_CREDENTIAL", hide_env_values = true, value_name = "ID|@FILE|JSON")]
+    credential: Option<String>,
     /// S3 endpoint URL (empty: AWS).
     #[arg(long, env = "CLOUDSYNC_S3_ENDPOINT", default_value = "")]
     s3_endpoint: String,
@@ -244,7 +249,7 @@ fn run(cli: Cli, term: Arc<Term>) -> Result<i32> {
         Command::Sync(a) => (Mode::Sync, a),
         Command::Copy(a) => (Mode::Copy, a),
         Command::Move(a) => (Mode::Move, a),
-        Command::Cryptcheck(a) => return cryptcheck(a),
+        Command::Cryptcheck(a) => return cryptcheck(a, &cli.store),
         Command::Credential(c) => return admin::credential(c, &cli.store),
         Command::Task(c) => return admin::task(c, &cli.store),
         Command::Config(c) => return admin::config(c, &cli.store),
@@ -254,7 +259,8 @@ fn run(cli: Cli, term: Arc<Term>) -> Result<i32> {
     let src_spec = RemoteSpec::parse(&args.src)?;
     let dst_spec = RemoteSpec::parse(&args.dst)?;
     let index = open_index(&args);
-    let conns = connections(&args.s3, args.follow_symlinks, args.transfers as usize, index.clone())?;
+    let mut conns = connections(&args.s3, args.follow_symlinks, args.transfers as usize, index.clone())?;
+    conns.credential = one_shot_credential(args.s3.credential.as_deref(), &cli.store)?;
     let mut src = spec::open(&src_spec, &conns)?;
     let mut dst = spec::open(&dst_spec, &conns)?;
     if args.crypt.encrypt_password.is_some() {
@@ -380,6 +386,7 @@ fn connections(a: &S3Args, follow_symlinks: bool, transfers: usize, index: Optio
         })),
         local: LocalOptions { follow_symlinks, ..LocalOptions::default() },
         index,
+        credential: None,
     })
 }
 
@@ -395,11 +402,38 @@ fn crypt_remote(inner: RemoteRef, c: &CryptArgs) -> Result<CryptRemote> {
     Ok(CryptRemote::new(inner, keys, names))
 }
 
-fn cryptcheck(a: CryptcheckArgs) -> Result<i32> {
+/// The credential `--credential` names: a stored one by ID, a JSON file, or JSON.
+fn one_shot_credential(
+    given: Option<&str>,
+    store: &admin::StoreArgs,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
+    let Some(given) = given.map(str::trim).filter(|g| !g.is_empty()) else {
+        return Ok(None);
+    };
+    if let Ok(id) = given.parse::<i64>() {
+        let c = store.open()?.get_credential(id)?;
+        return Ok(Some(c.usable()?.clone()));
+    }
+    let text = match given.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?,
+        None => given.to_string(),
+    };
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::usage(format!("--credential: not a JSON object ({e})")))?;
+    let mut obj = v.as_object().cloned().ok_or_else(|| Error::usage("--credential: not a JSON object"))?;
+    // `credential add`'s shape ({"provider": {...}}) or the provider object itself.
+    if let Some(p) = obj.get("provider").and_then(serde_json::Value::as_object) {
+        obj = p.clone();
+    }
+    Ok(Some(obj))
+}
+
+fn cryptcheck(a: CryptcheckArgs, store: &admin::StoreArgs) -> Result<i32> {
     if a.crypt.encrypt_password.is_none() {
         return Err(Error::usage("cryptcheck needs --encrypt-password (or CLOUDSYNC_ENCRYPT_PASSWORD)"));
     }
-    let conns = connections(&a.s3, false, 4, None)?;
+    let mut conns = connections(&a.s3, false, 4, None)?;
+    conns.credential = one_shot_credential(a.s3.credential.as_deref(), store)?;
     let local = spec::open(&RemoteSpec::parse(&a.local)?, &conns)?;
     let remote = crypt_remote(spec::open(&RemoteSpec::parse(&a.remote)?, &conns)?, &a.crypt)?;
     let filter = build_filter(&a.include, &a.exclude)?;

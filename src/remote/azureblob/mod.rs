@@ -14,9 +14,11 @@ pub mod provider;
 mod xml;
 
 use self::auth::SharedKey;
+use super::hash::{HashType, Hashes};
+use super::kit::bucket::{self, Codec, Keys};
 use super::kit::chunked::{PartPlan, upload_parts};
 use super::kit::classify::{self, Failure, Retry};
-use super::kit::encoder::{self, Mask};
+use super::kit::encoder::Mask;
 use super::kit::http::{Body, Classify, HttpClient, HttpConfig, HttpResponse, Prepared, header, read_body};
 use super::kit::mime::content_type;
 use super::kit::paginate::PageGuard;
@@ -93,6 +95,7 @@ pub struct AzureRemote {
     origin: String,
     /// The endpoint's path (the account, with the emulator), "" on Azure.
     base: String,
+    keys: Keys,
     opts: AzureOptions,
 }
 
@@ -213,27 +216,16 @@ impl AzureRemote {
             return Err(Error::usage(format!("Azure endpoint {endpoint:?} has no valid host name")));
         }
         let http = HttpClient::new("Azure Blob", host, &opts.http, LABELS);
-        Ok(AzureRemote { http, auth, origin: format!("{scheme}://{host}"), base: base.to_string(), opts })
+        let keys = Keys::new("azureblob", &opts.container, &opts.prefix, Codec::Mask(Mask::AZURE));
+        Ok(AzureRemote { http, auth, origin: format!("{scheme}://{host}"), base: base.to_string(), keys, opts })
     }
 
     fn name(&self, path: &RelPath) -> String {
-        let mut k = self.opts.prefix.clone();
-        for seg in path.segments() {
-            if !k.is_empty() {
-                k.push('/');
-            }
-            k.push_str(&encoder::encode(seg, Mask::AZURE));
-        }
-        k
-    }
-
-    fn dir_prefix(&self, dir: &RelPath) -> String {
-        let k = self.name(dir);
-        if k.is_empty() { k } else { k + "/" }
+        self.keys.key(path)
     }
 
     fn shown(&self, path: &RelPath) -> String {
-        format!("azureblob:{}/{}", self.opts.container, self.name(path))
+        self.keys.shown(path)
     }
 
     /// One attempt of `req`, signed now.
@@ -319,14 +311,8 @@ impl AzureRemote {
 
     fn meta_headers<'r>(mut req: Req<'r>, mtime: Nanos, meta: PosixMeta) -> Req<'r> {
         req = req.header("x-ms-meta-mtime", format_mtime(mtime));
-        if let Some(m) = meta.mode {
-            req = req.header("x-ms-meta-mode", format!("{:o}", 0o100000 | m));
-        }
-        if let Some(u) = meta.uid {
-            req = req.header("x-ms-meta-uid", u.to_string());
-        }
-        if let Some(g) = meta.gid {
-            req = req.header("x-ms-meta-gid", g.to_string());
+        for (k, v) in bucket::posix_pairs(meta) {
+            req = req.header(&format!("x-ms-meta-{k}"), v);
         }
         req
     }
@@ -378,7 +364,7 @@ impl AzureRemote {
             let hashed: Arc<Mutex<md5::Md5>> = Arc::default();
             let open = || -> Result<Box<dyn Read + Send + '_>> {
                 *hashed.lock().map_err(|_| Error::other("lock poisoned"))? = md5::Md5::new();
-                Ok(Box::new(Hashing { inner: src.open_at(offset, len)?, hasher: hashed.clone() }))
+                Ok(Box::new(super::hash::Md5Tee { inner: src.open_at(offset, len)?, hasher: hashed.clone() }))
             };
             let req = Req::new("PUT", "PUT", Some(name))
                 .query("comp", "block")
@@ -423,72 +409,29 @@ fn posix_of(info: &PutInfo) -> PosixMeta {
     PosixMeta { mode: info.mode, uid: info.uid, gid: info.gid }
 }
 
-/// Hashes what passes through into a shared slot read after the request.
-struct Hashing<'a> {
-    inner: Box<dyn Read + Send + 'a>,
-    hasher: Arc<Mutex<md5::Md5>>,
-}
-
-impl Read for Hashing<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if let Ok(mut h) = self.hasher.lock() {
-            h.update(&buf[..n]);
-        }
-        Ok(n)
-    }
-}
-
 fn posix_meta_from(meta: &[(String, String)]) -> PosixMeta {
-    let get = |k: &str| meta.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v.as_str());
-    PosixMeta {
-        mode: get("mode").and_then(|m| u32::from_str_radix(m, 8).ok()).map(|m| m & 0o7777),
-        uid: get("uid").and_then(|u| u.parse().ok()),
-        gid: get("gid").and_then(|g| g.parse().ok()),
-    }
+    bucket::posix_from(|k| meta.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v.as_str()))
 }
 
 impl Remote for AzureRemote {
     fn describe(&self) -> String {
-        if self.opts.prefix.is_empty() {
-            format!("azureblob:{}", self.opts.container)
-        } else {
-            format!("azureblob:{}/{}", self.opts.container, self.opts.prefix)
-        }
+        self.keys.describe()
     }
 
     fn features(&self) -> Features {
-        Features {
-            hashes: super::hash::Hashes::of(super::hash::HashType::Md5),
-            md5_is_slow: false,
-            precision: Some(1),
-            set_mod_time: true,
-            empty_dirs: false,
-            dir_mod_time: false,
-            read_only: false,
-            case_insensitive: false,
-            lazy_mod_time: false,
-            is_local: false,
-        }
+        bucket::features(Hashes::of(HashType::Md5), 1, false)
     }
 
     fn root_state(&self) -> Result<RootState> {
-        let prefix = self.dir_prefix(&RelPath::root());
-        match self.list_page(&prefix, 1, None) {
-            Ok(p) if prefix.is_empty() || !p.blobs.is_empty() || !p.prefixes.is_empty() => return Ok(RootState::Dir),
-            Ok(_) => {}
-            Err(e) if e.kind() == Kind::DirNotFound => return Ok(RootState::Missing),
-            Err(e) => return Err(e),
-        }
-        let p = self.list_page(&self.opts.prefix, 1, None)?;
-        if p.blobs.first().is_some_and(|b| b.name == self.opts.prefix) {
-            return Ok(RootState::File);
-        }
-        Ok(RootState::Missing)
+        bucket::root_state(
+            &self.keys,
+            |prefix| self.list_page(prefix, 1, None).map(|p| !p.blobs.is_empty() || !p.prefixes.is_empty()),
+            |key| Ok(self.list_page(key, 1, None)?.blobs.into_iter().next().map(|b| b.name)),
+        )
     }
 
     fn list_dir(&self, dir: &RelPath, bad: &mut dyn FnMut(Error)) -> Result<Vec<Entry>> {
-        let prefix = self.dir_prefix(dir);
+        let prefix = self.keys.dir_prefix(dir);
         let mut out = Vec::new();
         let mut marker: Option<String> = None;
         let mut guard = PageGuard::new();
@@ -498,14 +441,12 @@ impl Remote for AzureRemote {
                 .map_err(|e| e.with_path(self.shown(dir)))?;
             let items = page.blobs.len() + page.prefixes.len();
             for b in page.blobs {
-                let Some(rest) = b.name.strip_prefix(&prefix).filter(|r| !r.is_empty() && !r.contains('/')) else {
+                if b.name.ends_with('/') {
+                    continue; // a directory marker
+                }
+                let Some(name) = self.keys.child(dir, &prefix, &b.name, bad) else {
                     continue;
                 };
-                let name = encoder::decode(rest, Mask::AZURE);
-                if let Err(e) = dir.join(&name) {
-                    bad(e.with_path(format!("azureblob:{}/{}", self.opts.container, b.name)));
-                    continue;
-                }
                 let server_time = b.last_modified.as_deref().and_then(super::kit::time::parse_http_date);
                 let mtime = b
                     .metadata
@@ -532,16 +473,9 @@ impl Remote for AzureRemote {
                 });
             }
             for p in page.prefixes {
-                let Some(rest) = p.strip_prefix(&prefix).and_then(|r| r.strip_suffix('/')).filter(|r| !r.is_empty())
-                else {
-                    continue;
-                };
-                let name = encoder::decode(rest, Mask::AZURE);
-                if let Err(e) = dir.join(&name) {
-                    bad(e.with_path(format!("azureblob:{}/{p}", self.opts.container)));
-                    continue;
+                if let Some(name) = self.keys.child(dir, &prefix, &p, bad) {
+                    out.push(Entry::dir(name, None));
                 }
-                out.push(Entry::dir(name, None));
             }
             marker = guard
                 .next(page.next_marker.is_some(), items, page.next_marker.as_deref())
@@ -554,14 +488,9 @@ impl Remote for AzureRemote {
 
     fn open(&self, path: &RelPath, entry: &Entry, offset: u64, len: u64) -> Result<Opened> {
         let name = self.name(path);
-        let size = entry.size.max(0) as u64;
-        let len = len.min(size.saturating_sub(offset));
-        let ranged = offset > 0 || len < size;
+        let (len, ranged) = bucket::read_range(entry, offset, len);
         if ranged && len == 0 {
-            let mut o = Opened::plain(Box::new(std::io::empty()));
-            o.mtime = entry.mtime;
-            o.md5 = entry.md5;
-            return Ok(o);
+            return Ok(bucket::empty_read(entry));
         }
         let mut req = Req::new("GET", "GET", Some(&name));
         if ranged {
@@ -572,18 +501,7 @@ impl Remote for AzureRemote {
             }
         }
         let resp = self.send(&req).map_err(|e| e.with_path(self.shown(path)))?;
-        if ranged && resp.status().as_u16() != 206 {
-            return Err(
-                Error::new(Kind::Protocol, "the server ignored the requested byte range").with_path(self.shown(path))
-            );
-        }
-        if let Some(cl) = header(&resp, "content-length").and_then(|v| v.parse::<u64>().ok())
-            && cl != len
-        {
-            return Err(Error::new(Kind::Protocol, format!("the server sent {cl} bytes where {len} were expected"))
-                .with_path(self.shown(path))
-                .with_retryable(true));
-        }
+        bucket::check_read(&resp, ranged, len).map_err(|e| e.with_path(self.shown(path)))?;
         // The whole blob's MD5: `Content-MD5` of a full read, `x-ms-blob-content-md5` of
         // a ranged one.
         let announced = if ranged { header(&resp, "x-ms-blob-content-md5") } else { header(&resp, "content-md5") }
@@ -670,7 +588,7 @@ impl Remote for AzureRemote {
     }
 
     fn overlap_key(&self) -> Option<String> {
-        Some(format!("azureblob:{}{}/{}/{}", self.origin, self.base, self.opts.container, self.opts.prefix))
+        Some(format!("azureblob:{}{}/{}/{}", self.origin, self.base, self.keys.bucket, self.keys.prefix))
     }
 
     fn request_counts(&self) -> Vec<(&'static str, u64)> {

@@ -8,7 +8,7 @@ use crate::remote::registry::{Bucket, BuildRequest, Provider};
 use std::sync::Arc;
 
 pub static PROVIDER: Provider =
-    Provider { type_name: "AZUREBLOB", build: build_remote, list_buckets: Some(list_buckets) };
+    Provider { type_name: "AZUREBLOB", scheme: "azureblob", build: build_remote, list_buckets: Some(list_buckets) };
 
 pub(crate) fn options(req: &BuildRequest<'_>, container: &str) -> AzureOptions {
     let mut o =

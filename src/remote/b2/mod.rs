@@ -16,10 +16,11 @@ pub mod api;
 pub mod provider;
 
 use self::api::Target;
-use super::hash::{Checksum, HashType};
+use super::hash::{Checksum, HashType, Hashes};
+use super::kit::bucket::{self, Codec, Keys};
 use super::kit::chunked::{PartPlan, upload_parts};
 use super::kit::classify::Failure;
-use super::kit::encoder::{self, Mask};
+use super::kit::encoder::Mask;
 use super::kit::http::{Body, Classify, HttpClient, HttpConfig, HttpResponse, Prepared, header, read_body};
 use super::kit::mime::content_type;
 use super::kit::paginate::PageGuard;
@@ -118,6 +119,7 @@ struct Account {
 
 pub struct B2Remote {
     http: HttpClient,
+    keys: Keys,
     opts: B2Options,
     account: Mutex<Option<Arc<Account>>>,
     /// Serialises re-authorisation (many threads see the same expired token at once).
@@ -200,6 +202,7 @@ impl B2Remote {
         }
         Ok(B2Remote {
             http: HttpClient::new("B2", &host, &opts.http, LABELS),
+            keys: Keys::new("b2", &opts.bucket, &opts.prefix, Codec::Mask(B2_MASK)),
             opts,
             account: Mutex::new(None),
             authorizing: Mutex::new(()),
@@ -209,23 +212,11 @@ impl B2Remote {
     }
 
     fn shown(&self, path: &RelPath) -> String {
-        format!("b2:{}/{}", self.opts.bucket, self.name(path))
+        self.keys.shown(path)
     }
 
     fn name(&self, path: &RelPath) -> String {
-        let mut k = self.opts.prefix.clone();
-        for seg in path.segments() {
-            if !k.is_empty() {
-                k.push('/');
-            }
-            k.push_str(&encoder::encode(seg, B2_MASK));
-        }
-        k
-    }
-
-    fn dir_prefix(&self, dir: &RelPath) -> String {
-        let k = self.name(dir);
-        if k.is_empty() { k } else { k + "/" }
+        self.keys.key(path)
     }
 
     /// Replace the account token `used` (the one a request was refused with) by a new
@@ -544,45 +535,26 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
 
 impl Remote for B2Remote {
     fn describe(&self) -> String {
-        if self.opts.prefix.is_empty() {
-            format!("b2:{}", self.opts.bucket)
-        } else {
-            format!("b2:{}/{}", self.opts.bucket, self.opts.prefix)
-        }
+        self.keys.describe()
     }
 
     fn features(&self) -> Features {
-        Features {
-            hashes: super::hash::Hashes::of(HashType::Sha1),
-            md5_is_slow: false,
-            precision: Some(1_000_000),
-            set_mod_time: true,
-            empty_dirs: false,
-            dir_mod_time: false,
-            read_only: false,
-            case_insensitive: false,
-            lazy_mod_time: false,
-            is_local: false,
-        }
+        bucket::features(Hashes::of(HashType::Sha1), 1_000_000, false)
     }
 
     fn root_state(&self) -> Result<RootState> {
-        let prefix = self.dir_prefix(&RelPath::root());
-        match self.list_page(&prefix, 1, None) {
-            Ok(p) if prefix.is_empty() || !p.files.is_empty() => return Ok(RootState::Dir),
-            Ok(_) => {}
-            Err(e) if e.kind() == Kind::DirNotFound => return Ok(RootState::Missing),
-            Err(e) => return Err(e),
-        }
-        let p = self.list_page(&self.opts.prefix, 1, None)?;
-        if p.files.first().is_some_and(|f| f.file_name == self.opts.prefix && f.action == "upload") {
-            return Ok(RootState::File);
-        }
-        Ok(RootState::Missing)
+        bucket::root_state(
+            &self.keys,
+            |prefix| self.list_page(prefix, 1, None).map(|p| !p.files.is_empty()),
+            |key| {
+                let p = self.list_page(key, 1, None)?;
+                Ok(p.files.into_iter().find(|f| f.action == "upload").map(|f| f.file_name))
+            },
+        )
     }
 
     fn list_dir(&self, dir: &RelPath, bad: &mut dyn FnMut(Error)) -> Result<Vec<Entry>> {
-        let prefix = self.dir_prefix(dir);
+        let prefix = self.keys.dir_prefix(dir);
         let mut out = Vec::new();
         let mut start: Option<String> = None;
         let mut guard = PageGuard::new();
@@ -592,23 +564,14 @@ impl Remote for B2Remote {
                 .map_err(|e| e.with_path(self.shown(dir)))?;
             let items = page.files.len();
             for f in &page.files {
-                let Some(rest) = f.file_name.strip_prefix(&prefix) else {
-                    continue;
-                };
-                let (rest, is_dir) = match rest.strip_suffix('/') {
-                    Some(r) if f.action == "folder" => (r, true),
-                    _ if f.action == "upload" => (rest, false),
+                let is_dir = match f.action.as_str() {
+                    "folder" => true,
+                    "upload" if !f.file_name.ends_with('/') => false,
                     _ => continue,
                 };
-                if rest.is_empty() || rest.contains('/') {
-                    continue;
+                if let Some(name) = self.keys.child(dir, &prefix, &f.file_name, bad) {
+                    out.push(if is_dir { Entry::dir(name, None) } else { self.entry_of(name, f) });
                 }
-                let name = encoder::decode(rest, B2_MASK);
-                if let Err(e) = dir.join(&name) {
-                    bad(e.with_path(format!("b2:{}/{}", self.opts.bucket, f.file_name)));
-                    continue;
-                }
-                out.push(if is_dir { Entry::dir(name, None) } else { self.entry_of(name, f) });
             }
             start = guard
                 .next(page.next_file_name.is_some(), items, page.next_file_name.as_deref())
@@ -621,14 +584,10 @@ impl Remote for B2Remote {
 
     fn open(&self, path: &RelPath, entry: &Entry, offset: u64, len: u64) -> Result<Opened> {
         let name = self.name(path);
-        let size = entry.size.max(0) as u64;
-        let len = len.min(size.saturating_sub(offset));
-        let ranged = offset > 0 || len < size;
+        let (len, ranged) = bucket::read_range(entry, offset, len);
         let listed_sha1 = entry.extra.etag.as_deref().and_then(api::parse_sha1);
         if ranged && len == 0 {
-            let mut o = Opened::plain(Box::new(std::io::empty()));
-            o.mtime = entry.mtime;
-            return Ok(o);
+            return Ok(bucket::empty_read(entry));
         }
         let used = Mutex::new(None);
         let classify = B2Classify::api(self, &used);
@@ -658,18 +617,7 @@ impl Remote for B2Remote {
                 Ok(Prepared { method: "GET", url, headers })
             })
             .map_err(|e| e.with_path(self.shown(path)))?;
-        if ranged && resp.status().as_u16() != 206 {
-            return Err(
-                Error::new(Kind::Protocol, "the server ignored the requested byte range").with_path(self.shown(path))
-            );
-        }
-        if let Some(cl) = header(&resp, "content-length").and_then(|v| v.parse::<u64>().ok())
-            && cl != len
-        {
-            return Err(Error::new(Kind::Protocol, format!("the server sent {cl} bytes where {len} were expected"))
-                .with_path(self.shown(path))
-                .with_retryable(true));
-        }
+        bucket::check_read(&resp, ranged, len).map_err(|e| e.with_path(self.shown(path)))?;
         let sha1 = header(&resp, "x-bz-content-sha1")
             .and_then(api::parse_sha1)
             .or_else(|| header(&resp, "x-bz-info-large_file_sha1").and_then(api::parse_sha1))

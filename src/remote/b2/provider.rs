@@ -11,7 +11,8 @@ use crate::remote::registry::{Bucket, BuildRequest, Provider};
 use serde_json::Value;
 use std::sync::Arc;
 
-pub static PROVIDER: Provider = Provider { type_name: "B2", build: build_remote, list_buckets: Some(list_buckets) };
+pub static PROVIDER: Provider =
+    Provider { type_name: "B2", scheme: "b2", build: build_remote, list_buckets: Some(list_buckets) };
 
 pub(crate) fn options(req: &BuildRequest<'_>, bucket: &str) -> B2Options {
     let chunk = req.attributes.get("chunk_size").and_then(Value::as_u64).unwrap_or(96);

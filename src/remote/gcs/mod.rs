@@ -15,9 +15,11 @@ pub mod auth;
 pub mod provider;
 
 use self::auth::{ServiceAccount, TokenSource};
+use super::hash::Hashes;
 use super::hash::{Checksum, HashType};
+use super::kit::bucket::{self, Codec, Keys};
 use super::kit::classify::{self, Failure, Retry};
-use super::kit::encoder::{self, Mask};
+use super::kit::encoder::Mask;
 use super::kit::http::{Body, Classify, HttpClient, HttpConfig, HttpResponse, Prepared, header, read_body};
 use super::kit::mime::content_type;
 use super::kit::paginate::PageGuard;
@@ -79,7 +81,7 @@ pub struct GcsRemote {
     endpoint: String,
     project: String,
     bucket: String,
-    prefix: String,
+    keys: Keys,
     chunk_size: u64,
     list_chunk: u32,
 }
@@ -202,14 +204,8 @@ fn parse_rfc3339(s: &str) -> Option<Nanos> {
 fn metadata(mtime: Nanos, meta: PosixMeta) -> Value {
     let mut m =
         json!({"mtime": format_mtime(mtime), "goog-reserved-file-mtime": mtime.div_euclid(1_000_000_000).to_string()});
-    if let Some(mode) = meta.mode {
-        m["mode"] = Value::String(format!("{:o}", 0o100000 | mode));
-    }
-    if let Some(u) = meta.uid {
-        m["uid"] = Value::String(u.to_string());
-    }
-    if let Some(g) = meta.gid {
-        m["gid"] = Value::String(g.to_string());
+    for (k, v) in bucket::posix_pairs(meta) {
+        m[k] = Value::String(v);
     }
     m
 }
@@ -280,31 +276,19 @@ impl GcsRemote {
             tokens: TokenSource::new(&opts.account)?,
             project: opts.account.project_id.clone(),
             endpoint,
+            keys: Keys::new("gcs", &opts.bucket, &opts.prefix, Codec::Mask(GCS_MASK)),
             bucket: opts.bucket,
-            prefix: opts.prefix,
             chunk_size: opts.chunk_size.max(CHUNK_ALIGN).next_multiple_of(CHUNK_ALIGN),
             list_chunk: opts.list_chunk,
         })
     }
 
     fn name(&self, path: &RelPath) -> String {
-        let mut k = self.prefix.clone();
-        for seg in path.segments() {
-            if !k.is_empty() {
-                k.push('/');
-            }
-            k.push_str(&encoder::encode(seg, GCS_MASK));
-        }
-        k
-    }
-
-    fn dir_prefix(&self, dir: &RelPath) -> String {
-        let k = self.name(dir);
-        if k.is_empty() { k } else { k + "/" }
+        self.keys.key(path)
     }
 
     fn shown(&self, path: &RelPath) -> String {
-        format!("gcs:{}/{}", self.bucket, self.name(path))
+        self.keys.shown(path)
     }
 
     fn object_url(&self, name: &str) -> String {
@@ -535,54 +519,28 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
 }
 
 fn posix_meta_from(meta: &BTreeMap<String, String>) -> PosixMeta {
-    PosixMeta {
-        mode: meta.get("mode").and_then(|m| u32::from_str_radix(m, 8).ok()).map(|m| m & 0o7777),
-        uid: meta.get("uid").and_then(|u| u.parse().ok()),
-        gid: meta.get("gid").and_then(|g| g.parse().ok()),
-    }
+    bucket::posix_from(|k| meta.get(k).map(String::as_str))
 }
 
 impl Remote for GcsRemote {
     fn describe(&self) -> String {
-        if self.prefix.is_empty() {
-            format!("gcs:{}", self.bucket)
-        } else {
-            format!("gcs:{}/{}", self.bucket, self.prefix)
-        }
+        self.keys.describe()
     }
 
     fn features(&self) -> Features {
-        Features {
-            hashes: super::hash::Hashes::of(HashType::Md5),
-            md5_is_slow: false,
-            precision: Some(1),
-            set_mod_time: true,
-            empty_dirs: false,
-            dir_mod_time: false,
-            read_only: false,
-            case_insensitive: false,
-            lazy_mod_time: false,
-            is_local: false,
-        }
+        bucket::features(Hashes::of(HashType::Md5), 1, false)
     }
 
     fn root_state(&self) -> Result<RootState> {
-        let prefix = self.dir_prefix(&RelPath::root());
-        match self.list_page(&prefix, 1, None) {
-            Ok(p) if prefix.is_empty() || !p.items.is_empty() || !p.prefixes.is_empty() => return Ok(RootState::Dir),
-            Ok(_) => {}
-            Err(e) if e.kind() == Kind::DirNotFound => return Ok(RootState::Missing),
-            Err(e) => return Err(e),
-        }
-        let p = self.list_page(&self.prefix, 1, None)?;
-        if p.items.first().is_some_and(|o| o.name == self.prefix) {
-            return Ok(RootState::File);
-        }
-        Ok(RootState::Missing)
+        bucket::root_state(
+            &self.keys,
+            |prefix| self.list_page(prefix, 1, None).map(|p| !p.items.is_empty() || !p.prefixes.is_empty()),
+            |key| Ok(self.list_page(key, 1, None)?.items.into_iter().next().map(|o| o.name)),
+        )
     }
 
     fn list_dir(&self, dir: &RelPath, bad: &mut dyn FnMut(Error)) -> Result<Vec<Entry>> {
-        let prefix = self.dir_prefix(dir);
+        let prefix = self.keys.dir_prefix(dir);
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         let mut guard = PageGuard::new();
@@ -591,14 +549,12 @@ impl Remote for GcsRemote {
                 self.list_page(&prefix, self.list_chunk, token.as_deref()).map_err(|e| e.with_path(self.shown(dir)))?;
             let items = page.items.len() + page.prefixes.len();
             for o in &page.items {
-                let Some(rest) = o.name.strip_prefix(&prefix).filter(|r| !r.is_empty() && !r.contains('/')) else {
+                if o.name.ends_with('/') {
+                    continue; // a directory marker
+                }
+                let Some(name) = self.keys.child(dir, &prefix, &o.name, bad) else {
                     continue;
                 };
-                let name = encoder::decode(rest, GCS_MASK);
-                if let Err(e) = dir.join(&name) {
-                    bad(e.with_path(format!("gcs:{}/{}", self.bucket, o.name)));
-                    continue;
-                }
                 let posix = posix_meta_from(&o.metadata);
                 out.push(Entry {
                     name,
@@ -617,16 +573,9 @@ impl Remote for GcsRemote {
                 });
             }
             for p in &page.prefixes {
-                let Some(rest) = p.strip_prefix(&prefix).and_then(|r| r.strip_suffix('/')).filter(|r| !r.is_empty())
-                else {
-                    continue;
-                };
-                let name = encoder::decode(rest, GCS_MASK);
-                if let Err(e) = dir.join(&name) {
-                    bad(e.with_path(format!("gcs:{}/{p}", self.bucket)));
-                    continue;
+                if let Some(name) = self.keys.child(dir, &prefix, p, bad) {
+                    out.push(Entry::dir(name, None));
                 }
-                out.push(Entry::dir(name, None));
             }
             token = guard
                 .next(page.next_page_token.is_some(), items, page.next_page_token.as_deref())
@@ -639,14 +588,9 @@ impl Remote for GcsRemote {
 
     fn open(&self, path: &RelPath, entry: &Entry, offset: u64, len: u64) -> Result<Opened> {
         let name = self.name(path);
-        let size = entry.size.max(0) as u64;
-        let len = len.min(size.saturating_sub(offset));
-        let ranged = offset > 0 || len < size;
+        let (len, ranged) = bucket::read_range(entry, offset, len);
         if ranged && len == 0 {
-            let mut o = Opened::plain(Box::new(std::io::empty()));
-            o.mtime = entry.mtime;
-            o.md5 = entry.md5;
-            return Ok(o);
+            return Ok(bucket::empty_read(entry));
         }
         let mut url = format!("{}?alt=media", self.object_url(&name));
         // Every range of one download reads the same generation.
@@ -661,18 +605,7 @@ impl Remote for GcsRemote {
         let resp = self
             .send("GET", "GET", &url, &headers, &Body::Empty, &|s| (200..300).contains(&s))
             .map_err(|e| e.with_path(self.shown(path)))?;
-        if ranged && resp.status().as_u16() != 206 {
-            return Err(
-                Error::new(Kind::Protocol, "the server ignored the requested byte range").with_path(self.shown(path))
-            );
-        }
-        if let Some(cl) = header(&resp, "content-length").and_then(|v| v.parse::<u64>().ok())
-            && cl != len
-        {
-            return Err(Error::new(Kind::Protocol, format!("the server sent {cl} bytes where {len} were expected"))
-                .with_path(self.shown(path))
-                .with_retryable(true));
-        }
+        bucket::check_read(&resp, ranged, len).map_err(|e| e.with_path(self.shown(path)))?;
         // `x-goog-hash: crc32c=...,md5=...`: the whole object's digests.
         let mut md5 = entry.md5;
         let mut crc = None;
@@ -790,7 +723,7 @@ impl Remote for GcsRemote {
     }
 
     fn overlap_key(&self) -> Option<String> {
-        Some(format!("gcs:{}/{}/{}", self.endpoint, self.bucket, self.prefix))
+        Some(format!("gcs:{}/{}/{}", self.endpoint, self.bucket, self.keys.prefix))
     }
 
     fn request_counts(&self) -> Vec<(&'static str, u64)> {

@@ -12,8 +12,12 @@ use crate::remote::RemoteRef;
 use crate::remote::registry::{Bucket, BuildRequest, Provider};
 use std::sync::Arc;
 
-pub static PROVIDER: Provider =
-    Provider { type_name: "GOOGLE_CLOUD_STORAGE", build: build_remote, list_buckets: Some(list_buckets) };
+pub static PROVIDER: Provider = Provider {
+    type_name: "GOOGLE_CLOUD_STORAGE",
+    scheme: "gcs",
+    build: build_remote,
+    list_buckets: Some(list_buckets),
+};
 
 pub(crate) fn options(req: &BuildRequest<'_>, bucket: &str) -> Result<GcsOptions> {
     let sa = req

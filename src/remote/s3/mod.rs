@@ -21,7 +21,7 @@ pub mod xml;
 
 use self::client::{Body, Client, ClientConfig, Op, Request, header, read_body};
 use super::hash::{Checksum, HashType};
-use super::kit::bucket::{Listed, validate};
+use super::kit::bucket::{self, Listed, validate};
 use super::kit::chunked::{PartPlan, upload_parts};
 use super::kit::mime::content_type;
 use super::kit::paginate::PageGuard;
@@ -142,22 +142,6 @@ fn announced_checksum<'r>(get: impl Fn(&str) -> Option<&'r str>) -> Option<Check
 
 fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
-/// Hashes what passes through, into a shared slot that the part upload reads afterwards.
-struct HashingReader<'a> {
-    inner: Box<dyn Read + Send + 'a>,
-    hasher: Arc<Mutex<md5::Md5>>,
-}
-
-impl Read for HashingReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if let Ok(mut h) = self.hasher.lock() {
-            h.update(&buf[..n]);
-        }
-        Ok(n)
-    }
 }
 
 impl S3Remote {
@@ -532,7 +516,7 @@ impl S3Remote {
             if let Ok(mut h) = hasher.lock() {
                 *h = md5::Md5::new();
             }
-            Ok(Box::new(HashingReader { inner: src.open_at(offset, len)?, hasher: hasher.clone() }))
+            Ok(Box::new(super::hash::Md5Tee { inner: src.open_at(offset, len)?, hasher: hasher.clone() }))
         };
         let req = Request::new(Op::Put, "PUT", Some(&self.opts.bucket), Some(key))
             .query("partNumber", number.to_string())
@@ -585,37 +569,16 @@ impl Remote for S3Remote {
     }
 
     fn features(&self) -> Features {
-        Features {
-            hashes: super::hash::Hashes::of(HashType::Md5),
-            md5_is_slow: false,
-            precision: Some(1),
-            set_mod_time: true,
-            empty_dirs: false,
-            dir_mod_time: false,
-            read_only: false,
-            case_insensitive: false,
-            lazy_mod_time: true,
-            is_local: false,
-        }
+        bucket::features(super::hash::Hashes::of(HashType::Md5), 1, true)
     }
 
     fn root_state(&self) -> Result<RootState> {
-        let prefix = self.dir_prefix(&RelPath::root());
-        match self.list_page(&prefix, 1, None) {
-            Ok(p) if prefix.is_empty() || !p.objects.is_empty() || !p.prefixes.is_empty() => {
-                return Ok(RootState::Dir);
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == Kind::DirNotFound => return Ok(RootState::Missing),
-            Err(e) => return Err(e),
-        }
-        // No children: is the prefix itself an object? The smallest key with this prefix
-        // comes first, so one key is enough (and no HEAD of a prefix is ever sent).
-        let p = self.list_page(&self.opts.prefix, 1, None)?;
-        if p.objects.first().is_some_and(|o| o.key == self.opts.prefix) {
-            return Ok(RootState::File);
-        }
-        Ok(RootState::Missing)
+        let keys = bucket::Keys::new("s3", &self.opts.bucket, &self.opts.prefix, bucket::Codec::S3);
+        bucket::root_state(
+            &keys,
+            |prefix| self.list_page(prefix, 1, None).map(|p| !p.objects.is_empty() || !p.prefixes.is_empty()),
+            |key| Ok(self.list_page(key, 1, None)?.objects.into_iter().next().map(|o| o.key)),
+        )
     }
 
     fn list_dir(&self, dir: &RelPath, bad: &mut dyn FnMut(Error)) -> Result<Vec<Entry>> {
@@ -742,19 +705,7 @@ impl Remote for S3Remote {
             }
         }
         let resp = self.client.send(&req).map_err(|e| e.with_path(self.shown(path)))?;
-        let status = resp.status().as_u16();
-        if ranged && status != 206 {
-            return Err(
-                Error::new(Kind::Protocol, "the server ignored the requested byte range").with_path(self.shown(path))
-            );
-        }
-        if let Some(cl) = header(&resp, "content-length").and_then(|v| v.parse::<u64>().ok())
-            && cl != len
-        {
-            return Err(Error::new(Kind::Protocol, format!("the server sent {cl} bytes where {len} were expected"))
-                .with_path(self.shown(path))
-                .with_retryable(true));
-        }
+        bucket::check_read(&resp, ranged, len).map_err(|e| e.with_path(self.shown(path)))?;
         let mtime = entry
             .mtime
             .or_else(|| header(&resp, "x-amz-meta-mtime").and_then(time::parse_mtime))
@@ -991,25 +942,15 @@ fn posix_of(info: &PutInfo) -> crate::remote::PosixMeta {
 /// Record POSIX metadata as rclone's `--metadata` does: `X-Amz-Meta-Mode` in octal with
 /// the file type (`100644`), `X-Amz-Meta-Uid` and `X-Amz-Meta-Gid` in decimal.
 fn with_posix_meta(mut req: Request<'_>, meta: crate::remote::PosixMeta) -> Request<'_> {
-    if let Some(mode) = meta.mode {
-        req = req.header("x-amz-meta-mode", format!("{:o}", 0o100000 | (mode & 0o7777)));
-    }
-    if let Some(uid) = meta.uid {
-        req = req.header("x-amz-meta-uid", uid.to_string());
-    }
-    if let Some(gid) = meta.gid {
-        req = req.header("x-amz-meta-gid", gid.to_string());
+    for (k, v) in bucket::posix_pairs(meta) {
+        req = req.header(&format!("x-amz-meta-{k}"), v);
     }
     req
 }
 
 /// Read rclone's POSIX metadata headers; values that do not parse are ignored.
 pub(crate) fn posix_meta_from<'r>(get: impl Fn(&str) -> Option<&'r str>) -> crate::remote::PosixMeta {
-    crate::remote::PosixMeta {
-        mode: get("x-amz-meta-mode").and_then(|v| u32::from_str_radix(v.trim(), 8).ok()).map(|m| m & 0o7777),
-        uid: get("x-amz-meta-uid").and_then(|v| v.trim().parse().ok()),
-        gid: get("x-amz-meta-gid").and_then(|v| v.trim().parse().ok()),
-    }
+    bucket::posix_from(|k| get(&format!("x-amz-meta-{k}")))
 }
 
 #[cfg(test)]

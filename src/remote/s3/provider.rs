@@ -9,9 +9,10 @@ use crate::remote::registry::{Bucket, BuildRequest, Provider};
 use serde_json::Value;
 use std::sync::Arc;
 
-pub static S3: Provider = Provider { type_name: "S3", build: build_remote, list_buckets: Some(list_buckets) };
+pub static S3: Provider =
+    Provider { type_name: "S3", scheme: "s3", build: build_remote, list_buckets: Some(list_buckets) };
 pub static STORJ_IX: Provider =
-    Provider { type_name: "STORJ_IX", build: build_remote, list_buckets: Some(list_buckets) };
+    Provider { type_name: "STORJ_IX", scheme: "storj", build: build_remote, list_buckets: Some(list_buckets) };
 
 /// What differs per S3 vendor, matched on the endpoint's host suffix.
 struct Quirks {

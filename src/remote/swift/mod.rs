@@ -15,10 +15,11 @@ pub mod auth;
 pub mod provider;
 
 use self::auth::{Session, SwiftAuth};
-use super::kit::bucket::{Listed, validate};
+use super::hash::{HashType, Hashes};
+use super::kit::bucket::{self, Codec, Keys, Listed, validate};
 use super::kit::chunked::{PartPlan, upload_parts};
 use super::kit::classify::{self, Failure, Retry};
-use super::kit::encoder::{self, Mask};
+use super::kit::encoder::Mask;
 use super::kit::http::{Body, Classify, HttpClient, HttpConfig, HttpResponse, Prepared, header, read_body};
 use super::kit::mime::content_type;
 use super::kit::paginate::PageGuard;
@@ -75,7 +76,7 @@ pub struct SwiftRemote {
     session: Mutex<Option<Arc<Session>>>,
     logging_in: Mutex<()>,
     container: String,
-    prefix: String,
+    keys: Keys,
     chunk_size: u64,
     upload_concurrency: usize,
     list_chunk: u32,
@@ -153,8 +154,8 @@ impl SwiftRemote {
             auth: opts.auth,
             session: Mutex::new(None),
             logging_in: Mutex::new(()),
+            keys: Keys::new("swift", &opts.container, &opts.prefix, Codec::Mask(Mask::NONE)),
             container: opts.container,
-            prefix: opts.prefix,
             chunk_size: opts.chunk_size.clamp(1, MAX_OBJECT),
             upload_concurrency: opts.upload_concurrency,
             list_chunk: opts.list_chunk,
@@ -184,23 +185,11 @@ impl SwiftRemote {
     }
 
     fn name(&self, path: &RelPath) -> String {
-        let mut k = self.prefix.clone();
-        for seg in path.segments() {
-            if !k.is_empty() {
-                k.push('/');
-            }
-            k.push_str(&encoder::encode(seg, Mask::NONE));
-        }
-        k
-    }
-
-    fn dir_prefix(&self, dir: &RelPath) -> String {
-        let k = self.name(dir);
-        if k.is_empty() { k } else { k + "/" }
+        self.keys.key(path)
     }
 
     fn shown(&self, path: &RelPath) -> String {
-        format!("swift:{}/{}", self.container, self.name(path))
+        self.keys.shown(path)
     }
 
     fn segments_container(&self) -> String {
@@ -315,7 +304,7 @@ impl SwiftRemote {
     }
 
     fn index_loc(&self, path: &RelPath) -> (String, String) {
-        (self.name(&path.parent()), encoder::encode(path.file_name(), Mask::NONE))
+        (self.name(&path.parent()), self.keys.encode(path.file_name()))
     }
 
     fn remember(&self, path: &RelPath, meta: ObjectMeta) {
@@ -334,15 +323,7 @@ impl SwiftRemote {
 
     fn mtime_headers(mtime: Nanos, meta: PosixMeta) -> Vec<(String, String)> {
         let mut h = vec![("x-object-meta-mtime".to_string(), time::format_mtime(mtime))];
-        if let Some(m) = meta.mode {
-            h.push(("x-object-meta-mode".into(), format!("{:o}", 0o100000 | m)));
-        }
-        if let Some(u) = meta.uid {
-            h.push(("x-object-meta-uid".into(), u.to_string()));
-        }
-        if let Some(g) = meta.gid {
-            h.push(("x-object-meta-gid".into(), g.to_string()));
-        }
+        h.extend(bucket::posix_pairs(meta).into_iter().map(|(k, v)| (format!("x-object-meta-{k}"), v)));
         h
     }
 
@@ -391,7 +372,7 @@ impl SwiftRemote {
             let hashed: Arc<Mutex<md5::Md5>> = Arc::default();
             let open = || -> Result<Box<dyn Read + Send + '_>> {
                 *hashed.lock().map_err(|_| Error::other("lock poisoned"))? = md5::Md5::new();
-                Ok(Box::new(Hashing { inner: src.open_at(offset, len)?, hasher: hashed.clone() }))
+                Ok(Box::new(super::hash::Md5Tee { inner: src.open_at(offset, len)?, hasher: hashed.clone() }))
             };
             let object = format!("{seg_prefix}/{i:08}");
             let resp = self.send("PUT", Some(&seg), Some(&object), "", &[], &Body::Stream { len, open: &open })?;
@@ -491,21 +472,6 @@ impl SwiftRemote {
     }
 }
 
-struct Hashing<'a> {
-    inner: Box<dyn Read + Send + 'a>,
-    hasher: Arc<Mutex<md5::Md5>>,
-}
-
-impl Read for Hashing<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if let Ok(mut h) = self.hasher.lock() {
-            h.update(&buf[..n]);
-        }
-        Ok(n)
-    }
-}
-
 fn md5_b64(s: &str) -> Option<Md5> {
     B64.decode(s.trim()).ok()?.try_into().ok()
 }
@@ -520,45 +486,23 @@ fn md5_hex(s: &str) -> Option<Md5> {
 
 impl Remote for SwiftRemote {
     fn describe(&self) -> String {
-        if self.prefix.is_empty() {
-            format!("swift:{}", self.container)
-        } else {
-            format!("swift:{}/{}", self.container, self.prefix)
-        }
+        self.keys.describe()
     }
 
     fn features(&self) -> Features {
-        Features {
-            hashes: super::hash::Hashes::of(super::hash::HashType::Md5),
-            md5_is_slow: false,
-            precision: Some(1),
-            set_mod_time: true,
-            empty_dirs: false,
-            dir_mod_time: false,
-            read_only: false,
-            case_insensitive: false,
-            lazy_mod_time: true,
-            is_local: false,
-        }
+        bucket::features(Hashes::of(HashType::Md5), 1, true)
     }
 
     fn root_state(&self) -> Result<RootState> {
-        let prefix = self.dir_prefix(&RelPath::root());
-        match self.list_page(&self.container, &prefix, 1, None) {
-            Ok(p) if prefix.is_empty() || !p.is_empty() => return Ok(RootState::Dir),
-            Ok(_) => {}
-            Err(e) if e.kind() == Kind::DirNotFound => return Ok(RootState::Missing),
-            Err(e) => return Err(e),
-        }
-        let p = self.list_page(&self.container, &self.prefix, 1, None)?;
-        if p.first().is_some_and(|o| o.name.as_deref() == Some(&self.prefix)) {
-            return Ok(RootState::File);
-        }
-        Ok(RootState::Missing)
+        bucket::root_state(
+            &self.keys,
+            |prefix| self.list_page(&self.container, prefix, 1, None).map(|p| !p.is_empty()),
+            |key| Ok(self.list_page(&self.container, key, 1, None)?.into_iter().next().and_then(|o| o.name)),
+        )
     }
 
     fn list_dir(&self, dir: &RelPath, bad: &mut dyn FnMut(Error)) -> Result<Vec<Entry>> {
-        let prefix = self.dir_prefix(dir);
+        let prefix = self.keys.dir_prefix(dir);
         let dir_key = self.name(dir);
         let known = self.index.as_ref().map(|i| i.object_dir(&self.remote_id, &dir_key)).unwrap_or_default();
         let mut out = Vec::new();
@@ -572,30 +516,19 @@ impl Remote for SwiftRemote {
             let last = page.last().and_then(|o| o.name.clone().or_else(|| o.subdir.clone()));
             for o in page {
                 if let Some(sub) = &o.subdir {
-                    let Some(rest) =
-                        sub.strip_prefix(&prefix).and_then(|r| r.strip_suffix('/')).filter(|r| !r.is_empty())
-                    else {
-                        continue;
-                    };
-                    let name = encoder::decode(rest, Mask::NONE);
-                    match dir.join(&name) {
-                        Ok(_) => out.push(Entry::dir(name, None)),
-                        Err(e) => bad(e.with_path(format!("swift:{}/{sub}", self.container))),
+                    if let Some(name) = self.keys.child(dir, &prefix, sub, bad) {
+                        out.push(Entry::dir(name, None));
                     }
                     continue;
                 }
                 let Some(full) = &o.name else { continue };
-                let Some(rest) = full.strip_prefix(&prefix).filter(|r| !r.is_empty() && !r.contains('/')) else {
-                    continue;
-                };
-                if o.content_type == "application/directory" {
+                if o.content_type == "application/directory" || full.ends_with('/') {
                     continue; // a directory marker
                 }
-                let name = encoder::decode(rest, Mask::NONE);
-                if let Err(e) = dir.join(&name) {
-                    bad(e.with_path(format!("swift:{}/{full}", self.container)));
+                let Some(name) = self.keys.child(dir, &prefix, full, bad) else {
                     continue;
-                }
+                };
+                let rest = full.strip_prefix(&prefix).unwrap_or(full);
                 let server_time = parse_listed_time(&o.last_modified);
                 let mut size = o.bytes;
                 let mut md5 = md5_hex(&o.hash);
@@ -663,14 +596,9 @@ impl Remote for SwiftRemote {
 
     fn open(&self, path: &RelPath, entry: &Entry, offset: u64, len: u64) -> Result<Opened> {
         let name = self.name(path);
-        let size = entry.size.max(0) as u64;
-        let len = len.min(size.saturating_sub(offset));
-        let ranged = offset > 0 || len < size;
+        let (len, ranged) = bucket::read_range(entry, offset, len);
         if ranged && len == 0 {
-            let mut o = Opened::plain(Box::new(std::io::empty()));
-            o.mtime = entry.mtime;
-            o.md5 = entry.md5;
-            return Ok(o);
+            return Ok(bucket::empty_read(entry));
         }
         let mut headers = Vec::new();
         if ranged {
@@ -683,18 +611,7 @@ impl Remote for SwiftRemote {
         let resp = self
             .send("GET", Some(&self.container), Some(&name), "", &headers, &Body::Empty)
             .map_err(|e| e.with_path(self.shown(path)))?;
-        if ranged && resp.status().as_u16() != 206 {
-            return Err(
-                Error::new(Kind::Protocol, "the server ignored the requested byte range").with_path(self.shown(path))
-            );
-        }
-        if let Some(cl) = header(&resp, "content-length").and_then(|v| v.parse::<u64>().ok())
-            && cl != len
-        {
-            return Err(Error::new(Kind::Protocol, format!("the server sent {cl} bytes where {len} were expected"))
-                .with_path(self.shown(path))
-                .with_retryable(true));
-        }
+        bucket::check_read(&resp, ranged, len).map_err(|e| e.with_path(self.shown(path)))?;
         let large = header(&resp, "x-object-manifest").is_some() || header(&resp, "x-static-large-object").is_some();
         let mtime = entry.mtime.or_else(|| header(&resp, "x-object-meta-mtime").and_then(time::parse_mtime));
         let md5 = entry.md5.or_else(|| {
@@ -704,11 +621,7 @@ impl Remote for SwiftRemote {
                 header(&resp, "etag").and_then(md5_hex)
             }
         });
-        let meta = PosixMeta {
-            mode: header(&resp, "x-object-meta-mode").and_then(|m| u32::from_str_radix(m, 8).ok()).map(|m| m & 0o7777),
-            uid: header(&resp, "x-object-meta-uid").and_then(|u| u.parse().ok()),
-            gid: header(&resp, "x-object-meta-gid").and_then(|g| g.parse().ok()),
-        };
+        let meta = bucket::posix_from(|k| header(&resp, &format!("x-object-meta-{k}")));
         let mut o = Opened::plain(Box::new(resp.into_body().into_reader()));
         o.mtime = mtime;
         o.md5 = md5;
@@ -824,7 +737,7 @@ impl Remote for SwiftRemote {
     }
 
     fn overlap_key(&self) -> Option<String> {
-        Some(format!("{}/{}", self.remote_id, self.prefix))
+        Some(format!("{}/{}", self.remote_id, self.keys.prefix))
     }
 
     fn flush(&self) {

@@ -10,7 +10,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 pub static PROVIDER: Provider =
-    Provider { type_name: "OPENSTACK_SWIFT", build: build_remote, list_buckets: Some(list_buckets) };
+    Provider { type_name: "OPENSTACK_SWIFT", scheme: "swift", build: build_remote, list_buckets: Some(list_buckets) };
 
 pub(crate) fn auth(req: &BuildRequest<'_>) -> SwiftAuth {
     let s = |k: &str| req.cred(k).to_string();

@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""cloudsync against rclone 1.75 on each bucket provider's loopback server, on the same
+data, in one run: Azure Blob (Azurite), Backblaze B2 (tests/fakes/b2.py), Google Cloud
+Storage (fake-gcs-server) and OpenStack Swift (the real servers, tests/fakes/swift_saio.py).
+
+Run through scripts/bench-providers (it installs the servers and builds cloudsync first).
+
+Scenarios, per provider (the tools alternate which runs first on each repetition):
+  a  push 2,000 files / 200 MiB into an empty location
+  b  no-op re-sync of the same (cloudsync reuses the index of its run of a)
+  d  pull the 2,000 files back into an empty directory
+
+Each tool run is a child of benches/measure.c (wall time, user+sys CPU, peak RSS by
+wait4). Requests: cloudsync reports its own (--json); rclone's are counted from its
+--dump headers output in a separate, unmeasured run of the same command (dumping costs
+rclone CPU, so it never runs under the clock). Pulled trees are checked against the
+source (names, sizes, MD5, modification times to the provider's precision).
+
+It reports; it exits 1 only when a tool failed or a result did not verify.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench  # noqa: E402  (gen_tree, md5_file, walk_files)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOOLS = os.environ.get("CLOUDSYNC_TOOLS", os.path.expanduser("~/.cache/cloudsync/tools"))
+AZ_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_port(port, what, secs=90):
+    deadline = time.time() + secs
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"{what} did not start")
+
+
+class Servers:
+    """Every server, started once; killed at exit."""
+
+    def __init__(self, work):
+        self.procs = []
+        self.work = work
+
+    def spawn(self, argv, port, what, **kw):
+        p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+        self.procs.append(p)
+        wait_port(port, what)
+        return p
+
+    def stop(self):
+        for p in self.procs:
+            p.kill()
+
+    def azure(self):
+        port = free_port()
+        self.spawn([os.path.join(TOOLS, "azurite-3.37.0/node_modules/.bin/azurite-blob"), "--blobHost", "127.0.0.1",
+                    "--blobPort", str(port), "--inMemoryPersistence", "--skipApiVersionCheck", "--loose", "--silent"],
+                   port, "Azurite")
+        ep = f"http://127.0.0.1:{port}/devstoreaccount1"
+        cred = {"type": "AZUREBLOB", "account": "devstoreaccount1", "key": AZ_KEY, "endpoint": ep}
+        rc = {"TYPE": "azureblob", "ACCOUNT": "devstoreaccount1", "KEY": AZ_KEY, "ENDPOINT": ep}
+        return cred, rc, {}, 1
+
+    def b2(self):
+        port = free_port()
+        self.spawn([sys.executable, os.path.join(ROOT, "tests/fakes/b2.py"), str(port), "--key-id", "bench-id",
+                    "--key", "bench-key"], port, "the B2 fake")
+        ep = f"http://127.0.0.1:{port}"
+        cred = {"type": "B2", "account": "bench-id", "key": "bench-key"}
+        rc = {"TYPE": "b2", "ACCOUNT": "bench-id", "KEY": "bench-key", "ENDPOINT": ep}
+        return cred, rc, {"CLOUDSYNC_B2_ENDPOINT": ep}, 1_000_000
+
+    def gcs(self):
+        port, tport = free_port(), free_port()
+        self.spawn([os.path.join(TOOLS, "fake-gcs-server-1.52/fake-gcs-server"), "-scheme", "http", "-host",
+                    "127.0.0.1", "-port", str(port), "-backend", "memory", "-external-url",
+                    f"http://127.0.0.1:{port}", "-log-level", "error"], port, "fake-gcs-server")
+        self.spawn([sys.executable, os.path.join(ROOT, "tests/fakes/gcs_token.py"), str(tport),
+                    os.path.join(ROOT, "tests/fixtures/gcs-service-account.pub.json")], tport, "the token endpoint")
+        sa = json.load(open(os.path.join(ROOT, "tests/fixtures/gcs-service-account.json")))
+        sa["token_uri"] = f"http://127.0.0.1:{tport}/token"
+        cred = {"type": "GOOGLE_CLOUD_STORAGE", "service_account_credentials": json.dumps(sa)}
+        rc = {"TYPE": "google cloud storage", "ANONYMOUS": "true", "ENDPOINT": f"http://127.0.0.1:{port}/storage/v1/"}
+        return cred, rc, {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}"}, 1
+
+    def swift(self):
+        port = free_port()
+        d = tempfile.mkdtemp(prefix="swift-", dir=self.work)
+        self.spawn([os.path.join(TOOLS, "swift-2.38.3/bin/python"), os.path.join(ROOT, "tests/fakes/swift_saio.py"),
+                    d, str(port)], port, "Swift")
+        auth = f"http://127.0.0.1:{port}/auth/v1.0"
+        deadline = time.time() + 90
+        while True:
+            try:
+                req = urllib.request.Request(auth, headers={"X-Auth-User": "test:tester", "X-Auth-Key": "testing"})
+                urllib.request.urlopen(req, timeout=2).close()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise SystemExit("Swift did not serve")
+                time.sleep(0.3)
+        cred = {"type": "OPENSTACK_SWIFT", "user": "test:tester", "key": "testing", "auth": auth,
+                "auth_version": None, "endpoint_type": None}
+        rc = {"TYPE": "swift", "USER": "test:tester", "KEY": "testing", "AUTH": auth}
+        return cred, rc, {}, 1
+
+
+PROVIDERS = [("azureblob", "Azure Blob (Azurite)", Servers.azure), ("b2", "Backblaze B2 (the B2 fake)", Servers.b2),
+             ("gcs", "Google Cloud Storage (fake-gcs-server)", Servers.gcs),
+             ("swift", "OpenStack Swift (SAIO)", Servers.swift)]
+
+
+def run_measured(measure, argv, env, out, err):
+    result = out + ".measure"
+    with open(out, "wb") as o, open(err, "wb") as e:
+        subprocess.run([measure, result, *argv], stdout=o, stderr=e, env=env, check=False)
+    wall, user, sys_, rss, code = open(result).read().split()
+    return {"wall": float(wall), "cpu": float(user) + float(sys_), "rss_mib": int(rss) / 1024, "code": int(code)}
+
+
+def verify(manifest, root, precision):
+    problems = []
+    for rel, (size, md5, mtime) in manifest.items():
+        p = os.path.join(root, rel)
+        if not os.path.isfile(p):
+            problems.append(f"{rel}: missing")
+            continue
+        st = os.stat(p)
+        if st.st_size != size or bench.md5_file(p) != md5:
+            problems.append(f"{rel}: content differs")
+        elif abs(st.st_mtime_ns - mtime) >= precision:
+            problems.append(f"{rel}: mtime {st.st_mtime_ns} vs {mtime}")
+    extra = set(bench.walk_files(root)) - set(manifest) if hasattr(bench, "walk_files") else set()
+    problems += [f"{x}: unexpected" for x in sorted(extra)]
+    return problems
+
+
+def rclone_requests(rclone, argv, env):
+    out = subprocess.run([rclone, *argv, "--dump", "headers"], env=env, capture_output=True, check=False)
+    n = {}
+    for line in out.stderr.decode(errors="replace").splitlines():
+        if "HTTP REQUEST" in line:
+            continue
+        parts = line.split()
+        # the request line of a dumped request: "... DEBUG : GET /path HTTP/1.1"
+        if len(parts) >= 3 and parts[-1].startswith("HTTP/1.") and parts[-3] in (
+                "GET", "PUT", "POST", "HEAD", "DELETE", "PATCH"):
+            n[parts[-3]] = n.get(parts[-3], 0) + 1
+    return n
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cloudsync", required=True)
+    ap.add_argument("--rclone", default=os.path.join(TOOLS, "rclone-1.75.2/rclone"))
+    ap.add_argument("--files", type=int, default=2000)
+    ap.add_argument("--mib", type=int, default=200)
+    ap.add_argument("--reps", type=int, default=1)
+    ap.add_argument("--only", help="comma-separated providers (azureblob,b2,gcs,swift)")
+    ap.add_argument("--json-out")
+    args = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="cloudsync-bench-providers-", dir=os.environ.get("TMPDIR", "/var/tmp"))
+    measure = os.path.join(work, "measure")
+    subprocess.run(["cc", "-O2", "-o", measure, os.path.join(ROOT, "benches/measure.c")], check=True)
+    src = os.path.join(work, "src")
+    manifest = bench.gen_tree(src, args.files, args.mib << 20, 42)
+    servers = Servers(work)
+    all_results = {}
+    failed = False
+    try:
+        for scheme, title, start in PROVIDERS:
+            if args.only and scheme not in args.only.split(","):
+                continue
+            cred, rc, extra_env, precision = start(servers)
+            cred_file = os.path.join(work, f"{scheme}.json")
+            json.dump(cred, open(cred_file, "w"))
+            env = dict(os.environ, RCLONE_CONFIG="/dev/null", **extra_env)
+            env.pop("AWS_CA_BUNDLE", None)
+            for k, v in rc.items():
+                env[f"RCLONE_CONFIG_T_{k.replace(' ', '_')}"] = v
+            bucket = f"bench-{scheme}-{os.getpid()}"
+            subprocess.run([args.rclone, "mkdir", f"t:{bucket}"], env=env, check=False, capture_output=True)
+            results = {s: {"cloudsync": [], "rclone": []} for s in "abd"}
+            counts = {}
+            print(f"\n== {title}", flush=True)
+            for rep in range(args.reps):
+                order = ["cloudsync", "rclone"] if rep % 2 == 0 else ["rclone", "cloudsync"]
+                for tool in order:
+                    loc = f"{bucket}/{tool}-{rep}"
+                    idx = os.path.join(work, f"{scheme}-{rep}.index")
+                    if tool == "cloudsync":
+                        push = [args.cloudsync, "copy", src, f"{scheme}:{loc}", "--credential", f"@{cred_file}",
+                                "--index", idx, "--json", "-q"]
+                        pull_dir = os.path.join(work, f"pull-{scheme}-cs-{rep}")
+                        pull = [args.cloudsync, "copy", f"{scheme}:{loc}", pull_dir, "--credential", f"@{cred_file}",
+                                "--no-index", "--json", "-q"]
+                    else:
+                        push = [args.rclone, "copy", src, f"t:{loc}"]
+                        pull_dir = os.path.join(work, f"pull-{scheme}-rc-{rep}")
+                        pull = [args.rclone, "copy", f"t:{loc}", pull_dir]
+                    for scen, argv in (("a", push), ("b", push), ("d", pull)):
+                        out = os.path.join(work, f"{scheme}-{tool}-{scen}-{rep}.out")
+                        r = run_measured(measure, argv, env, out, out + ".err")
+                        if tool == "cloudsync" and r["code"] == 0:
+                            try:
+                                rep_json = json.loads(open(out).read().strip().splitlines()[-1])
+                                reqs = {}
+                                for side in rep_json.get("requests", {}).values():
+                                    for k, v in side.items():
+                                        reqs[k] = reqs.get(k, 0) + v
+                                r["requests"] = reqs
+                            except (ValueError, IndexError):
+                                pass
+                        if r["code"] != 0:
+                            failed = True
+                            print(f"  {tool} {scen} FAILED (exit {r['code']}): {open(out + '.err').read()[-500:]}")
+                        results[scen][tool].append(r)
+                    problems = verify(manifest, pull_dir, precision)
+                    if problems:
+                        failed = True
+                        print(f"  {tool} pull FAILED verification: {problems[:5]}")
+                    shutil.rmtree(pull_dir, ignore_errors=True)
+                if rep == 0:
+                    counts["b"] = rclone_requests(args.rclone, ["copy", src, f"t:{bucket}/rclone-0"], env)
+            all_results[scheme] = {"title": title, "results": results, "rclone_noop_requests": counts.get("b", {})}
+            report(title, results, counts.get("b", {}))
+    finally:
+        servers.stop()
+    if args.json_out:
+        json.dump(all_results, open(args.json_out, "w"), indent=2)
+    shutil.rmtree(work, ignore_errors=True)
+    return 1 if failed else 0
+
+
+def report(title, results, rclone_noop):
+    names = {"a": "push", "b": "no-op re-sync", "d": "pull"}
+    print(f"  {'scenario':<15} {'cloudsync wall/CPU/RSS':>26} {'rclone wall/CPU/RSS':>26} {'wall ratio':>10} {'RSS ratio':>9}")
+    for s in "abd":
+        c, r = results[s]["cloudsync"], results[s]["rclone"]
+        if not c or not r:
+            continue
+        med = lambda runs, k: statistics.median(x[k] for x in runs)
+        cw, cc, cr = med(c, "wall"), med(c, "cpu"), med(c, "rss_mib")
+        rw, rcpu, rr = med(r, "wall"), med(r, "cpu"), med(r, "rss_mib")
+        print(f"  {names[s]:<15} {cw:8.2f}s {cc:6.2f}s {cr:6.1f}M   {rw:8.2f}s {rcpu:6.2f}s {rr:6.1f}M"
+              f"   {cw / rw:8.2f}  {cr / rr:8.2f}")
+    reqs = results["b"]["cloudsync"][0].get("requests") if results["b"]["cloudsync"] else None
+    print(f"  requests in the no-op re-sync: cloudsync {reqs}, rclone {rclone_noop}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
