@@ -82,6 +82,9 @@ pub struct SwiftRemote {
     list_chunk: u32,
     index: Option<Arc<Index>>,
     remote_id: String,
+    /// Large-object manifests seen in listings (key → `X-Object-Manifest`), so that
+    /// replacing or deleting one removes its segments without a HEAD per object.
+    manifests: Mutex<std::collections::HashMap<String, String>>,
 }
 
 #[derive(Deserialize)]
@@ -161,6 +164,7 @@ impl SwiftRemote {
             list_chunk: opts.list_chunk,
             index,
             remote_id,
+            manifests: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -367,6 +371,7 @@ impl SwiftRemote {
         getrandom::getrandom(&mut nonce).map_err(|e| Error::other(format!("no randomness: {e}")))?;
         let stamp = chrono::Utc::now().format("%Y-%m-%d-%H%M%S");
         let seg_prefix = format!("{name}/{stamp}-{}", hex::encode(nonce));
+        let manifest_value = format!("{seg}/{seg_prefix}/");
         let done: Vec<Mutex<Option<()>>> = (0..plan.parts).map(|_| Mutex::new(None)).collect();
         let uploaded = upload_parts(&plan, self.upload_concurrency, &done, &|i, offset, len| {
             let hashed: Arc<Mutex<md5::Md5>> = Arc::default();
@@ -392,12 +397,17 @@ impl SwiftRemote {
             // A manifest's ETag is no content MD5: record it as rclone's S3 backend does
             // for multipart uploads, so reads of the large object verify by content.
             h.push(("x-object-meta-md5chksum".into(), B64.encode(content_md5)));
-            h.push(("x-object-manifest".into(), format!("{}/{}/", seg, seg_prefix)));
+            h.push(("x-object-manifest".into(), manifest_value.clone()));
             let resp = self.send("PUT", Some(&self.container), Some(name), "", &h, &Body::Empty)?;
             Ok((header(&resp, "etag").unwrap_or_default().trim_matches('"').to_string(), content_md5))
         });
-        if manifest.is_err() {
-            self.delete_segments(&seg, &format!("{seg_prefix}/"));
+        match &manifest {
+            Err(_) => self.delete_segments(&seg, &format!("{seg_prefix}/")),
+            Ok(_) => {
+                if let Ok(mut m) = self.manifests.lock() {
+                    m.insert(name.to_string(), manifest_value.clone());
+                }
+            }
         }
         manifest
     }
@@ -644,7 +654,7 @@ impl Remote for SwiftRemote {
         self.forget_now(path);
         // A large object replaced by a small one (or another large one) leaves its old
         // segments: find them first.
-        let old_segments = self.head(&name).ok().and_then(|r| header(&r, "x-object-manifest").map(str::to_string));
+        let old_segments = self.manifests.lock().ok().and_then(|mut m| m.remove(&name));
         let (etag, md5) = if size < self.chunk_size {
             let etag = self.put_single(&name, src, info, headers).map_err(|e| e.with_path(self.shown(path)))?;
             let md5 = md5_hex(&etag);
@@ -701,7 +711,7 @@ impl Remote for SwiftRemote {
 
     fn delete(&self, path: &RelPath, _entry: &Entry) -> Result<()> {
         let name = self.name(path);
-        let manifest = self.head(&name).ok().and_then(|r| header(&r, "x-object-manifest").map(str::to_string));
+        let manifest = self.manifests.lock().ok().and_then(|mut m| m.remove(&name));
         match self.send("DELETE", Some(&self.container), Some(&name), "", &[], &Body::Empty) {
             Ok(_) => {}
             Err(e) if e.kind() == Kind::NotFound => {}
