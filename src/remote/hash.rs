@@ -190,4 +190,3 @@ mod tests {
         assert_eq!(h.finish(), checksum(HashType::Crc32c, b"123456789"));
     }
 }
-

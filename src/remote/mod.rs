@@ -18,6 +18,7 @@ pub mod layers;
 pub mod local;
 pub mod registry;
 pub mod s3;
+pub mod schema;
 pub mod spec;
 pub mod swift;
 

@@ -28,74 +28,7 @@
 
 use serde_json::{Map, Value, json};
 
-/// Validation errors: (full key, message), e.g. ("cloud_sync_create.attributes.chunk_size", "Must be greater than or equal to 5").
-pub type Errors = Vec<(String, String)>;
-
-/// The value types of the pydantic schemas, strict (no coercion between them).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FieldType {
-    /// A string capped at 1024 characters (TrueNAS `str_max_length`).
-    Str,
-    /// An uncapped string (TrueNAS `LongString`: tokens).
-    LongStr,
-    Int,
-    Bool,
-    StrOrNull,
-    IntOrNull,
-    /// Non-empty, uncapped text that must parse as a JSON object (the GCS service-account key file).
-    Json,
-    Enum(&'static [&'static str]),
-    EnumOrNull(&'static [&'static str]),
-    /// Integer literals or null (Swift `auth_version`).
-    IntEnumOrNull(&'static [i64]),
-}
-
-/// A value check beyond the type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Check {
-    None,
-    /// At least one character (TrueNAS `NonEmptyString`).
-    NonEmpty,
-    /// Non-empty and only ASCII letters, digits, `-` and `.` (the Azure account-name rule).
-    AzureAccount,
-    /// An http or https URL (pydantic `HttpUrl`).
-    HttpUrl,
-    /// `""` or an http(s) URL (`Literal[""] | HttpUrl`).
-    EmptyOrHttpUrl,
-    /// An https URL (TrueNAS `HttpsOnlyURL`).
-    HttpsUrl,
-}
-
-/// One field of a credential schema or of the task attributes.
-#[derive(Clone, Copy, Debug)]
-pub struct FieldSpec {
-    pub name: &'static str,
-    pub ty: FieldType,
-    /// Required fields have no default; a missing one is `Field required`.
-    pub required: bool,
-    /// Redacted for read-only callers and never exported to scripts (see the module doc).
-    pub secret: bool,
-    pub default: Option<fn() -> Value>,
-    pub check: Check,
-}
-
-impl FieldSpec {
-    const fn new(name: &'static str, ty: FieldType) -> FieldSpec {
-        FieldSpec { name, ty, required: true, secret: false, default: None, check: Check::None }
-    }
-
-    const fn sec(self) -> FieldSpec {
-        FieldSpec { secret: true, ..self }
-    }
-
-    const fn or(self, default: fn() -> Value) -> FieldSpec {
-        FieldSpec { required: false, default: Some(default), ..self }
-    }
-
-    const fn chk(self, check: Check) -> FieldSpec {
-        FieldSpec { check, ..self }
-    }
-}
+pub use crate::remote::schema::*;
 
 /// One provider type with its class flags (TrueNAS `BaseRcloneRemote`).
 #[derive(Debug)]
@@ -119,57 +52,12 @@ pub struct ProviderSpec {
     pub task_attributes: &'static [FieldSpec],
 }
 
-const MAX_STR: usize = 1024;
-/// pydantic's `HttpUrl` length limit.
-const MAX_URL: usize = 2083;
-
-fn d_empty() -> Value {
-    Value::String(String::new())
-}
-fn d_null() -> Value {
-    Value::Null
-}
-fn d_false() -> Value {
-    Value::Bool(false)
-}
-fn d_true() -> Value {
-    Value::Bool(true)
-}
-fn d_port_ftp() -> Value {
-    json!(21)
-}
-fn d_port_sftp() -> Value {
-    json!(22)
-}
-fn d_max_upload_parts() -> Value {
-    json!(10000)
-}
-fn d_s3_provider() -> Value {
-    json!("Other")
-}
-fn d_storj_endpoint() -> Value {
-    json!("https://gateway.storjshare.io/")
-}
-fn d_b2_chunk() -> Value {
-    json!(96)
-}
-fn d_dropbox_chunk() -> Value {
-    json!(48)
-}
-
 use FieldType::{Bool, Enum, EnumOrNull, Int, IntEnumOrNull, IntOrNull, Json, LongStr, Str, StrOrNull};
 
 const CLIENT_ID: FieldSpec = FieldSpec::new("client_id", Str).sec().or(d_empty);
 const CLIENT_SECRET: FieldSpec = FieldSpec::new("client_secret", Str).sec().or(d_empty);
 const TOKEN: FieldSpec = FieldSpec::new("token", LongStr).sec().chk(Check::NonEmpty);
 
-const AZUREBLOB_FIELDS: &[FieldSpec] = &[
-    FieldSpec::new("account", Str).sec().chk(Check::AzureAccount),
-    FieldSpec::new("key", Str).sec().chk(Check::NonEmpty),
-    FieldSpec::new("endpoint", Str).or(d_empty).chk(Check::EmptyOrHttpUrl),
-];
-const B2_FIELDS: &[FieldSpec] =
-    &[FieldSpec::new("account", Str).sec().chk(Check::NonEmpty), FieldSpec::new("key", Str).sec().chk(Check::NonEmpty)];
 const OAUTH_FIELDS: &[FieldSpec] = &[CLIENT_ID, CLIENT_SECRET, TOKEN];
 // TrueNAS 27's pydantic model requires `pass`; the spec gives it the default "" (anonymous
 // FTP), which accepts everything TrueNAS accepts.
@@ -179,7 +67,6 @@ const FTP_FIELDS: &[FieldSpec] = &[
     FieldSpec::new("user", Str).chk(Check::NonEmpty),
     FieldSpec::new("pass", Str).sec().or(d_empty),
 ];
-const GCS_FIELDS: &[FieldSpec] = &[FieldSpec::new("service_account_credentials", Json).sec()];
 const GOOGLE_DRIVE_FIELDS: &[FieldSpec] =
     &[CLIENT_ID, CLIENT_SECRET, TOKEN, FieldSpec::new("team_drive", Str).sec().or(d_empty)];
 const HTTP_FIELDS: &[FieldSpec] = &[FieldSpec::new("url", Str).chk(Check::HttpUrl)];
@@ -193,48 +80,12 @@ const ONEDRIVE_FIELDS: &[FieldSpec] = &[
     FieldSpec::new("drive_id", Str).sec(),
 ];
 const PCLOUD_FIELDS: &[FieldSpec] = &[CLIENT_ID, CLIENT_SECRET, TOKEN, FieldSpec::new("hostname", Str).or(d_empty)];
-const S3_FIELDS: &[FieldSpec] = &[
-    FieldSpec::new("access_key_id", Str).sec().chk(Check::NonEmpty),
-    FieldSpec::new("secret_access_key", Str).sec().chk(Check::NonEmpty),
-    FieldSpec::new("endpoint", Str).or(d_empty).chk(Check::EmptyOrHttpUrl),
-    FieldSpec::new("region", Str).or(d_empty),
-    FieldSpec::new("skip_region", Bool).or(d_false),
-    FieldSpec::new("signatures_v2", Bool).or(d_false),
-    FieldSpec::new("max_upload_parts", Int).or(d_max_upload_parts),
-    FieldSpec::new("provider", Str).or(d_s3_provider),
-    FieldSpec::new("force_path_style", Bool).or(d_true),
-    FieldSpec::new("sign_accept_encoding", Bool).or(d_true),
-];
 const SFTP_FIELDS: &[FieldSpec] = &[
     FieldSpec::new("host", Str).chk(Check::NonEmpty),
     FieldSpec::new("port", Int).or(d_port_sftp),
     FieldSpec::new("user", Str).chk(Check::NonEmpty),
     FieldSpec::new("pass", StrOrNull).sec().or(d_null),
     FieldSpec::new("private_key", IntOrNull).or(d_null),
-];
-const STORJ_FIELDS: &[FieldSpec] = &[
-    FieldSpec::new("access_key_id", Str).sec().chk(Check::NonEmpty),
-    FieldSpec::new("secret_access_key", Str).sec().chk(Check::NonEmpty),
-    FieldSpec::new("endpoint", Str).or(d_storj_endpoint).chk(Check::HttpsUrl),
-];
-const SWIFT_FIELDS: &[FieldSpec] = &[
-    FieldSpec::new("user", Str).sec().chk(Check::NonEmpty),
-    FieldSpec::new("key", Str).sec().chk(Check::NonEmpty),
-    FieldSpec::new("auth", Str).sec().chk(Check::NonEmpty),
-    FieldSpec::new("user_id", Str).sec().or(d_empty),
-    FieldSpec::new("domain", Str).sec().or(d_empty),
-    FieldSpec::new("tenant", Str).sec().or(d_empty),
-    FieldSpec::new("tenant_id", Str).sec().or(d_empty),
-    FieldSpec::new("tenant_domain", Str).sec().or(d_empty),
-    FieldSpec::new("region", Str).sec().or(d_empty),
-    FieldSpec::new("storage_url", Str).sec().or(d_empty),
-    FieldSpec::new("auth_token", Str).sec().or(d_empty),
-    FieldSpec::new("application_credential_id", Str).sec().or(d_empty),
-    FieldSpec::new("application_credential_name", Str).sec().or(d_empty),
-    FieldSpec::new("application_credential_secret", Str).sec().or(d_empty),
-    // Nullable but without a default: the key must be present (TrueNAS).
-    FieldSpec::new("auth_version", IntEnumOrNull(&[0, 1, 2, 3])),
-    FieldSpec::new("endpoint_type", EnumOrNull(&["public", "internal", "admin"])),
 ];
 const WEBDAV_VENDORS: &[&str] = &["NEXTCLOUD", "OWNCLOUD", "SHAREPOINT", "OTHER"];
 const WEBDAV_FIELDS: &[FieldSpec] = &[
@@ -246,30 +97,8 @@ const WEBDAV_FIELDS: &[FieldSpec] = &[
 
 // Task attributes (`CloudTaskAttributes`). API names are used throughout: TrueNAS's internal
 // `b2_chunk_size` / `dropbox_chunk_size` never appear (F10).
-const BUCKET: FieldSpec = FieldSpec::new("bucket", Str).chk(Check::NonEmpty);
-const FOLDER: FieldSpec = FieldSpec::new("folder", Str);
 const FAST_LIST: FieldSpec = FieldSpec::new("fast_list", Bool).or(d_false);
-const S3_STORAGE_CLASSES: &[&str] = &[
-    "",
-    "STANDARD",
-    "REDUCED_REDUNDANCY",
-    "STANDARD_IA",
-    "ONEZONE_IA",
-    "INTELLIGENT_TIERING",
-    "GLACIER",
-    "GLACIER_IR",
-    "DEEP_ARCHIVE",
-];
-const S3_ATTRIBUTES: &[FieldSpec] = &[
-    FieldSpec::new("region", Str).or(d_empty),
-    // A string or null at the schema level; the value set is V7, so that any other string gets
-    // V7's explanation rather than a bare literal error.
-    FieldSpec::new("encryption", StrOrNull).or(d_null),
-    FieldSpec::new("storage_class", Enum(S3_STORAGE_CLASSES)).or(d_empty),
-];
-const B2_ATTRIBUTES: &[FieldSpec] = &[FieldSpec::new("chunk_size", Int).or(d_b2_chunk)];
 const DROPBOX_ATTRIBUTES: &[FieldSpec] = &[FieldSpec::new("chunk_size", Int).or(d_dropbox_chunk)];
-const GCS_ATTRIBUTES: &[FieldSpec] = &[FieldSpec::new("bucket_policy_only", Bool).or(d_false)];
 const GOOGLE_DRIVE_ATTRIBUTES: &[FieldSpec] = &[FieldSpec::new("acknowledge_abuse", Bool).or(d_false)];
 
 const BASE: ProviderSpec = ProviderSpec {
@@ -294,20 +123,20 @@ static PROVIDERS: [ProviderSpec; 18] = [
         type_name: "S3",
         title: "Amazon S3",
         rclone_type: "s3",
-        credential_fields: S3_FIELDS,
+        credential_fields: crate::remote::s3::provider::S3_FIELDS,
         buckets: true,
         fast_list: true,
-        task_attributes: S3_ATTRIBUTES,
+        task_attributes: crate::remote::s3::provider::S3_ATTRIBUTES,
         ..BASE
     },
     ProviderSpec {
         type_name: "B2",
         title: "Backblaze B2",
         rclone_type: "b2",
-        credential_fields: B2_FIELDS,
+        credential_fields: crate::remote::b2::provider::FIELDS,
         buckets: true,
         fast_list: true,
-        task_attributes: B2_ATTRIBUTES,
+        task_attributes: crate::remote::b2::provider::ATTRIBUTES,
         ..BASE
     },
     ProviderSpec {
@@ -335,10 +164,10 @@ static PROVIDERS: [ProviderSpec; 18] = [
         type_name: "GOOGLE_CLOUD_STORAGE",
         title: "Google Cloud Storage",
         rclone_type: "google cloud storage",
-        credential_fields: GCS_FIELDS,
+        credential_fields: crate::remote::gcs::provider::FIELDS,
         buckets: true,
         fast_list: true,
-        task_attributes: GCS_ATTRIBUTES,
+        task_attributes: crate::remote::gcs::provider::ATTRIBUTES,
         ..BASE
     },
     ProviderSpec {
@@ -383,7 +212,7 @@ static PROVIDERS: [ProviderSpec; 18] = [
         type_name: "AZUREBLOB",
         title: "Microsoft Azure Blob Storage",
         rclone_type: "azureblob",
-        credential_fields: AZUREBLOB_FIELDS,
+        credential_fields: crate::remote::azureblob::provider::FIELDS,
         buckets: true,
         bucket_title: "Container",
         fast_list: true,
@@ -402,7 +231,7 @@ static PROVIDERS: [ProviderSpec; 18] = [
         type_name: "OPENSTACK_SWIFT",
         title: "OpenStack Swift",
         rclone_type: "swift",
-        credential_fields: SWIFT_FIELDS,
+        credential_fields: crate::remote::swift::provider::FIELDS,
         buckets: true,
         bucket_title: "Container",
         fast_list: true,
@@ -422,7 +251,7 @@ static PROVIDERS: [ProviderSpec; 18] = [
         type_name: "STORJ_IX",
         title: "Storj",
         rclone_type: "s3",
-        credential_fields: STORJ_FIELDS,
+        credential_fields: crate::remote::s3::provider::STORJ_FIELDS,
         buckets: true,
         fast_list: true,
         can_create_bucket: true,

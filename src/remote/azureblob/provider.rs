@@ -5,7 +5,15 @@ use super::{AzureOptions, AzureRemote};
 use crate::error::Result;
 use crate::remote::RemoteRef;
 use crate::remote::registry::{Bucket, BuildRequest, Provider};
+use crate::remote::schema::{FieldType::*, *};
 use std::sync::Arc;
+
+/// The credential (TrueNAS `AzureBlobCredentialsModel`).
+pub const FIELDS: &[FieldSpec] = &[
+    FieldSpec::new("account", Str).sec().chk(Check::AzureAccount),
+    FieldSpec::new("key", Str).sec().chk(Check::NonEmpty),
+    FieldSpec::new("endpoint", Str).or(d_empty).chk(Check::EmptyOrHttpUrl),
+];
 
 pub static PROVIDER: Provider =
     Provider { type_name: "AZUREBLOB", scheme: "azureblob", build: build_remote, list_buckets: Some(list_buckets) };

@@ -8,8 +8,15 @@ use super::{B2Options, B2Remote};
 use crate::error::Result;
 use crate::remote::RemoteRef;
 use crate::remote::registry::{Bucket, BuildRequest, Provider};
+use crate::remote::schema::{FieldType::*, *};
 use serde_json::Value;
 use std::sync::Arc;
+
+/// The credential (TrueNAS `B2CredentialsModel`).
+pub const FIELDS: &[FieldSpec] =
+    &[FieldSpec::new("account", Str).sec().chk(Check::NonEmpty), FieldSpec::new("key", Str).sec().chk(Check::NonEmpty)];
+/// The task's own attributes (chunk size in MiB).
+pub const ATTRIBUTES: &[FieldSpec] = &[FieldSpec::new("chunk_size", Int).or(d_b2_chunk)];
 
 pub static PROVIDER: Provider =
     Provider { type_name: "B2", scheme: "b2", build: build_remote, list_buckets: Some(list_buckets) };

@@ -10,7 +10,13 @@ use super::{GcsOptions, GcsRemote};
 use crate::error::{Error, Result};
 use crate::remote::RemoteRef;
 use crate::remote::registry::{Bucket, BuildRequest, Provider};
+use crate::remote::schema::{FieldType::*, *};
 use std::sync::Arc;
+
+/// The credential: the service-account key file.
+pub const FIELDS: &[FieldSpec] = &[FieldSpec::new("service_account_credentials", Json).sec()];
+/// The task's own attributes.
+pub const ATTRIBUTES: &[FieldSpec] = &[FieldSpec::new("bucket_policy_only", Bool).or(d_false)];
 
 pub static PROVIDER: Provider = Provider {
     type_name: "GOOGLE_CLOUD_STORAGE",

@@ -6,8 +6,48 @@ use super::{S3Options, S3Remote};
 use crate::error::Result;
 use crate::remote::RemoteRef;
 use crate::remote::registry::{Bucket, BuildRequest, Provider};
+use crate::remote::schema::{FieldType::*, *};
 use serde_json::Value;
 use std::sync::Arc;
+
+/// The S3 credential (TrueNAS `S3CredentialsModel`).
+pub const S3_FIELDS: &[FieldSpec] = &[
+    FieldSpec::new("access_key_id", Str).sec().chk(Check::NonEmpty),
+    FieldSpec::new("secret_access_key", Str).sec().chk(Check::NonEmpty),
+    FieldSpec::new("endpoint", Str).or(d_empty).chk(Check::EmptyOrHttpUrl),
+    FieldSpec::new("region", Str).or(d_empty),
+    FieldSpec::new("skip_region", Bool).or(d_false),
+    FieldSpec::new("signatures_v2", Bool).or(d_false),
+    FieldSpec::new("max_upload_parts", Int).or(d_max_upload_parts),
+    FieldSpec::new("provider", Str).or(d_s3_provider),
+    FieldSpec::new("force_path_style", Bool).or(d_true),
+    FieldSpec::new("sign_accept_encoding", Bool).or(d_true),
+];
+/// The Storj credential.
+pub const STORJ_FIELDS: &[FieldSpec] = &[
+    FieldSpec::new("access_key_id", Str).sec().chk(Check::NonEmpty),
+    FieldSpec::new("secret_access_key", Str).sec().chk(Check::NonEmpty),
+    FieldSpec::new("endpoint", Str).or(d_storj_endpoint).chk(Check::HttpsUrl),
+];
+pub const S3_STORAGE_CLASSES: &[&str] = &[
+    "",
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER",
+    "GLACIER_IR",
+    "DEEP_ARCHIVE",
+];
+/// The S3 task's own attributes.
+pub const S3_ATTRIBUTES: &[FieldSpec] = &[
+    FieldSpec::new("region", Str).or(d_empty),
+    // A string or null at the schema level; the value set is V7, so that any other string gets
+    // V7's explanation rather than a bare literal error.
+    FieldSpec::new("encryption", StrOrNull).or(d_null),
+    FieldSpec::new("storage_class", Enum(S3_STORAGE_CLASSES)).or(d_empty),
+];
 
 pub static S3: Provider =
     Provider { type_name: "S3", scheme: "s3", build: build_remote, list_buckets: Some(list_buckets) };

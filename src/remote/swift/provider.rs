@@ -6,8 +6,30 @@ use super::{SwiftOptions, SwiftRemote};
 use crate::error::Result;
 use crate::remote::RemoteRef;
 use crate::remote::registry::{Bucket, BuildRequest, Provider};
+use crate::remote::schema::{FieldType::*, *};
 use serde_json::Value;
 use std::sync::Arc;
+
+/// The credential (rclone's option names).
+pub const FIELDS: &[FieldSpec] = &[
+    FieldSpec::new("user", Str).sec().chk(Check::NonEmpty),
+    FieldSpec::new("key", Str).sec().chk(Check::NonEmpty),
+    FieldSpec::new("auth", Str).sec().chk(Check::NonEmpty),
+    FieldSpec::new("user_id", Str).sec().or(d_empty),
+    FieldSpec::new("domain", Str).sec().or(d_empty),
+    FieldSpec::new("tenant", Str).sec().or(d_empty),
+    FieldSpec::new("tenant_id", Str).sec().or(d_empty),
+    FieldSpec::new("tenant_domain", Str).sec().or(d_empty),
+    FieldSpec::new("region", Str).sec().or(d_empty),
+    FieldSpec::new("storage_url", Str).sec().or(d_empty),
+    FieldSpec::new("auth_token", Str).sec().or(d_empty),
+    FieldSpec::new("application_credential_id", Str).sec().or(d_empty),
+    FieldSpec::new("application_credential_name", Str).sec().or(d_empty),
+    FieldSpec::new("application_credential_secret", Str).sec().or(d_empty),
+    // Nullable but without a default: the key must be present (TrueNAS).
+    FieldSpec::new("auth_version", IntEnumOrNull(&[0, 1, 2, 3])),
+    FieldSpec::new("endpoint_type", EnumOrNull(&["public", "internal", "admin"])),
+];
 
 pub static PROVIDER: Provider =
     Provider { type_name: "OPENSTACK_SWIFT", scheme: "swift", build: build_remote, list_buckets: Some(list_buckets) };
