@@ -188,7 +188,8 @@ struct TransferArgs {
 struct S3Args {
     /// The credential of azureblob:, b2:, gcs:, swift: and storj: remotes: a stored
     /// credential's ID, @FILE (a JSON object with `type` and the provider's fields, as
-    /// `credential add` takes them) or that JSON itself.
+    /// `credential add` takes them) or that JSON itself (other users see command lines
+    /// in ps: prefer @FILE or the environment variable).
     #[arg(long, env = "CLOUDSYNC_CREDENTIAL", hide_env_values = true, value_name = "ID|@FILE|JSON")]
     credential: Option<String>,
     /// S3 endpoint URL (empty: AWS).

@@ -123,9 +123,13 @@ impl Classify for AzureClassify<'_> {
                 Retry::No,
                 "authentication failed: the account name or key is wrong, or this system's clock is off".to_string(),
             ),
-            (_, "AuthorizationFailure" | "AuthorizationPermissionMismatch") => {
-                (Kind::Permission, Retry::No, "access denied".to_string())
-            }
+            // Azurite answers a wrong signature with this code too.
+            (_, "AuthorizationFailure") => (
+                Kind::Permission,
+                Retry::No,
+                "access denied: the account name or key is wrong, or the key may not do this".to_string(),
+            ),
+            (_, "AuthorizationPermissionMismatch") => (Kind::Permission, Retry::No, "access denied".to_string()),
             (_, "AccountIsDisabled") => (Kind::Permission, Retry::No, "the storage account is disabled".to_string()),
             (_, "ServerBusy" | "InternalError" | "OperationTimedOut" | "InvalidBlobOrBlock") => {
                 (Kind::Server, retry, format!("temporary server error ({code})"))

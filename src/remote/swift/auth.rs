@@ -213,17 +213,12 @@ impl Classify for AuthClassify {
                 "Swift refused the credentials: check the user name, the key (password) and the tenant",
                 Retry::No,
             ),
-            400 => {
-                let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-                Failure::new(
-                    Kind::Usage,
-                    format!(
-                        "the authentication request was refused as malformed ({}): check auth_version, the domain (Keystone v3 usually needs 'Default') and the tenant",
-                        text.trim()
-                    ),
-                    Retry::No,
-                )
-            }
+            // The answer's text is left out: a server may echo the request, password included.
+            400 => Failure::new(
+                Kind::Usage,
+                "the authentication request was refused as malformed: check auth_version, the domain (Keystone v3 usually needs 'Default') and the tenant",
+                Retry::No,
+            ),
             _ => classify::default(status, headers, body, "Swift authentication"),
         }
     }
