@@ -60,6 +60,9 @@ pub struct Error {
     message: String,
     path: Option<String>,
     remote: Option<String>,
+    /// The TrueNAS provider type of the remote (`AZUREBLOB`), stamped once by the
+    /// remote layer's `Context` wrapper.
+    provider: Option<&'static str>,
     http_status: Option<u16>,
     retryable: bool,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
@@ -76,6 +79,7 @@ impl Error {
             message: message.into(),
             path: None,
             remote: None,
+            provider: None,
             http_status: None,
             retryable: matches!(kind, Kind::Network | Kind::Server | Kind::SourceChanged),
             source: None,
@@ -116,6 +120,24 @@ impl Error {
             self.remote = Some(remote.into());
         }
         self
+    }
+
+    /// Name the provider (kept if one is named already).
+    pub fn with_provider(mut self, provider: &'static str) -> Error {
+        self.provider.get_or_insert(provider);
+        self
+    }
+
+    /// Name the remote unless one is named already (the innermost remote knows best).
+    pub fn or_remote(mut self, remote: impl FnOnce() -> String) -> Error {
+        if self.remote.is_none() {
+            self.remote = Some(remote());
+        }
+        self
+    }
+
+    pub fn provider(&self) -> Option<&'static str> {
+        self.provider
     }
 
     pub fn with_status(mut self, status: u16) -> Error {

@@ -193,9 +193,16 @@ fn the_registry_builds_b2_for_jobs_and_verifies_credentials() {
     let r = cloudsync::task::runner::build_remote(&cred, attrs.as_object().unwrap(), None).unwrap();
     assert_eq!(r.describe(), format!("b2:{bucket}/backups"));
     put(r.as_ref(), "x", b"y").unwrap();
+    // Errors of a remote built by the registry name its provider and location, once.
+    let missing = cloudsync::remote::Entry::file("nope", 5, Some(T1));
+    let e = r.open(&rel("nope"), &missing, 0, u64::MAX).err().expect("a missing file");
+    assert_eq!((e.kind(), e.provider()), (Kind::NotFound, Some("B2")), "{e}");
+    assert_eq!(e.remote(), Some(format!("b2:{bucket}/backups").as_str()));
+    assert_eq!(e.to_string().matches(&format!("b2:{bucket}")).count(), 2, "path and remote, nothing more: {e}");
     let mut bad = cred.clone();
     bad.insert("key".into(), json!("nope"));
-    assert_eq!(cloudsync::task::runner::verify_credential(&bad).unwrap_err().kind(), Kind::Permission);
+    let e = cloudsync::task::runner::verify_credential(&bad).unwrap_err();
+    assert_eq!((e.kind(), e.provider()), (Kind::Permission, Some("B2")));
 }
 
 #[test]

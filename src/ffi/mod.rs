@@ -189,7 +189,10 @@ impl Fail {
 
 impl From<Error> for Fail {
     fn from(e: Error) -> Fail {
-        let provider = e.remote().and_then(|r| r.split_once(':')).map(|(scheme, _)| scheme.to_string());
+        let provider = e
+            .provider()
+            .map(str::to_string)
+            .or_else(|| e.remote().and_then(|r| r.split_once(':')).map(|(scheme, _)| scheme.to_string()));
         Fail {
             code: cloudsync_result::from_kind(e.kind()),
             message: e.to_string(),

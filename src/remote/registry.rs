@@ -89,7 +89,8 @@ fn unsupported(ty: &str) -> Error {
 pub fn build(req: &BuildRequest<'_>) -> Result<RemoteRef> {
     let ty = type_of(req.credential);
     let p = get(ty).ok_or_else(|| unsupported(ty))?;
-    (p.build)(req)
+    let remote = (p.build)(req).map_err(|e| e.with_provider(p.type_name))?;
+    Ok(super::layers::Context::wrap(remote, p.type_name))
 }
 
 /// The buckets of a credential's account, with the verify timeouts.
@@ -109,6 +110,7 @@ pub fn list_buckets(credential: &Map<String, Value>) -> Result<Vec<Bucket>> {
         http: HttpConfig::VERIFY,
         keep_cancelled_uploads: false,
     })
+    .map_err(|e| e.with_provider(p.type_name))
 }
 
 #[cfg(test)]
