@@ -78,6 +78,7 @@ impl std::fmt::Display for Checksum {
 }
 
 /// Computes one kind of digest over a stream.
+#[derive(Clone)]
 pub enum Hasher {
     Md5(md5::Md5),
     Sha1(sha1::Sha1),
@@ -158,6 +159,24 @@ pub struct Md5Tee<'a> {
 }
 
 impl std::io::Read for Md5Tee<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Ok(mut h) = self.hasher.lock() {
+            h.update(&buf[..n]);
+        }
+        Ok(n)
+    }
+}
+
+/// Passes a reader's bytes through, feeding them to a [`Hasher`] of any kind that the
+/// caller finishes after the request (what an upload sent, compared with what the server
+/// says it stored).
+pub struct Tee<'a> {
+    pub inner: Box<dyn std::io::Read + Send + 'a>,
+    pub hasher: std::sync::Arc<std::sync::Mutex<Hasher>>,
+}
+
+impl std::io::Read for Tee<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         if let Ok(mut h) = self.hasher.lock() {

@@ -21,6 +21,7 @@ pub mod s3;
 pub mod schema;
 pub mod spec;
 pub mod swift;
+pub mod webdav;
 
 use crate::error::{Error, Kind, Result};
 use crate::path::RelPath;
@@ -74,6 +75,9 @@ pub struct Extra {
     pub dev: u64,
     pub ino: u64,
     pub ctime: Nanos,
+    /// A digest of another kind than MD5 the listing told (WebDAV's `oc:checksums`
+    /// SHA1), which the provider answers [`Remote::hash`] and announces reads with.
+    pub checksum: Option<hash::Checksum>,
     /// POSIX metadata (local files): mode, uid, gid.
     pub mode: u32,
     pub uid: u32,

@@ -66,6 +66,7 @@ pub static PROVIDERS: &[&Provider] = &[
     &super::swift::provider::PROVIDER,
     &super::s3::provider::S3,
     &super::s3::provider::STORJ_IX,
+    &super::webdav::provider::PROVIDER,
 ];
 
 /// The provider a CLI spec prefix names.

@@ -87,13 +87,6 @@ const SFTP_FIELDS: &[FieldSpec] = &[
     FieldSpec::new("pass", StrOrNull).sec().or(d_null),
     FieldSpec::new("private_key", IntOrNull).or(d_null),
 ];
-const WEBDAV_VENDORS: &[&str] = &["NEXTCLOUD", "OWNCLOUD", "SHAREPOINT", "OTHER"];
-const WEBDAV_FIELDS: &[FieldSpec] = &[
-    FieldSpec::new("url", Str).chk(Check::HttpUrl),
-    FieldSpec::new("vendor", Enum(WEBDAV_VENDORS)),
-    FieldSpec::new("user", Str),
-    FieldSpec::new("pass", Str).sec(),
-];
 
 // Task attributes (`CloudTaskAttributes`). API names are used throughout: TrueNAS's internal
 // `b2_chunk_size` / `dropbox_chunk_size` never appear (F10).
@@ -262,7 +255,7 @@ static PROVIDERS: [ProviderSpec; 18] = [
         type_name: "WEBDAV",
         title: "WebDAV",
         rclone_type: "webdav",
-        credential_fields: WEBDAV_FIELDS,
+        credential_fields: crate::remote::webdav::provider::FIELDS,
         ..BASE
     },
     ProviderSpec {
@@ -1887,6 +1880,8 @@ mod tests {
         for t in ONEDRIVE_DRIVE_TYPES {
             assert!(rclone_onedrive_drive_type(t).is_some());
         }
-        assert_eq!(WEBDAV_VENDORS.len(), 4);
+        for v in crate::remote::webdav::provider::VENDORS {
+            assert!(crate::remote::webdav::Vendor::parse(&rclone_webdav_vendor(v)).is_ok());
+        }
     }
 }

@@ -445,3 +445,153 @@ impl Swift {
         ]
     }
 }
+
+/// A WebDAV server on loopback and how cloudsync and rclone reach it.
+pub struct Dav {
+    /// The WebDAV root URL, ending in `/`.
+    pub url: String,
+    /// `http://127.0.0.1:PORT` (the fault proxy's upstream).
+    pub origin: String,
+    pub user: &'static str,
+    pub pass: &'static str,
+    pub vendor: cloudsync::remote::webdav::Vendor,
+}
+
+const DAV_USER: &str = "tester";
+const DAV_PASS: &str = "testpass";
+
+/// The process's Nextcloud (the fake of tests/fakes/nextcloud.py: chunked uploads,
+/// checksums on request, PROPPATCH).
+pub fn nextcloud() -> &'static Dav {
+    static S: OnceLock<Dav> = OnceLock::new();
+    S.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let dir = tempfile::Builder::new().prefix("cloudsync-nextcloud").tempdir().expect("tempdir").keep();
+        let port = free_port();
+        let mut cmd = Command::new("python3");
+        cmd.arg(root.join("tests/fakes/nextcloud.py")).arg(&dir).arg(port.to_string()).arg(DAV_USER).arg(DAV_PASS);
+        spawn_for_process(cmd, port, "the Nextcloud fake");
+        let origin = format!("http://127.0.0.1:{port}");
+        Dav {
+            url: format!("{origin}/remote.php/dav/files/{DAV_USER}/"),
+            origin,
+            user: DAV_USER,
+            pass: DAV_PASS,
+            vendor: cloudsync::remote::webdav::Vendor::Nextcloud,
+        }
+    })
+}
+
+/// The process's `rclone serve webdav` (rclone 1.75, `--etag-hash SHA1`: Nextcloud's
+/// checksums and X-OC-Mtime, no chunked uploads), reached as vendor NEXTCLOUD at a URL
+/// that is not Nextcloud's `dav/files/USER` form, so uploads are never chunked.
+pub fn rclone_webdav() -> &'static Dav {
+    static S: OnceLock<Dav> = OnceLock::new();
+    S.get_or_init(|| {
+        let dir = tempfile::Builder::new().prefix("cloudsync-rclone-dav").tempdir().expect("tempdir").keep();
+        let port = free_port();
+        let mut cmd = Command::new(super::rclone_current());
+        cmd.args(["serve", "webdav", "--etag-hash", "SHA1", "--user", DAV_USER, "--pass", DAV_PASS, "--addr"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg(&dir)
+            .env("RCLONE_CONFIG", "/dev/null");
+        spawn_for_process(cmd, port, "rclone serve webdav");
+        let origin = format!("http://127.0.0.1:{port}");
+        Dav {
+            url: format!("{origin}/"),
+            origin,
+            user: DAV_USER,
+            pass: DAV_PASS,
+            vendor: cloudsync::remote::webdav::Vendor::Nextcloud,
+        }
+    })
+}
+
+/// The process's WsgiDAV: a plain WebDAV server (vendor OTHER: no modification times,
+/// no checksums).
+pub fn wsgidav() -> &'static Dav {
+    static S: OnceLock<Dav> = OnceLock::new();
+    S.get_or_init(|| {
+        let bin = tools_dir().join("wsgidav-4.4.0/bin/wsgidav");
+        assert!(bin.is_file(), "WsgiDAV not found at {}: run scripts/setup-deps", bin.display());
+        let dir = tempfile::Builder::new().prefix("cloudsync-wsgidav").tempdir().expect("tempdir").keep();
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).expect("data dir");
+        let port = free_port();
+        let config = serde_json::json!({
+            "host": "127.0.0.1", "port": port, "provider_mapping": {"/dav": data},
+            "http_authenticator": {"domain_controller": null, "accept_basic": true, "accept_digest": false,
+                                   "default_to_digest": false},
+            "simple_dc": {"user_mapping": {"*": {DAV_USER: {"password": DAV_PASS}}}},
+            "verbose": 0, "logging": {"enable_loggers": []},
+        });
+        let cfg = dir.join("wsgidav.json");
+        std::fs::write(&cfg, config.to_string()).expect("config");
+        let mut cmd = Command::new(bin);
+        cmd.arg("--config").arg(&cfg);
+        spawn_for_process(cmd, port, "WsgiDAV");
+        let origin = format!("http://127.0.0.1:{port}");
+        Dav {
+            url: format!("{origin}/dav/"),
+            origin,
+            user: DAV_USER,
+            pass: DAV_PASS,
+            vendor: cloudsync::remote::webdav::Vendor::Other,
+        }
+    })
+}
+
+impl Dav {
+    pub fn options(&self, folder: &str) -> cloudsync::remote::webdav::WebdavOptions {
+        let mut o = cloudsync::remote::webdav::WebdavOptions::new(&self.url, self.vendor, self.user, self.pass, folder);
+        o.http = HttpConfig { retries: 4, ..HttpConfig::JOB };
+        o
+    }
+
+    pub fn remote(&self, folder: &str) -> Arc<cloudsync::remote::webdav::WebdavRemote> {
+        self.remote_with(folder, |_| {})
+    }
+
+    pub fn remote_with(
+        &self,
+        folder: &str,
+        tune: impl FnOnce(&mut cloudsync::remote::webdav::WebdavOptions),
+    ) -> Arc<cloudsync::remote::webdav::WebdavRemote> {
+        let mut o = self.options(folder);
+        tune(&mut o);
+        Arc::new(cloudsync::remote::webdav::WebdavRemote::new(o).expect("webdav remote"))
+    }
+
+    pub fn vendor_name(&self) -> &'static str {
+        match self.vendor {
+            cloudsync::remote::webdav::Vendor::Nextcloud => "NEXTCLOUD",
+            cloudsync::remote::webdav::Vendor::Owncloud => "OWNCLOUD",
+            cloudsync::remote::webdav::Vendor::Sharepoint => "SHAREPOINT",
+            cloudsync::remote::webdav::Vendor::Other => "OTHER",
+        }
+    }
+
+    pub fn credential_provider(&self) -> serde_json::Map<String, serde_json::Value> {
+        let v = serde_json::json!({"type": "WEBDAV", "url": self.url, "vendor": self.vendor_name(),
+            "user": self.user, "pass": self.pass});
+        v.as_object().expect("an object").clone()
+    }
+
+    /// rclone's environment for a remote `name` on this server (its password obscured
+    /// by rclone itself).
+    pub fn rclone_env(&self, name: &str) -> Vec<(String, String)> {
+        let out = Command::new(super::rclone_current())
+            .args(["obscure", self.pass])
+            .env("RCLONE_CONFIG", "/dev/null")
+            .output()
+            .expect("rclone obscure");
+        let p = format!("RCLONE_CONFIG_{}_", name.to_uppercase());
+        vec![
+            (format!("{p}TYPE"), "webdav".into()),
+            (format!("{p}URL"), self.url.clone()),
+            (format!("{p}VENDOR"), self.vendor_name().to_lowercase()),
+            (format!("{p}USER"), self.user.into()),
+            (format!("{p}PASS"), String::from_utf8_lossy(&out.stdout).trim().to_string()),
+        ]
+    }
+}

@@ -8,6 +8,7 @@ pub mod encoder;
 pub mod http;
 pub mod mime;
 pub mod paginate;
+pub mod partial;
 pub mod time;
 pub(crate) mod transport;
 pub mod xml;

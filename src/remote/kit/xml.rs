@@ -5,12 +5,17 @@
 //! kind [`Kind::Protocol`] (retryable: proxies cut bodies); it never panics.
 
 use crate::error::{Error, Kind, Result};
-use quick_xml::Reader;
+use quick_xml::NsReader;
 use quick_xml::events::Event;
+use quick_xml::name::ResolveResult;
 
 #[derive(Debug, Default)]
 pub struct Element {
+    /// The local name (without prefix).
     pub name: String,
+    /// The namespace the element's prefix resolves to ("" = none): WebDAV servers spell
+    /// `DAV:` as `d:`, `D:`, `lp1:` or a default namespace, so only the resolved name counts.
+    pub ns: String,
     pub text: String,
     pub children: Vec<Element>,
 }
@@ -25,6 +30,17 @@ impl Element {
     pub fn text_of(&self, name: &str) -> Option<&str> {
         self.child(name).map(|c| c.text.as_str())
     }
+    /// The first child with this namespace and local name.
+    pub fn child_ns(&self, ns: &str, name: &str) -> Option<&Element> {
+        self.children.iter().find(|c| c.ns == ns && c.name == name)
+    }
+    pub fn children_ns<'a>(&'a self, ns: &'a str, name: &'a str) -> impl Iterator<Item = &'a Element> + 'a {
+        self.children.iter().filter(move |c| c.ns == ns && c.name == name)
+    }
+    /// Whether this element is `name` in namespace `ns`.
+    pub fn is(&self, ns: &str, name: &str) -> bool {
+        self.ns == ns && self.name == name
+    }
 }
 
 /// A malformed answer (retryable).
@@ -35,22 +51,26 @@ pub fn bad(msg: impl std::fmt::Display) -> Error {
 /// Parse a whole document into its root element.
 pub fn parse(body: &[u8]) -> Result<Element> {
     let text = std::str::from_utf8(body).map_err(|_| bad("not UTF-8"))?;
-    let mut reader = Reader::from_str(text);
+    let mut reader = NsReader::from_str(text);
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
     loop {
-        let ev = reader.read_event().map_err(bad)?;
+        let (resolved, ev) = reader.read_resolved_event().map_err(bad)?;
+        let ns = match resolved {
+            ResolveResult::Bound(n) => n.into_inner().to_string(),
+            _ => String::new(),
+        };
         match ev {
             Event::Start(s) => {
                 if stack.len() > 64 {
                     return Err(bad("nesting too deep"));
                 }
                 let name = s.local_name().as_ref().to_string();
-                stack.push(Element { name, ..Element::default() });
+                stack.push(Element { name, ns, ..Element::default() });
             }
             Event::Empty(s) => {
                 let name = s.local_name().as_ref().to_string();
-                let el = Element { name, ..Element::default() };
+                let el = Element { name, ns, ..Element::default() };
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(el),
                     None => root = Some(el),

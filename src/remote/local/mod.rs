@@ -410,37 +410,7 @@ fn ts(nanos: Nanos) -> TimeSpec {
 
 const UTIME_OMIT: TimeSpec = TimeSpec::new(0, libc::UTIME_OMIT);
 
-/// The end of every temporary file name: recognisable to an admin, and to the next run,
-/// which never lists such a file as a source and removes it once no writer holds it.
-const PARTIAL_SUFFIX: &str = ".cloudsync-partial";
-
-/// A temporary name next to `name` (`.NAME.XXXXXXXX.cloudsync-partial`), short enough
-/// for a 255-byte name limit.
-fn partial_name(name: &[u8]) -> Vec<u8> {
-    let mut rnd = [0u8; 4];
-    let _ = getrandom::getrandom(&mut rnd);
-    let suffix = format!(".{}{PARTIAL_SUFFIX}", hex::encode(rnd));
-    let keep = name.len().min(255 - 1 - suffix.len());
-    // Cut on a UTF-8 boundary where possible so the temporary name stays readable.
-    let mut cut = keep;
-    while cut > 0 && cut < name.len() && (name[cut] & 0xC0) == 0x80 {
-        cut -= 1;
-    }
-    let mut v = Vec::with_capacity(cut + suffix.len() + 1);
-    v.push(b'.');
-    v.extend_from_slice(&name[..cut]);
-    v.extend_from_slice(suffix.as_bytes());
-    v
-}
-
-/// Whether `name` has the shape [`partial_name`] gives.
-fn is_partial_name(name: &[u8]) -> bool {
-    let Some(stem) = name.strip_suffix(PARTIAL_SUFFIX.as_bytes()) else { return false };
-    name.first() == Some(&b'.')
-        && stem.len() >= 10
-        && stem[stem.len() - 9] == b'.'
-        && stem[stem.len() - 8..].iter().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-}
+use super::kit::partial::{is_partial as is_partial_name, name as partial_name};
 
 /// Take an exclusive `flock` without waiting; it lasts as long as the open file.
 #[allow(deprecated)] // nix's owning `Flock` would take the descriptor; the lock is all we need
