@@ -114,6 +114,26 @@ pub fn list_buckets(credential: &Map<String, Value>) -> Result<Vec<Bucket>> {
     .map_err(|e| e.with_provider(p.type_name))
 }
 
+/// Verify a credential with the verify timeouts: list the account's buckets, or, for a
+/// provider without buckets (WebDAV), the root its URL names (TrueNAS runs
+/// `rclone lsjson REMOTE:`).
+pub fn verify(credential: &Map<String, Value>) -> Result<()> {
+    let ty = type_of(credential);
+    let p = get(ty).ok_or_else(|| unsupported(ty))?;
+    if p.list_buckets.is_some() {
+        return list_buckets(credential).map(drop);
+    }
+    let attributes = Map::new();
+    let remote = build(&BuildRequest {
+        credential,
+        attributes: &attributes,
+        index: None,
+        http: HttpConfig::VERIFY,
+        keep_cancelled_uploads: false,
+    })?;
+    remote.list_dir(&crate::path::RelPath::root(), &mut |_| {}).map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

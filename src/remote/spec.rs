@@ -41,6 +41,14 @@ impl RemoteSpec {
             && let Some(p) = super::registry::by_scheme(scheme)
         {
             let rest = rest.trim_start_matches('/');
+            if p.list_buckets.is_none() {
+                // No buckets (WebDAV): everything after the colon is the folder.
+                return Ok(RemoteSpec::Provider {
+                    scheme: scheme.to_string(),
+                    bucket: String::new(),
+                    prefix: rest.trim_matches('/').to_string(),
+                });
+            }
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
                 return Err(Error::usage(format!("{s:?}: a {} remote is written {scheme}:BUCKET[/PATH]", p.type_name)));
@@ -130,6 +138,14 @@ mod tests {
             RemoteSpec::Provider { scheme: "azureblob".into(), bucket: "c".into(), prefix: "a/b".into() }
         );
         assert!(RemoteSpec::parse("b2:").is_err());
+        assert_eq!(
+            RemoteSpec::parse("webdav:/backups/nas/").unwrap(),
+            RemoteSpec::Provider { scheme: "webdav".into(), bucket: "".into(), prefix: "backups/nas".into() }
+        );
+        assert_eq!(
+            RemoteSpec::parse("webdav:").unwrap(),
+            RemoteSpec::Provider { scheme: "webdav".into(), bucket: "".into(), prefix: "".into() }
+        );
         assert_eq!(RemoteSpec::parse("nope:x").unwrap(), RemoteSpec::Local("nope:x".into()));
         assert!(RemoteSpec::parse("").is_err());
     }

@@ -134,10 +134,10 @@ pub fn build_remote(
     })
 }
 
-/// Verify a credential (§4.3): list what the account can see (its buckets) with the
-/// verify timeouts.
+/// Verify a credential (§4.3): list what the account can see (its buckets, or the root
+/// of a provider without buckets) with the verify timeouts.
 pub fn verify_credential(credential: &Map<String, Value>) -> Result<()> {
-    list_buckets(credential).map(drop)
+    registry::verify(credential)
 }
 
 /// The buckets of a credential's account: (name, creation date).

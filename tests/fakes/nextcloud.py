@@ -14,7 +14,7 @@ on an existing collection and 409 without a parent; a PUT past the quota answers
 
 Test controls (not Nextcloud): POST /control?lock_merges=N makes the next N final MOVEs
 answer 423 Locked while the file is assembled in the background (as a slow Nextcloud
-does); POST /control?quota=BYTES sets the quota (-1 none).
+does); POST /control?folder=F&quota=BYTES gives folder F a quota (-1 none).
 
 Usage: nextcloud.py ROOT PORT USER PASSWORD
 """
@@ -39,7 +39,7 @@ os.makedirs(UPLOADS, exist_ok=True)
 
 LOCK = threading.Lock()
 CHECKSUMS = {}  # file path (bytes) -> "SHA1:<hex>" as Nextcloud stores it
-STATE = {"lock_merges": 0, "quota": -1}
+STATE = {"lock_merges": 0, "quotas": {}}  # folder (bytes, below the user's files) -> bytes
 
 SABRE = (
     '<?xml version="1.0" encoding="utf-8"?>\n<d:error xmlns:d="DAV:" xmlns:s="http://sabredav.org/ns">\n'
@@ -47,9 +47,9 @@ SABRE = (
 )
 
 
-def used_bytes():
+def used_bytes(top):
     total = 0
-    for dirpath, _, names in os.walk(FILES):
+    for dirpath, _, names in os.walk(top):
         for n in names:
             total += os.path.getsize(os.path.join(dirpath, n))
     return total
@@ -85,6 +85,13 @@ class Handler(BaseHTTPRequestHandler):
         if getattr(self, "_consumed", False):
             return
         self._consumed = True
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            while True:  # a chunked body, read to its last chunk
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    return
+                self.rfile.read(size + 2)
         n = int(self.headers.get("Content-Length") or 0)
         while n > 0:
             chunk = self.rfile.read(min(n, 1 << 16))
@@ -138,9 +145,14 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         if self.path.startswith("/control"):
             q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
-            for k in ("lock_merges", "quota"):
-                if k in q:
-                    STATE[k] = int(q[k][0])
+            if "lock_merges" in q:
+                STATE["lock_merges"] = int(q["lock_merges"][0])
+            if "quota" in q:
+                folder = os.path.join(os.fsencode(FILES), os.fsencode(q.get("folder", [""])[0]))
+                if int(q["quota"][0]) < 0:
+                    STATE["quotas"].pop(folder, None)
+                else:
+                    STATE["quotas"][folder] = int(q["quota"][0])
             self.drain()
             return self.send(204)
         self.error(405, "MethodNotAllowed", "POST is not allowed here")
@@ -234,8 +246,9 @@ class Handler(BaseHTTPRequestHandler):
         if os.path.isdir(local):
             return self.error(405, "MethodNotAllowed", "A collection exists at this address")
         n = int(self.headers.get("Content-Length") or 0)
-        if area == FILES and STATE["quota"] >= 0 and used_bytes() + n > STATE["quota"]:
-            return self.error(507, "InsufficientStorage", "Insufficient space in the target folder")
+        for folder, quota in list(STATE["quotas"].items()):
+            if local.startswith(folder + b"/") and used_bytes(folder) + n > quota:
+                return self.error(507, "InsufficientStorage", "Insufficient space in the target folder")
         tmp = local + b".ncpart"
         self._consumed = True
         with open(tmp, "wb") as f:

@@ -308,7 +308,8 @@ impl WebdavRemote {
             if let Some(a) = &self.auth {
                 h.push(("authorization".into(), a.clone()));
             }
-            if matches!(method, "PUT" | "PROPFIND" | "PROPPATCH") || !body.is_empty() {
+            // ureq would send an empty PATCH chunked; say there is no body instead.
+            if matches!(method, "PUT" | "PATCH" | "PROPFIND" | "PROPPATCH") || !body.is_empty() {
                 h.push(("content-length".into(), body.len().to_string()));
             }
             Ok(Prepared { method, url: url.to_string(), headers: h })
