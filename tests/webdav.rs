@@ -124,11 +124,8 @@ fn a_locked_chunk_merge_is_waited_out_not_uploaded_again() {
 fn a_legacy_nextcloud_url_uploads_in_one_request() {
     let nc = servers::nextcloud();
     let folder = unique("legacy");
-    let opts = WebdavOptions {
-        url: format!("{}/remote.php/webdav/", nc.origin),
-        chunk_size: 1 << 20,
-        ..nc.options(&folder)
-    };
+    let opts =
+        WebdavOptions { url: format!("{}/remote.php/webdav/", nc.origin), chunk_size: 1 << 20, ..nc.options(&folder) };
     let r = WebdavRemote::new(opts).unwrap();
     let data = vec![42u8; (2 << 20) + 1];
     put(&r, "f", &data, T1).unwrap();

@@ -586,12 +586,17 @@ impl Dav {
             .output()
             .expect("rclone obscure");
         let p = format!("RCLONE_CONFIG_{}_", name.to_uppercase());
-        vec![
+        let mut env = vec![
             (format!("{p}TYPE"), "webdav".into()),
             (format!("{p}URL"), self.url.clone()),
             (format!("{p}VENDOR"), self.vendor_name().to_lowercase()),
             (format!("{p}USER"), self.user.into()),
             (format!("{p}PASS"), String::from_utf8_lossy(&out.stdout).trim().to_string()),
-        ]
+        ];
+        if !self.url.contains("/dav/files/") {
+            // rclone refuses vendor nextcloud at any other URL unless chunking is off.
+            env.push((format!("{p}NEXTCLOUD_CHUNK_SIZE"), "0".into()));
+        }
+        env
     }
 }

@@ -37,7 +37,7 @@ use crate::error::{Error, Kind, Result};
 use crate::path::RelPath;
 use base64::Engine as _;
 use md5::Digest as _;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -186,8 +186,23 @@ fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>> {
     m.lock().map_err(|_| Error::other("lock poisoned"))
 }
 
+/// How names go on the wire: control characters and DEL as their Unicode pictures, as
+/// rclone 1.75 sends them (its base encoding: `tab\there` → `tab␉here`); bytes that are
+/// not UTF-8 quoted as `‛E9` (rclone sends those raw, which WsgiDAV answers by dropping
+/// the connection and Nextcloud cannot store; a raw name another client stored is still
+/// read as the bytes it is).
+const NAMES: Mask = Mask::CTL.or(Mask::DEL);
+
 fn encode_segment(seg: &[u8]) -> String {
-    utf8_percent_encode(&encoder::encode(seg, Mask::NONE), SEGMENT).to_string()
+    percent_encoding::utf8_percent_encode(&encoder::encode(seg, NAMES), SEGMENT).to_string()
+}
+
+/// The local name of a decoded href segment (the inverse of [`encode_segment`]).
+fn decode_segment(raw: &[u8]) -> Vec<u8> {
+    match std::str::from_utf8(raw) {
+        Ok(s) => encoder::decode(s, NAMES),
+        Err(_) => raw.to_vec(),
+    }
 }
 
 fn trim_slash(p: &[u8]) -> &[u8] {
@@ -566,10 +581,7 @@ impl WebdavRemote {
         if rest.is_empty() || rest.contains(&b'/') {
             return None;
         }
-        Some(match std::str::from_utf8(rest) {
-            Ok(s) => encoder::decode(s, Mask::NONE),
-            Err(_) => rest.to_vec(), // a name another client stored as raw bytes
-        })
+        Some(decode_segment(rest))
     }
 
     fn entry(&self, name: Vec<u8>, item: &Item) -> Entry {
@@ -956,7 +968,15 @@ mod tests {
         assert_eq!(WebdavRemote::child_name(req, "/dav/d%20ir/"), None);
         assert_eq!(WebdavRemote::child_name(req, "/dav/d%20ir/a/b"), None);
         assert_eq!(WebdavRemote::child_name(req, "/dav/d%20ir/bad%ff"), Some(b"bad\xff".to_vec()));
-        assert_eq!(WebdavRemote::child_name(req, "/dav/d%20ir/q\u{201B}FF"), Some(b"q\xff".to_vec()));
+        assert_eq!(WebdavRemote::child_name(req, "/dav/d%20ir/tab%E2%90%89x"), Some(b"tab\tx".to_vec()));
+        for name in [&b"tab\there\x7f"[..], b"lat\xe9", "pic \u{2409} and \u{201B}".as_bytes()] {
+            assert_eq!(
+                decode_segment(&percent_encoding::percent_decode_str(&encode_segment(name)).collect::<Vec<u8>>()),
+                name
+            );
+        }
+        assert_eq!(encode_segment(b"tab\t\xe9"), "tab%E2%90%89%E2%80%9BE9");
+        assert_eq!(WebdavRemote::child_name(req, "/dav/d%20ir/raw%E9"), Some(b"raw\xe9".to_vec()));
     }
 
     #[test]
