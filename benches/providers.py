@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """cloudsync against rclone 1.75 on each bucket provider's loopback server, on the same
 data, in one run: Azure Blob (Azurite), Backblaze B2 (tests/fakes/b2.py), Google Cloud
-Storage (fake-gcs-server) and OpenStack Swift (the real servers, tests/fakes/swift_saio.py).
+Storage (fake-gcs-server), OpenStack Swift (the real servers, tests/fakes/swift_saio.py) and
+WebDAV (rclone serve webdav as a Nextcloud-like server; WsgiDAV for vendor "other").
 
 Run through scripts/bench-providers (it installs the servers and builds cloudsync first).
 
@@ -128,10 +129,48 @@ class Servers:
         rc = {"TYPE": "swift", "USER": "test:tester", "KEY": "testing", "AUTH": auth}
         return cred, rc, {}, 1
 
+    def webdav(self):
+        """rclone serve webdav with Nextcloud's checksums: the WebDAV server of the bench."""
+        port = free_port()
+        d = tempfile.mkdtemp(prefix="dav-", dir=self.work)
+        self.spawn([os.path.join(TOOLS, "rclone-1.75.2/rclone"), "serve", "webdav", d, "--addr", f"127.0.0.1:{port}",
+                    "--etag-hash", "SHA1", "--user", "bench", "--pass", "benchpw"], port, "rclone serve webdav",
+                   env=dict(os.environ, RCLONE_CONFIG="/dev/null"))
+        url = f"http://127.0.0.1:{port}/"
+        cred = {"type": "WEBDAV", "url": url, "vendor": "NEXTCLOUD", "user": "bench", "pass": "benchpw"}
+        obscured = subprocess.run([os.path.join(TOOLS, "rclone-1.75.2/rclone"), "obscure", "benchpw"],
+                                  capture_output=True, text=True, check=True).stdout.strip()
+        # rclone refuses vendor nextcloud outside /dav/files/USER unless chunking is off.
+        rc = {"TYPE": "webdav", "URL": url, "VENDOR": "nextcloud", "USER": "bench", "PASS": obscured,
+              "NEXTCLOUD_CHUNK_SIZE": "0"}
+        return cred, rc, {}, 1_000_000_000
 
-PROVIDERS = [("azureblob", "Azure Blob (Azurite)", Servers.azure), ("b2", "Backblaze B2 (the B2 fake)", Servers.b2),
-             ("gcs", "Google Cloud Storage (fake-gcs-server)", Servers.gcs),
-             ("swift", "OpenStack Swift (SAIO)", Servers.swift)]
+    def wsgidav(self):
+        """WsgiDAV, vendor OTHER: no modification times, no checksums (compared by size)."""
+        port = free_port()
+        d = tempfile.mkdtemp(prefix="wsgidav-", dir=self.work)
+        cfg = os.path.join(self.work, "wsgidav.json")
+        json.dump({"host": "127.0.0.1", "port": port, "provider_mapping": {"/": d},
+                   "http_authenticator": {"domain_controller": None, "accept_basic": True, "accept_digest": False,
+                                          "default_to_digest": False},
+                   "simple_dc": {"user_mapping": {"*": {"bench": {"password": "benchpw"}}}},
+                   "verbose": 0, "logging": {"enable_loggers": []}}, open(cfg, "w"))
+        self.spawn([os.path.join(TOOLS, "wsgidav-4.4.0/bin/wsgidav"), "--config", cfg], port, "WsgiDAV")
+        url = f"http://127.0.0.1:{port}/"
+        cred = {"type": "WEBDAV", "url": url, "vendor": "OTHER", "user": "bench", "pass": "benchpw"}
+        obscured = subprocess.run([os.path.join(TOOLS, "rclone-1.75.2/rclone"), "obscure", "benchpw"],
+                                  capture_output=True, text=True, check=True).stdout.strip()
+        rc = {"TYPE": "webdav", "URL": url, "VENDOR": "other", "USER": "bench", "PASS": obscured}
+        return cred, rc, {}, None
+
+
+# (name, cloudsync's spec scheme, title, server)
+PROVIDERS = [("azureblob", "azureblob", "Azure Blob (Azurite)", Servers.azure),
+             ("b2", "b2", "Backblaze B2 (the B2 fake)", Servers.b2),
+             ("gcs", "gcs", "Google Cloud Storage (fake-gcs-server)", Servers.gcs),
+             ("swift", "swift", "OpenStack Swift (SAIO)", Servers.swift),
+             ("webdav", "webdav", "WebDAV, vendor Nextcloud (rclone serve webdav --etag-hash SHA1)", Servers.webdav),
+             ("webdav-other", "webdav", "WebDAV, vendor other (WsgiDAV)", Servers.wsgidav)]
 
 
 def run_measured(measure, argv, env, out, err):
@@ -152,7 +191,7 @@ def verify(manifest, root, precision):
         st = os.stat(p)
         if st.st_size != size or bench.md5_file(p) != md5:
             problems.append(f"{rel}: content differs")
-        elif abs(st.st_mtime_ns - mtime) >= precision:
+        elif precision is not None and abs(st.st_mtime_ns - mtime) >= precision:
             problems.append(f"{rel}: mtime {st.st_mtime_ns} vs {mtime}")
     extra = set(bench.walk_files(root)) - set(manifest) if hasattr(bench, "walk_files") else set()
     problems += [f"{x}: unexpected" for x in sorted(extra)]
@@ -168,7 +207,7 @@ def rclone_requests(rclone, argv, env):
         parts = line.split()
         # the request line of a dumped request: "... DEBUG : GET /path HTTP/1.1"
         if len(parts) >= 3 and parts[-1].startswith("HTTP/1.") and parts[-3] in (
-                "GET", "PUT", "POST", "HEAD", "DELETE", "PATCH"):
+                "GET", "PUT", "POST", "HEAD", "DELETE", "PATCH", "PROPFIND", "PROPPATCH", "MKCOL", "MOVE", "COPY"):
             n[parts[-3]] = n.get(parts[-3], 0) + 1
     return n
 
@@ -180,7 +219,7 @@ def main():
     ap.add_argument("--files", type=int, default=2000)
     ap.add_argument("--mib", type=int, default=200)
     ap.add_argument("--reps", type=int, default=1)
-    ap.add_argument("--only", help="comma-separated providers (azureblob,b2,gcs,swift)")
+    ap.add_argument("--only", help="comma-separated providers (azureblob,b2,gcs,swift,webdav,webdav-other)")
     ap.add_argument("--json-out")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="cloudsync-bench-providers-", dir=os.environ.get("TMPDIR", "/var/tmp"))
@@ -192,17 +231,17 @@ def main():
     all_results = {}
     failed = False
     try:
-        for scheme, title, start in PROVIDERS:
-            if args.only and scheme not in args.only.split(","):
+        for name, scheme, title, start in PROVIDERS:
+            if args.only and name not in args.only.split(","):
                 continue
             cred, rc, extra_env, precision = start(servers)
-            cred_file = os.path.join(work, f"{scheme}.json")
+            cred_file = os.path.join(work, f"{name}.json")
             json.dump(cred, open(cred_file, "w"))
             env = dict(os.environ, RCLONE_CONFIG="/dev/null", **extra_env)
             env.pop("AWS_CA_BUNDLE", None)
             for k, v in rc.items():
                 env[f"RCLONE_CONFIG_T_{k.replace(' ', '_')}"] = v
-            bucket = f"bench-{scheme}-{os.getpid()}"
+            bucket = f"bench-{name}-{os.getpid()}"
             subprocess.run([args.rclone, "mkdir", f"t:{bucket}"], env=env, check=False, capture_output=True)
             results = {s: {"cloudsync": [], "rclone": []} for s in "abd"}
             counts = {}
@@ -211,19 +250,19 @@ def main():
                 order = ["cloudsync", "rclone"] if rep % 2 == 0 else ["rclone", "cloudsync"]
                 for tool in order:
                     loc = f"{bucket}/{tool}-{rep}"
-                    idx = os.path.join(work, f"{scheme}-{rep}.index")
+                    idx = os.path.join(work, f"{name}-{rep}.index")
                     if tool == "cloudsync":
                         push = [args.cloudsync, "copy", src, f"{scheme}:{loc}", "--credential", f"@{cred_file}",
                                 "--index", idx, "--json", "-q"]
-                        pull_dir = os.path.join(work, f"pull-{scheme}-cs-{rep}")
+                        pull_dir = os.path.join(work, f"pull-{name}-cs-{rep}")
                         pull = [args.cloudsync, "copy", f"{scheme}:{loc}", pull_dir, "--credential", f"@{cred_file}",
                                 "--no-index", "--json", "-q"]
                     else:
                         push = [args.rclone, "copy", src, f"t:{loc}"]
-                        pull_dir = os.path.join(work, f"pull-{scheme}-rc-{rep}")
+                        pull_dir = os.path.join(work, f"pull-{name}-rc-{rep}")
                         pull = [args.rclone, "copy", f"t:{loc}", pull_dir]
                     for scen, argv in (("a", push), ("b", push), ("d", pull)):
-                        out = os.path.join(work, f"{scheme}-{tool}-{scen}-{rep}.out")
+                        out = os.path.join(work, f"{name}-{tool}-{scen}-{rep}.out")
                         r = run_measured(measure, argv, env, out, out + ".err")
                         if tool == "cloudsync" and r["code"] == 0:
                             try:
@@ -246,7 +285,7 @@ def main():
                     shutil.rmtree(pull_dir, ignore_errors=True)
                 if rep == 0:
                     counts["b"] = rclone_requests(args.rclone, ["copy", src, f"t:{bucket}/rclone-0"], env)
-            all_results[scheme] = {"title": title, "results": results, "rclone_noop_requests": counts.get("b", {})}
+            all_results[name] = {"title": title, "results": results, "rclone_noop_requests": counts.get("b", {})}
             report(title, results, counts.get("b", {}))
     finally:
         servers.stop()

@@ -13,6 +13,7 @@ pub mod azureblob;
 pub mod b2;
 pub mod gcs;
 pub mod hash;
+pub mod http;
 pub mod kit;
 pub mod layers;
 pub mod local;

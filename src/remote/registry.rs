@@ -63,6 +63,7 @@ pub static PROVIDERS: &[&Provider] = &[
     &super::azureblob::provider::PROVIDER,
     &super::b2::provider::PROVIDER,
     &super::gcs::provider::PROVIDER,
+    &super::http::provider::PROVIDER,
     &super::swift::provider::PROVIDER,
     &super::s3::provider::S3,
     &super::s3::provider::STORJ_IX,

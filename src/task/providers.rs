@@ -69,7 +69,6 @@ const FTP_FIELDS: &[FieldSpec] = &[
 ];
 const GOOGLE_DRIVE_FIELDS: &[FieldSpec] =
     &[CLIENT_ID, CLIENT_SECRET, TOKEN, FieldSpec::new("team_drive", Str).sec().or(d_empty)];
-const HTTP_FIELDS: &[FieldSpec] = &[FieldSpec::new("url", Str).chk(Check::HttpUrl)];
 const HUBIC_FIELDS: &[FieldSpec] = &[TOKEN];
 const ONEDRIVE_DRIVE_TYPES: &[&str] = &["PERSONAL", "BUSINESS", "DOCUMENT_LIBRARY"];
 const ONEDRIVE_FIELDS: &[FieldSpec] = &[
@@ -187,7 +186,7 @@ static PROVIDERS: [ProviderSpec; 18] = [
         type_name: "HTTP",
         title: "HTTP",
         rclone_type: "http",
-        credential_fields: HTTP_FIELDS,
+        credential_fields: crate::remote::http::provider::FIELDS,
         readonly: true,
         ..BASE
     },

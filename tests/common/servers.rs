@@ -600,3 +600,13 @@ impl Dav {
         env
     }
 }
+
+/// Start a server for the rest of the test process and wait until `port` listens.
+pub fn serve(cmd: Command, port: u16, what: &str) {
+    spawn_for_process(cmd, port, what)
+}
+
+/// A free loopback port.
+pub fn port() -> u16 {
+    free_port()
+}
