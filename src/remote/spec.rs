@@ -1,7 +1,9 @@
 //! Remote specifications as the CLI writes them: a local path, `s3:BUCKET[/PATH]` (with
-//! the `--s3-*` connection flags), or `SCHEME:BUCKET[/PATH]` for any provider of the
-//! registry (`azureblob:`, `b2:`, `gcs:`, `swift:`, `storj:`) with a credential
-//! (`--credential`). A local path with a colon can be written `./x:…`.
+//! the `--s3-*` connection flags), `SCHEME:BUCKET[/PATH]` for any provider of the
+//! registry (`azureblob:`, `b2:`, `gcs:`, `swift:`, `storj:`) or `SCHEME:PATH` for one
+//! without buckets (`webdav:`, `http:`) with a credential (`--credential`), or an
+//! `http://` / `https://` URL (the read-only HTTP provider, no credential needed). A local
+//! path with a colon can be written `./x:…`.
 
 use super::RemoteRef;
 use super::local::{LocalOptions, LocalRemote};
@@ -19,6 +21,8 @@ pub enum RemoteSpec {
         bucket: String,
         prefix: String,
     },
+    /// A web server's directory listing at this URL (the HTTP provider).
+    Url(String),
     /// A provider of the registry, by its scheme.
     Provider {
         scheme: String,
@@ -29,6 +33,9 @@ pub enum RemoteSpec {
 
 impl RemoteSpec {
     pub fn parse(s: &str) -> Result<RemoteSpec> {
+        if ["http://", "https://"].iter().any(|p| s.len() > p.len() && s[..p.len()].eq_ignore_ascii_case(p)) {
+            return Ok(RemoteSpec::Url(s.to_string()));
+        }
         if let Some(rest) = s.strip_prefix("s3:") {
             let rest = rest.trim_start_matches('/');
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
@@ -95,6 +102,16 @@ pub fn open(spec: &RemoteSpec, conns: &Connections) -> Result<RemoteRef> {
             }
             Ok(Arc::new(S3Remote::new(opts, conns.index.clone())?))
         }
+        RemoteSpec::Url(url) => {
+            let credential = serde_json::json!({"type": "HTTP", "url": url});
+            super::registry::build(&super::registry::BuildRequest {
+                credential: credential.as_object().expect("an object"),
+                attributes: &serde_json::Map::new(),
+                index: None,
+                http: super::kit::http::HttpConfig::JOB,
+                keep_cancelled_uploads: false,
+            })
+        }
         RemoteSpec::Provider { scheme, bucket, prefix } => {
             let p =
                 super::registry::by_scheme(scheme).ok_or_else(|| Error::usage(format!("unknown remote {scheme}:")))?;
@@ -148,5 +165,10 @@ mod tests {
         );
         assert_eq!(RemoteSpec::parse("nope:x").unwrap(), RemoteSpec::Local("nope:x".into()));
         assert!(RemoteSpec::parse("").is_err());
+        assert_eq!(RemoteSpec::parse("https://m.example/pub/").unwrap(), RemoteSpec::Url("https://m.example/pub/".into()));
+        assert_eq!(
+            RemoteSpec::parse("http:pub").unwrap(),
+            RemoteSpec::Provider { scheme: "http".into(), bucket: "".into(), prefix: "pub".into() }
+        );
     }
 }

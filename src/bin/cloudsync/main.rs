@@ -186,7 +186,7 @@ struct TransferArgs {
 
 #[derive(Args)]
 struct S3Args {
-    /// The credential of azureblob:, b2:, gcs:, swift:, storj: and webdav: remotes: a stored
+    /// The credential of azureblob:, b2:, gcs:, swift:, storj:, webdav: and http: remotes: a stored
     /// credential's ID, @FILE (a JSON object with `type` and the provider's fields, as
     /// `credential add` takes them) or that JSON itself (other users see command lines
     /// in ps: prefer @FILE or the environment variable).
