@@ -165,7 +165,10 @@ mod tests {
         );
         assert_eq!(RemoteSpec::parse("nope:x").unwrap(), RemoteSpec::Local("nope:x".into()));
         assert!(RemoteSpec::parse("").is_err());
-        assert_eq!(RemoteSpec::parse("https://m.example/pub/").unwrap(), RemoteSpec::Url("https://m.example/pub/".into()));
+        assert_eq!(
+            RemoteSpec::parse("https://m.example/pub/").unwrap(),
+            RemoteSpec::Url("https://m.example/pub/".into())
+        );
         assert_eq!(
             RemoteSpec::parse("http:pub").unwrap(),
             RemoteSpec::Provider { scheme: "http".into(), bucket: "".into(), prefix: "pub".into() }
