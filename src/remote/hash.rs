@@ -151,36 +151,39 @@ pub fn checksum(kind: HashType, data: &[u8]) -> Checksum {
     h.finish()
 }
 
-/// Passes a reader's bytes through, feeding them to an MD5 that the caller reads after the
-/// request (a part's digest, compared with the server's).
-pub struct Md5Tee<'a> {
-    pub inner: Box<dyn std::io::Read + Send + 'a>,
-    pub hasher: std::sync::Arc<std::sync::Mutex<md5::Md5>>,
+/// Something bytes can be fed to: an MD5, or a [`Hasher`] of any kind.
+pub trait Feed {
+    fn feed(&mut self, data: &[u8]);
 }
 
-impl std::io::Read for Md5Tee<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if let Ok(mut h) = self.hasher.lock() {
-            h.update(&buf[..n]);
-        }
-        Ok(n)
+impl Feed for md5::Md5 {
+    fn feed(&mut self, data: &[u8]) {
+        self.update(data);
     }
 }
 
-/// Passes a reader's bytes through, feeding them to a [`Hasher`] of any kind that the
-/// caller finishes after the request (what an upload sent, compared with what the server
-/// says it stored).
-pub struct Tee<'a> {
-    pub inner: Box<dyn std::io::Read + Send + 'a>,
-    pub hasher: std::sync::Arc<std::sync::Mutex<Hasher>>,
+impl Feed for Hasher {
+    fn feed(&mut self, data: &[u8]) {
+        self.update(data);
+    }
 }
 
-impl std::io::Read for Tee<'_> {
+/// Passes a reader's bytes through, feeding them to a hasher that the caller finishes
+/// after the request (a part's digest, or what an upload sent, compared with what the
+/// server says it stored).
+pub struct Tee<'a, H = Hasher> {
+    pub inner: Box<dyn std::io::Read + Send + 'a>,
+    pub hasher: std::sync::Arc<std::sync::Mutex<H>>,
+}
+
+/// A [`Tee`] into an MD5.
+pub type Md5Tee<'a> = Tee<'a, md5::Md5>;
+
+impl<H: Feed> std::io::Read for Tee<'_, H> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         if let Ok(mut h) = self.hasher.lock() {
-            h.update(&buf[..n]);
+            h.feed(&buf[..n]);
         }
         Ok(n)
     }

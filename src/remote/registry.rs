@@ -29,7 +29,12 @@ pub struct BuildRequest<'a> {
     pub keep_cancelled_uploads: bool,
 }
 
-impl BuildRequest<'_> {
+impl<'a> BuildRequest<'a> {
+    /// A request with the verify timeouts and no index (verify, the location pickers).
+    pub fn verify(credential: &'a Map<String, Value>, attributes: &'a Map<String, Value>) -> BuildRequest<'a> {
+        BuildRequest { credential, attributes, index: None, http: HttpConfig::VERIFY, keep_cancelled_uploads: false }
+    }
+
     /// A string field of the credential ("" when absent).
     pub fn cred(&self, key: &str) -> &str {
         self.credential.get(key).and_then(Value::as_str).unwrap_or("")
@@ -105,14 +110,7 @@ pub fn list_buckets(credential: &Map<String, Value>) -> Result<Vec<Bucket>> {
     let p = get(ty).ok_or_else(|| unsupported(ty))?;
     let f = p.list_buckets.ok_or_else(|| Error::usage("This provider does not use buckets"))?;
     let attributes = Map::new();
-    f(&BuildRequest {
-        credential,
-        attributes: &attributes,
-        index: None,
-        http: HttpConfig::VERIFY,
-        keep_cancelled_uploads: false,
-    })
-    .map_err(|e| e.with_provider(p.type_name))
+    f(&BuildRequest::verify(credential, &attributes)).map_err(|e| e.with_provider(p.type_name))
 }
 
 /// Verify a credential with the verify timeouts: list the account's buckets, or, for a
@@ -125,13 +123,7 @@ pub fn verify(credential: &Map<String, Value>) -> Result<()> {
         return list_buckets(credential).map(drop);
     }
     let attributes = Map::new();
-    let remote = build(&BuildRequest {
-        credential,
-        attributes: &attributes,
-        index: None,
-        http: HttpConfig::VERIFY,
-        keep_cancelled_uploads: false,
-    })?;
+    let remote = build(&BuildRequest::verify(credential, &attributes))?;
     remote.list_dir(&crate::path::RelPath::root(), &mut |_| {}).map(drop)
 }
 

@@ -87,13 +87,7 @@ pub struct JobOutcome {
 /// problems as (field, message); provider errors are returned as errors.
 pub fn verify_location(credential: &Map<String, Value>, body: &Map<String, Value>) -> Result<Vec<(String, String)>> {
     let attributes = body.get("attributes").and_then(Value::as_object).cloned().unwrap_or_default();
-    let inner = registry::build(&BuildRequest {
-        credential,
-        attributes: &attributes,
-        index: None,
-        http: HttpConfig::VERIFY,
-        keep_cancelled_uploads: false,
-    })?;
+    let inner = registry::build(&BuildRequest::verify(credential, &attributes))?;
     let remote = with_crypt(inner, body)?;
     let mut problems = Vec::new();
     let pull = body.get("direction").and_then(Value::as_str) == Some("PULL");

@@ -134,6 +134,12 @@ class Handler(BaseHTTPRequestHandler):
                 return area, local, prefix, rest
         return None
 
+    def begin(self):
+        """The request's target once its credentials passed; None when answered already."""
+        if not self.authorized():
+            return None
+        return self.target()
+
     def target(self):
         r = self.resolve(self.path)
         if r is None:
@@ -158,9 +164,7 @@ class Handler(BaseHTTPRequestHandler):
         self.error(405, "MethodNotAllowed", "POST is not allowed here")
 
     def do_PROPFIND(self):
-        if not self.authorized():
-            return
-        t = self.target()
+        t = self.begin()
         if t is None:
             return
         area, local, prefix, rest = t
@@ -207,9 +211,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send(207, "".join(out).encode(), [("Content-Type", "application/xml; charset=utf-8")])
 
     def do_GET(self):
-        if not self.authorized():
-            return
-        t = self.target()
+        t = self.begin()
         if t is None:
             return
         _, local, _, rest = t
@@ -234,9 +236,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send(status, data, h)
 
     def do_PUT(self):
-        if not self.authorized():
-            return
-        t = self.target()
+        t = self.begin()
         if t is None:
             return
         area, local, _, rest = t
@@ -279,9 +279,7 @@ class Handler(BaseHTTPRequestHandler):
             headers.append(("X-OC-MTime", "accepted"))
 
     def do_MKCOL(self):
-        if not self.authorized():
-            return
-        t = self.target()
+        t = self.begin()
         if t is None:
             return
         _, local, _, _ = t
@@ -294,9 +292,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send(201)
 
     def do_DELETE(self):
-        if not self.authorized():
-            return
-        t = self.target()
+        t = self.begin()
         if t is None:
             return
         _, local, _, rest = t
@@ -313,9 +309,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send(204)
 
     def do_MOVE(self):
-        if not self.authorized():
-            return
-        t = self.target()
+        t = self.begin()
         if t is None:
             return
         area, local, _, rest = t
@@ -375,9 +369,7 @@ class Handler(BaseHTTPRequestHandler):
                 CHECKSUMS[dlocal] = checksum.strip()
 
     def do_PROPPATCH(self):
-        if not self.authorized():
-            return
-        t = self.target()
+        t = self.begin()
         if t is None:
             return
         _, local, prefix, rest = t
@@ -401,9 +393,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send(207, out.encode(), [("Content-Type", "application/xml; charset=utf-8")])
 
     def do_PATCH(self):
-        if not self.authorized():
-            return
-        t = self.target()
+        t = self.begin()
         if t is None:
             return
         _, local, _, rest = t
