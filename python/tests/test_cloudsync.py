@@ -810,6 +810,12 @@ class RunTests(S3Case):
 
     def test_ctrl_c_during_a_run_aborts_the_job(self):
         import _thread
+        import signal
+
+        # Python leaves SIGINT alone when it starts with SIGINT ignored (a shell's
+        # background job), and interrupt_main() then does nothing: install the handler an
+        # interactive Python has.
+        self.addCleanup(signal.signal, signal.SIGINT, signal.signal(signal.SIGINT, signal.default_int_handler))
 
         write(self.data / "slow.bin", os.urandom(4 * MiB))
         # 256 KiB/s: 16 s if nothing stops it.
