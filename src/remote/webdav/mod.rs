@@ -318,17 +318,27 @@ impl WebdavRemote {
         ok: &dyn Fn(u16) -> bool,
     ) -> Result<HttpResponse> {
         let label = if LABELS.contains(&method) { method } else { "OTHER" };
-        self.http.send_expecting(label, "", body, &DavClassify, ok, &mut || {
-            let mut h: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-            if let Some(a) = &self.auth {
-                h.push(("authorization".into(), a.clone()));
-            }
-            // ureq would send an empty PATCH chunked; say there is no body instead.
-            if matches!(method, "PUT" | "PATCH" | "PROPFIND" | "PROPPATCH") || !body.is_empty() {
-                h.push(("content-length".into(), body.len().to_string()));
-            }
-            Ok(Prepared { method, url: url.to_string(), headers: h })
-        })
+        self.http.send_expecting(
+            label,
+            "",
+            body,
+            &DavClassify,
+            ok,
+            &mut || Ok(self.prepare(method, url, headers, body)),
+        )
+    }
+
+    /// One attempt of a request: the given headers, the authorisation, the body's length.
+    fn prepare(&self, method: &'static str, url: &str, headers: &[(&str, String)], body: &Body<'_>) -> Prepared {
+        let mut h: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        if let Some(a) = &self.auth {
+            h.push(("authorization".into(), a.clone()));
+        }
+        // ureq would send an empty PATCH chunked; say there is no body instead.
+        if matches!(method, "PUT" | "PATCH" | "PROPFIND" | "PROPPATCH") || !body.is_empty() {
+            h.push(("content-length".into(), body.len().to_string()));
+        }
+        Prepared { method, url: url.to_string(), headers: h }
     }
 
     fn propfind_body(&self) -> &'static str {
@@ -337,17 +347,10 @@ impl WebdavRemote {
 
     /// PROPFIND `url` at `depth`; `None` when nothing is there (404).
     fn propfind(&self, url: &str, depth: &str) -> Result<Option<Vec<Item>>> {
-        let body = self.propfind_body().as_bytes();
+        let body = Body::Bytes(self.propfind_body().as_bytes());
         let headers = [("depth", depth.to_string()), ("content-type", "application/xml; charset=utf-8".to_string())];
-        let mut prepare = || {
-            let mut h: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-            if let Some(a) = &self.auth {
-                h.push(("authorization".into(), a.clone()));
-            }
-            h.push(("content-length".into(), body.len().to_string()));
-            Ok(Prepared { method: "PROPFIND", url: url.to_string(), headers: h })
-        };
-        let got = self.http.call("PROPFIND", "", &Body::Bytes(body), &DavClassify, &mut prepare, &|mut resp| {
+        let mut prepare = || Ok(self.prepare("PROPFIND", url, &headers, &body));
+        let got = self.http.call("PROPFIND", "", &body, &DavClassify, &mut prepare, &|mut resp| {
             if resp.status().as_u16() != 207 {
                 return Err(Error::new(
                     Kind::Protocol,
