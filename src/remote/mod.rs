@@ -11,6 +11,7 @@
 
 pub mod azureblob;
 pub mod b2;
+pub mod ftp;
 pub mod gcs;
 pub mod hash;
 pub mod http;

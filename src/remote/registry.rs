@@ -67,6 +67,7 @@ pub struct Provider {
 pub static PROVIDERS: &[&Provider] = &[
     &super::azureblob::provider::PROVIDER,
     &super::b2::provider::PROVIDER,
+    &super::ftp::provider::PROVIDER,
     &super::gcs::provider::PROVIDER,
     &super::http::provider::PROVIDER,
     &super::swift::provider::PROVIDER,

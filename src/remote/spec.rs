@@ -1,7 +1,7 @@
 //! Remote specifications as the CLI writes them: a local path, `s3:BUCKET[/PATH]` (with
 //! the `--s3-*` connection flags), `SCHEME:BUCKET[/PATH]` for any provider of the
 //! registry (`azureblob:`, `b2:`, `gcs:`, `swift:`, `storj:`) or `SCHEME:PATH` for one
-//! without buckets (`webdav:`, `http:`) with a credential (`--credential`), or an
+//! without buckets (`webdav:`, `http:`, `ftp:`) with a credential (`--credential`), or an
 //! `http://` / `https://` URL (the read-only HTTP provider, no credential needed). A local
 //! path with a colon can be written `./x:…`.
 
@@ -47,15 +47,19 @@ impl RemoteSpec {
         if let Some((scheme, rest)) = s.split_once(':')
             && let Some(p) = super::registry::by_scheme(scheme)
         {
-            let rest = rest.trim_start_matches('/');
             if p.list_buckets.is_none() {
-                // No buckets (WebDAV): everything after the colon is the folder.
+                // No buckets (WebDAV, FTP): everything after the colon is the folder, as a
+                // task's `folder` is written (on FTP `/data` is absolute, `data` relative
+                // to the login directory).
+                let folder = rest.trim_end_matches('/');
+                let folder = if folder.is_empty() && rest.starts_with('/') { "/" } else { folder };
                 return Ok(RemoteSpec::Provider {
                     scheme: scheme.to_string(),
                     bucket: String::new(),
-                    prefix: rest.trim_matches('/').to_string(),
+                    prefix: folder.to_string(),
                 });
             }
+            let rest = rest.trim_start_matches('/');
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
                 return Err(Error::usage(format!("{s:?}: a {} remote is written {scheme}:BUCKET[/PATH]", p.type_name)));
@@ -157,7 +161,7 @@ mod tests {
         assert!(RemoteSpec::parse("b2:").is_err());
         assert_eq!(
             RemoteSpec::parse("webdav:/backups/nas/").unwrap(),
-            RemoteSpec::Provider { scheme: "webdav".into(), bucket: "".into(), prefix: "backups/nas".into() }
+            RemoteSpec::Provider { scheme: "webdav".into(), bucket: "".into(), prefix: "/backups/nas".into() }
         );
         assert_eq!(
             RemoteSpec::parse("webdav:").unwrap(),
@@ -172,6 +176,14 @@ mod tests {
         assert_eq!(
             RemoteSpec::parse("http:pub").unwrap(),
             RemoteSpec::Provider { scheme: "http".into(), bucket: "".into(), prefix: "pub".into() }
+        );
+        assert_eq!(
+            RemoteSpec::parse("ftp:/srv/ftp/").unwrap(),
+            RemoteSpec::Provider { scheme: "ftp".into(), bucket: "".into(), prefix: "/srv/ftp".into() }
+        );
+        assert_eq!(
+            RemoteSpec::parse("ftp:backups").unwrap(),
+            RemoteSpec::Provider { scheme: "ftp".into(), bucket: "".into(), prefix: "backups".into() }
         );
     }
 }

@@ -59,14 +59,6 @@ const CLIENT_SECRET: FieldSpec = FieldSpec::new("client_secret", Str).sec().or(d
 const TOKEN: FieldSpec = FieldSpec::new("token", LongStr).sec().chk(Check::NonEmpty);
 
 const OAUTH_FIELDS: &[FieldSpec] = &[CLIENT_ID, CLIENT_SECRET, TOKEN];
-// TrueNAS 27's pydantic model requires `pass`; the spec gives it the default "" (anonymous
-// FTP), which accepts everything TrueNAS accepts.
-const FTP_FIELDS: &[FieldSpec] = &[
-    FieldSpec::new("host", Str).chk(Check::NonEmpty),
-    FieldSpec::new("port", Int).or(d_port_ftp),
-    FieldSpec::new("user", Str).chk(Check::NonEmpty),
-    FieldSpec::new("pass", Str).sec().or(d_empty),
-];
 const GOOGLE_DRIVE_FIELDS: &[FieldSpec] =
     &[CLIENT_ID, CLIENT_SECRET, TOKEN, FieldSpec::new("team_drive", Str).sec().or(d_empty)];
 const HUBIC_FIELDS: &[FieldSpec] = &[TOKEN];
@@ -151,7 +143,13 @@ static PROVIDERS: [ProviderSpec; 18] = [
         task_attributes: DROPBOX_ATTRIBUTES,
         ..BASE
     },
-    ProviderSpec { type_name: "FTP", title: "FTP", rclone_type: "ftp", credential_fields: FTP_FIELDS, ..BASE },
+    ProviderSpec {
+        type_name: "FTP",
+        title: "FTP",
+        rclone_type: "ftp",
+        credential_fields: crate::remote::ftp::provider::FIELDS,
+        ..BASE
+    },
     ProviderSpec {
         type_name: "GOOGLE_CLOUD_STORAGE",
         title: "Google Cloud Storage",

@@ -27,6 +27,8 @@ impl Mask {
     pub const ZERO: Mask = Mask(16);
     /// CR → U+240D, LF → U+240A.
     pub const CRLF: Mask = Mask(32);
+    /// A space ending the name → U+2420 (rclone's `RightSpace`: FTP servers trim it).
+    pub const RIGHT_SPACE: Mask = Mask(64);
 
     pub const fn or(self, o: Mask) -> Mask {
         Mask(self.0 | o.0)
@@ -50,6 +52,7 @@ fn replace(c: char, last: bool, mask: Mask) -> Option<char> {
         '\u{7f}' if mask.has(Mask::DEL) => Some('\u{2421}'),
         '\\' if mask.has(Mask::BACKSLASH) => Some('\u{FF3C}'),
         '.' if last && mask.has(Mask::RIGHT_PERIOD) => Some('\u{FF0E}'),
+        ' ' if last && mask.has(Mask::RIGHT_SPACE) => Some('\u{2420}'),
         _ => None,
     }
 }
@@ -63,6 +66,7 @@ fn original(c: char, last: bool, mask: Mask) -> Option<char> {
         '\u{2421}' if mask.has(Mask::DEL) => Some('\u{7f}'),
         '\u{FF3C}' if mask.has(Mask::BACKSLASH) => Some('\\'),
         '\u{FF0E}' if last && mask.has(Mask::RIGHT_PERIOD) => Some('.'),
+        '\u{2420}' if last && mask.has(Mask::RIGHT_SPACE) => Some(' '),
         _ => None,
     }
 }
