@@ -64,6 +64,7 @@ fn s03_copy_missing_source(p: Pair) {
         Pair::GcsLocal => common::servers::gcs().remote(&common::servers::unique("m-"), "does/not/exist"),
         Pair::SwiftLocal => common::servers::swift().remote(&common::servers::unique("m"), "does/not/exist"),
         Pair::WebdavLocal => common::servers::nextcloud().remote(&common::servers::unique("m/does/not/exist")),
+        Pair::FtpLocal => common::servers::vsftpd().remote(&common::servers::unique("m/does/not/exist")),
         _ => Arc::new(cloudsync::remote::local::LocalRemote::new(w.tmp.path().join("nope"), Default::default(), None)),
     };
     for mode in [Mode::Copy, Mode::Sync] {
@@ -709,6 +710,10 @@ macro_rules! cases {
         mod local_to_webdav { $( #[test] fn $name() { super::$name(super::Pair::LocalWebdav) } )* }
         mod webdav_to_local { $( #[test] fn $name() { super::$name(super::Pair::WebdavLocal) } )* }
         mod local_to_webdav_other { $( #[test] fn $name() { super::$name(super::Pair::LocalWebdavOther) } )* }
+        mod local_to_ftp { $( #[test] fn $name() { super::$name(super::Pair::LocalFtp) } )* }
+        mod ftp_to_local { $( #[test] fn $name() { super::$name(super::Pair::FtpLocal) } )* }
+        mod local_to_ftps { $( #[test] fn $name() { super::$name(super::Pair::LocalFtpTls) } )* }
+        mod local_to_ftp_no_times { $( #[test] fn $name() { super::$name(super::Pair::LocalFtpNoTimes) } )* }
         mod local_to_crypt_azure { $( #[test] fn $name() { super::$name(super::Pair::LocalCryptAzure) } )* }
     };
 }

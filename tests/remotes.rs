@@ -105,6 +105,24 @@ const S3S_FS_NAMES: &[&[u8]] = &[
     b"not utf8 \xff\xfe",
 ];
 
+/// pure-ftpd refuses names with a backslash ("553 Prohibited file name"), as rclone meets
+/// it too (its FTP encoding leaves `\` alone): that one is replaced for it.
+const PUREFTPD_NAMES: &[&[u8]] = &[
+    b"plain.txt",
+    b"with space",
+    b" leading space",
+    b"trailing space ",
+    b"trailing dot.",
+    "caf\u{e9} \u{2603} \u{1F600}".as_bytes(),
+    "fullwidth \u{FF0F}\u{FF3C}\u{FF0E}".as_bytes(),
+    "quote \u{201B}".as_bytes(),
+    b"pipe | colon : star * question ? lt < gt > quote \"",
+    b"percent %41 plus + amp & hash #",
+    b"ctl\x01\x1f del\x7f",
+    b"not utf8 \xff\xfe",
+    b"a long name that goes on and on and on and on and on and on and on and on and on and on and on and on and on and on and on.bin",
+];
+
 fn md5(data: &[u8]) -> Md5 {
     md5::Md5::digest(data).into()
 }
@@ -589,6 +607,30 @@ fn dav_fx(dav: &'static servers::Dav, chunk: usize) -> Fx {
     }
 }
 
+/// An FTP server, in clear or over explicit TLS (certificate pinned). FTP is not HTTP, so
+/// its faults are injected by tests/ftp.rs's hostile server instead of the proxy.
+fn ftp_fx(ftp: &'static servers::Ftp, tls: bool) -> Fx {
+    let names = if ftp.name == "pure-ftpd" { PUREFTPD_NAMES } else { COMMON_NAMES };
+    let base = unique("ftp");
+    let b1 = base.clone();
+    let b2 = base.clone();
+    let make = move |sub: &str| {
+        let o = if tls { ftp.tls_options(sub) } else { ftp.options(sub) };
+        Arc::new(cloudsync::remote::ftp::FtpRemote::new(o).expect("ftp remote")) as RemoteRef
+    };
+    let make2 = make.clone();
+    Fx {
+        at: Box::new(move |sub| make(&format!("{b1}/{sub}"))),
+        chunked: Box::new(move || make2(&b2)),
+        chunk: 1 << 20,
+        faulty: None,
+        upstream: String::new(),
+        kinds: DAV_KINDS,
+        names,
+        _keep: Box::new(()),
+    }
+}
+
 macro_rules! suite {
     ($($provider:ident => $fixture:expr),* $(,)?) => {$(
         mod $provider {
@@ -618,4 +660,9 @@ suite!(
     webdav_nextcloud => dav_fx(servers::nextcloud(), 1 << 20),
     webdav_rclone => dav_fx(servers::rclone_webdav(), 1 << 20),
     webdav_other => dav_fx(servers::wsgidav(), 1 << 20),
+    ftp_vsftpd => ftp_fx(servers::vsftpd(), false),
+    ftp_vsftpd_tls => ftp_fx(servers::vsftpd(), true),
+    ftp_pureftpd => ftp_fx(servers::pureftpd(), false),
+    ftp_pureftpd_tls => ftp_fx(servers::pureftpd(), true),
+    ftp_rclone => ftp_fx(servers::rclone_ftp(), false),
 );

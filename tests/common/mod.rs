@@ -186,6 +186,13 @@ pub enum Pair {
     WebdavLocal,
     /// Local → WebDAV vendor "other" (WsgiDAV: no modification times, no hashes).
     LocalWebdavOther,
+    /// Local → FTP on vsftpd (LIST, MDTM-set times), and back.
+    LocalFtp,
+    FtpLocal,
+    /// Local → FTPS on pure-ftpd (MLSD, MFMT, explicit TLS).
+    LocalFtpTls,
+    /// Local → `rclone serve ftp` (times cannot be set: compared by size).
+    LocalFtpNoTimes,
 }
 
 /// A crypt remote with the fixed test password and salt (standard names, base32).
@@ -355,6 +362,11 @@ impl World {
         };
         let azure_side =
             |prefix: &str| Side { remote: servers::azurite().remote(&container, prefix), local_root: None };
+        let ftp_side = |ftp: &'static servers::Ftp, tls: bool, prefix: &str| {
+            let sub = format!("{container}/{prefix}");
+            let o = if tls { ftp.tls_options(&sub) } else { ftp.options(&sub) };
+            Side { remote: Arc::new(cloudsync::remote::ftp::FtpRemote::new(o).expect("ftp remote")), local_root: None }
+        };
         let (src, dst) = match pair {
             Pair::LocalLocal => (local_side("src"), local_side("dst")),
             Pair::LocalS3 => (local_side("src"), s3_side(s3.as_ref().unwrap(), "dst")),
@@ -380,6 +392,10 @@ impl World {
             Pair::LocalWebdav => (local_side("src"), dav_side(servers::nextcloud(), "dst")),
             Pair::WebdavLocal => (dav_side(servers::nextcloud(), "src"), local_side("dst")),
             Pair::LocalWebdavOther => (local_side("src"), dav_side(servers::wsgidav(), "dst")),
+            Pair::LocalFtp => (local_side("src"), ftp_side(servers::vsftpd(), false, "dst")),
+            Pair::FtpLocal => (ftp_side(servers::vsftpd(), false, "src"), local_side("dst")),
+            Pair::LocalFtpTls => (local_side("src"), ftp_side(servers::pureftpd(), true, "dst")),
+            Pair::LocalFtpNoTimes => (local_side("src"), ftp_side(servers::rclone_ftp(), false, "dst")),
             Pair::GcsLocal => (gcs_side("src"), local_side("dst")),
             Pair::B2Local => (b2_side("src"), local_side("dst")),
             Pair::LocalCryptAzure => {

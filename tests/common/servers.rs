@@ -610,3 +610,280 @@ pub fn serve(cmd: Command, port: u16, what: &str) {
 pub fn port() -> u16 {
     free_port()
 }
+
+// ---- FTP ---------------------------------------------------------------------------------
+
+/// The local account the FTP servers log in (scripts/setup-deps creates it, as root).
+pub const FTP_USER: &str = "csync-ftp";
+pub const FTP_PASS: &str = "Ftp-test-1";
+
+/// A CA and a server certificate for `localhost`/127.0.0.1 in `dir` (`server.pem`,
+/// `server.key`), signed by `ca.pem` (webpki refuses a self-signed CA certificate as a
+/// server's). Returns the server certificate's SHA-256 fingerprint as openssl prints it.
+pub fn test_certificate(dir: &std::path::Path) -> String {
+    let sh = |script: &str| {
+        let out = Command::new("sh").arg("-c").arg(script).current_dir(dir).output().expect("openssl");
+        assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 30 \
+        -subj /CN=cloudsync-test-ca 2>/dev/null && \
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr \
+        -subj /CN=localhost 2>/dev/null && \
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\nbasicConstraints=critical,CA:FALSE\\nkeyUsage=critical,digitalSignature\\nextendedKeyUsage=serverAuth\\n' >server.ext && \
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 -extfile server.ext \
+        -out server.pem 2>/dev/null");
+    sh("openssl x509 -in server.pem -noout -fingerprint -sha256")
+        .trim()
+        .split_once('=')
+        .expect("fingerprint")
+        .1
+        .to_string()
+}
+
+/// One FTP server of the test process.
+pub struct Ftp {
+    pub name: &'static str,
+    pub port: u16,
+    pub user: &'static str,
+    pub pass: &'static str,
+    /// Where the files are on this machine, and the absolute folder that names it on
+    /// the server (`/` for rclone, which serves a directory as its root).
+    pub dir: PathBuf,
+    pub folder: String,
+    /// The server offers TLS with this certificate (fingerprint), or not at all.
+    pub fingerprint: Option<String>,
+    /// The server sets modification times (MFMT or vsftpd's MDTM form).
+    pub set_times: bool,
+}
+
+fn ftp_account() {
+    let ok = Command::new("id").arg(FTP_USER).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    assert!(
+        ok.is_ok_and(|s| s.success()),
+        "the FTP test account {FTP_USER} does not exist: run scripts/setup-deps as root"
+    );
+}
+
+/// A directory the FTP account can write, under a root-owned temporary one.
+fn ftp_data_dir(prefix: &str) -> (PathBuf, PathBuf) {
+    ftp_account();
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir().expect("tempdir").keep();
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let st = Command::new("chown").arg(format!("{FTP_USER}:")).arg(&data).status().expect("chown");
+    assert!(st.success(), "chown {} to {FTP_USER}", data.display());
+    // The servers' users walk to it: let them through the temporary directory.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    (dir, data)
+}
+
+/// vsftpd 3.0.3: no MLSD, no MFMT (times set with `MDTM <time> <path>`), hides dotfiles
+/// unless `LIST -a`, TLS offered (`AUTH TLS`, required session reuse on data
+/// connections), `max_per_ip=12`.
+pub fn vsftpd() -> &'static Ftp {
+    static S: OnceLock<Ftp> = OnceLock::new();
+    S.get_or_init(|| vsftpd_with("cloudsync-vsftpd", &[]))
+}
+
+/// Start a vsftpd of its own with `extra` configuration lines (`max_per_ip=2`,
+/// `implicit_ssl=YES`, ...), for tests that need a server nobody else uses.
+pub fn vsftpd_with(prefix: &str, extra: &[&str]) -> Ftp {
+    let bin = tools_dir().join("vsftpd-3.0.3/usr/sbin/vsftpd");
+    assert!(bin.is_file(), "vsftpd not found at {}: run scripts/setup-deps", bin.display());
+    let (dir, data) = ftp_data_dir(prefix);
+    let fingerprint = test_certificate(&dir);
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).expect("empty dir");
+    let port = free_port();
+    let pasv = free_port_range();
+    let d = dir.display();
+    let mut conf = format!(
+        "listen=YES\nlisten_ipv6=NO\nlisten_address=127.0.0.1\nlisten_port={port}\nbackground=NO\n\
+         anonymous_enable=NO\nlocal_enable=YES\nwrite_enable=YES\nlocal_umask=022\nuse_localtime=NO\n\
+         mdtm_write=YES\nforce_dot_files=NO\npasv_enable=YES\npasv_min_port={}\npasv_max_port={}\n\
+         pasv_address=127.0.0.1\nconnect_from_port_20=NO\nseccomp_sandbox=NO\nsecure_chroot_dir={}\n\
+         pam_service_name=vsftpd\nmax_per_ip=12\nxferlog_enable=YES\nvsftpd_log_file={d}/vsftpd.log\n\
+         log_ftp_protocol=YES\nssl_enable=YES\nforce_local_logins_ssl=NO\nforce_local_data_ssl=NO\n\
+         require_ssl_reuse=YES\nrsa_cert_file={d}/server.pem\nrsa_private_key_file={d}/server.key\n",
+        pasv.0,
+        pasv.1,
+        empty.display()
+    );
+    for l in extra {
+        let key = l.split('=').next().unwrap_or("");
+        conf = conf.lines().filter(|c| !c.starts_with(&format!("{key}="))).collect::<Vec<_>>().join("\n") + "\n";
+        conf.push_str(l);
+        conf.push('\n');
+    }
+    let cfg = dir.join("vsftpd.conf");
+    std::fs::write(&cfg, conf).expect("vsftpd.conf");
+    let mut cmd = Command::new(bin);
+    cmd.arg(&cfg).env("TZ", "UTC");
+    spawn_for_process(cmd, port, "vsftpd");
+    Ftp {
+        name: "vsftpd",
+        port,
+        user: FTP_USER,
+        pass: FTP_PASS,
+        folder: data.display().to_string(),
+        dir: data,
+        fingerprint: Some(fingerprint),
+        set_times: true,
+    }
+}
+
+/// pure-ftpd 1.0.50: MLSD, MFMT, UTF8, TLS optional (`-Y 1`).
+pub fn pureftpd() -> &'static Ftp {
+    static S: OnceLock<Ftp> = OnceLock::new();
+    S.get_or_init(|| {
+        assert!(std::path::Path::new("/usr/sbin/pure-ftpd").is_file(), "pure-ftpd not found: run scripts/setup-deps");
+        let (dir, data) = ftp_data_dir("cloudsync-pureftpd");
+        let fingerprint = test_certificate(&dir);
+        let pem =
+            [std::fs::read(dir.join("server.key")).unwrap(), std::fs::read(dir.join("server.pem")).unwrap()].concat();
+        std::fs::write(dir.join("pure-ftpd.pem"), pem).expect("pure-ftpd.pem");
+        let port = free_port();
+        let pasv = free_port_range();
+        let mut cmd = Command::new("/usr/sbin/pure-ftpd");
+        cmd.arg("-S")
+            .arg(format!("127.0.0.1,{port}"))
+            .arg("-p")
+            .arg(format!("{}:{}", pasv.0, pasv.1))
+            .args([
+                "-P",
+                "127.0.0.1",
+                "-l",
+                "unix",
+                "-E",
+                "-H",
+                "-D",
+                "-u",
+                "1000",
+                "-Y",
+                "1",
+                "-c",
+                "50",
+                "-C",
+                "50",
+                "-2",
+            ])
+            .arg(dir.join("pure-ftpd.pem"))
+            .arg("-g")
+            .arg(dir.join("pure-ftpd.pid"))
+            .env("TZ", "UTC");
+        spawn_for_process(cmd, port, "pure-ftpd");
+        Ftp {
+            name: "pure-ftpd",
+            port,
+            user: FTP_USER,
+            pass: FTP_PASS,
+            folder: data.display().to_string(),
+            dir: data,
+            fingerprint: Some(fingerprint),
+            set_times: true,
+        }
+    })
+}
+
+/// `rclone serve ftp` (rclone 1.75): MLSD, no MFMT (times cannot be set), no TLS.
+pub fn rclone_ftp() -> &'static Ftp {
+    static S: OnceLock<Ftp> = OnceLock::new();
+    S.get_or_init(|| {
+        let dir = tempfile::Builder::new().prefix("cloudsync-rclone-ftp").tempdir().expect("tempdir").keep();
+        let port = free_port();
+        let pasv = free_port_range();
+        let mut cmd = Command::new(super::rclone_current());
+        cmd.args(["serve", "ftp", "--user", "u", "--pass", "p", "--addr"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--passive-port")
+            .arg(format!("{}-{}", pasv.0, pasv.1))
+            .arg(&dir)
+            .env("RCLONE_CONFIG", "/dev/null");
+        spawn_for_process(cmd, port, "rclone serve ftp");
+        Ftp {
+            name: "rclone",
+            port,
+            user: "u",
+            pass: "p",
+            folder: String::new(),
+            dir,
+            fingerprint: None,
+            set_times: false,
+        }
+    })
+}
+
+/// 100 ports for passive data connections, below the kernel's ephemeral range (so no
+/// client socket takes them), distinct per server of this process and shifted by the pid
+/// between test binaries.
+fn free_port_range() -> (u16, u16) {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let slot = (u64::from(std::process::id()) * 7 + n * 13) % 120;
+    let lo = 20_000 + slot as u16 * 100;
+    (lo, lo + 99)
+}
+
+impl Ftp {
+    /// The folder on the server for `sub` (a path below this server's data directory).
+    pub fn folder_of(&self, sub: &str) -> String {
+        let base = self.folder.trim_end_matches('/');
+        if sub.is_empty() { if base.is_empty() { "/".into() } else { base.into() } } else { format!("{base}/{sub}") }
+    }
+
+    /// The local path of `sub`.
+    pub fn path_of(&self, sub: &str) -> PathBuf {
+        self.dir.join(sub)
+    }
+
+    pub fn options(&self, sub: &str) -> cloudsync::remote::ftp::FtpOptions {
+        let mut o =
+            cloudsync::remote::ftp::FtpOptions::new("127.0.0.1", self.port, self.user, self.pass, &self.folder_of(sub));
+        o.http = HttpConfig { retries: 4, ..HttpConfig::JOB };
+        o
+    }
+
+    /// The same, over explicit TLS with the server's certificate pinned.
+    pub fn tls_options(&self, sub: &str) -> cloudsync::remote::ftp::FtpOptions {
+        let mut o = self.options(sub);
+        o.tls = cloudsync::remote::ftp::tls::TlsMode::Explicit;
+        let fp = self.fingerprint.as_deref().expect("a TLS server");
+        o.tls_fingerprint = cloudsync::remote::ftp::tls::parse_fingerprint(fp).unwrap();
+        o
+    }
+
+    pub fn remote(&self, sub: &str) -> Arc<cloudsync::remote::ftp::FtpRemote> {
+        Arc::new(cloudsync::remote::ftp::FtpRemote::new(self.options(sub)).expect("ftp remote"))
+    }
+
+    pub fn credential_provider(&self) -> serde_json::Map<String, serde_json::Value> {
+        let v = serde_json::json!({"type": "FTP", "host": "127.0.0.1", "port": self.port, "user": self.user,
+            "pass": self.pass});
+        v.as_object().expect("an object").clone()
+    }
+
+    /// rclone's environment for a remote `name` on this server (its password obscured
+    /// by rclone itself); `writing_mdtm` for vsftpd, as its admin would set it.
+    pub fn rclone_env(&self, name: &str) -> Vec<(String, String)> {
+        let out = Command::new(super::rclone_current())
+            .args(["obscure", self.pass])
+            .env("RCLONE_CONFIG", "/dev/null")
+            .output()
+            .expect("rclone obscure");
+        let p = format!("RCLONE_CONFIG_{}_", name.to_uppercase());
+        let mut env = vec![
+            (format!("{p}TYPE"), "ftp".into()),
+            (format!("{p}HOST"), "127.0.0.1".into()),
+            (format!("{p}PORT"), self.port.to_string()),
+            (format!("{p}USER"), self.user.into()),
+            (format!("{p}PASS"), String::from_utf8_lossy(&out.stdout).trim().to_string()),
+        ];
+        if self.name == "vsftpd" {
+            env.push((format!("{p}WRITING_MDTM"), "true".into()));
+            env.push((format!("{p}FORCE_LIST_HIDDEN"), "true".into()));
+        }
+        env
+    }
+}
