@@ -35,6 +35,9 @@ struct Target {
     /// (WebDAV: rclone sends invalid UTF-8 raw, which WsgiDAV drops the connection for;
     /// cloudsync quotes it, so those names differ by design: docs/PROVIDERS.md).
     raw_names: bool,
+    /// The server stores names with a backslash (pure-ftpd refuses them, to rclone too:
+    /// the fixture names that file differently there).
+    backslash: bool,
     /// rclone reads an MD5 of a chunked upload (not of a Swift large object, whose ETag
     /// is the manifest's: rclone says "hash could not be checked").
     large_md5: bool,
@@ -65,14 +68,14 @@ fn ok(out: Output) -> String {
 /// `odd`: with a file whose name is not UTF-8 and one with a control character (rclone's
 /// local backend replaces invalid bytes by U+FFFD before crypt sees them, and rclone's
 /// crypt lists a tab as U+2409, so a crypt comparison cannot include them).
-fn fixture_with(dir: &Path, big: usize, odd: bool) {
+fn fixture_with(dir: &Path, big: usize, odd: bool, backslash: bool) {
     let mut files: Vec<(Vec<u8>, Vec<u8>)> = vec![
         (b"plain.txt".to_vec(), b"hello".to_vec()),
         (b"with space/and more.bin".to_vec(), vec![1u8; 70_000]),
         ("d\u{e9}j\u{e0} vu/\u{65e5}\u{672c}.txt".as_bytes().to_vec(), b"unicode".to_vec()),
         (b"empty".to_vec(), Vec::new()),
         (b"deep/a/b/c/leaf".to_vec(), b"leaf".to_vec()),
-        (b"odd/back\\slash".to_vec(), b"bs".to_vec()),
+        (if backslash { b"odd/back\\slash".to_vec() } else { b"odd/back slash".to_vec() }, b"bs".to_vec()),
         (b"odd/trailing dot.".to_vec(), b"dot".to_vec()),
         (b"big.bin".to_vec(), (0..big).map(|i| (i * 7 % 251) as u8).collect()),
     ];
@@ -136,7 +139,7 @@ fn same_listing(
 fn rclone_reads_what_cloudsync_pushed(t: Target) {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    fixture_with(&src, t.chunk * 2 + 1000, t.raw_names);
+    fixture_with(&src, t.chunk * 2 + 1000, t.raw_names, t.backslash);
     let dst = (t.chunked)("push");
     let ev = sync(&local(&src), dst.as_ref());
     assert_eq!(count(&ev, FileAction::CopiedNew), if t.raw_names { 10 } else { 8 });
@@ -167,7 +170,7 @@ fn rclone_reads_what_cloudsync_pushed(t: Target) {
 fn cloudsync_sees_rclone_pushes_as_unchanged(t: Target) {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    fixture_with(&src, t.chunk * 2 + 1000, t.raw_names);
+    fixture_with(&src, t.chunk * 2 + 1000, t.raw_names, t.backslash);
     let at = format!("{}/by-rclone", t.location);
     ok(rclone(&t, &["copy", src.to_str().unwrap(), &at]));
     let ev = sync(&local(&src), (t.remote)("by-rclone").as_ref());
@@ -183,7 +186,7 @@ fn cloudsync_sees_rclone_pushes_as_unchanged(t: Target) {
 fn crypt_both_ways(t: Target) {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    fixture_with(&src, 3000, false);
+    fixture_with(&src, 3000, false, t.backslash);
     // cloudsync encrypts, rclone decrypts.
     sync(&local(&src), crypt((t.remote)("enc1")).as_ref());
     let mut t = t;
@@ -223,6 +226,7 @@ fn azure_target() -> Target {
         precision: 1,
         md5: true,
         raw_names: true,
+        backslash: true,
         large_md5: true,
         chunked: Box::new(move |sub| az.remote_with(&c2, sub, |o| o.chunk_size = 1 << 20) as RemoteRef),
     }
@@ -241,6 +245,7 @@ fn b2_target() -> Target {
         precision: 1_000_000,
         md5: false,
         raw_names: true,
+        backslash: true,
         large_md5: true,
         chunked: Box::new(move |sub| {
             fake.remote_with(&b2, sub, |o| {
@@ -264,6 +269,7 @@ fn gcs_target() -> Target {
         precision: 1,
         md5: true,
         raw_names: true,
+        backslash: true,
         large_md5: true,
         chunked: Box::new(move |sub| g.remote_with(&b2, sub, |o| o.chunk_size = 256 * 1024) as RemoteRef),
     }
@@ -282,6 +288,7 @@ fn swift_target() -> Target {
         precision: 1,
         md5: true,
         raw_names: true,
+        backslash: true,
         large_md5: false,
         chunked: Box::new(move |sub| sw.remote_with(&c2, sub, None, |o| o.chunk_size = 1 << 20) as RemoteRef),
     }
@@ -301,8 +308,31 @@ fn dav_target(dav: &'static servers::Dav) -> Target {
         precision: if timed { 1_000_000_000 } else { i64::MAX },
         md5: false,
         raw_names: false,
+        backslash: true,
         large_md5: false,
         chunked: Box::new(move |sub| dav.remote_with(&format!("{f2}/{sub}"), |o| o.chunk_size = 1 << 20) as RemoteRef),
+    }
+}
+
+/// An FTP server: `t:/ABSOLUTE/FOLDER` for rclone. Names go raw (not UTF-8 included) and
+/// with control characters as pictures, as rclone sends them; times to the second where
+/// the server sets them (vsftpd with rclone's `writing_mdtm`, pure-ftpd's MFMT), none on
+/// `rclone serve ftp`.
+fn ftp_target(ftp: &'static servers::Ftp) -> Target {
+    let folder = unique("interop");
+    ftp.remote(&folder).mkdir(&cloudsync::path::RelPath::root()).unwrap();
+    let (f1, f2) = (folder.clone(), folder.clone());
+    Target {
+        env: ftp.rclone_env("t"),
+        location: format!("t:{}", ftp.folder_of(&folder)),
+        remote: Box::new(move |sub| ftp.remote(&format!("{f1}/{sub}")) as RemoteRef),
+        chunk: 1 << 20,
+        precision: if ftp.set_times { 1_000_000_000 } else { i64::MAX },
+        md5: false,
+        raw_names: true,
+        backslash: ftp.name != "pure-ftpd",
+        large_md5: false,
+        chunked: Box::new(move |sub| ftp.remote(&format!("{f2}/{sub}")) as RemoteRef),
     }
 }
 
@@ -325,6 +355,9 @@ interop!(
     webdav_nextcloud => dav_target(servers::nextcloud()),
     webdav_rclone => dav_target(servers::rclone_webdav()),
     webdav_other => dav_target(servers::wsgidav()),
+    ftp_vsftpd => ftp_target(servers::vsftpd()),
+    ftp_pureftpd => ftp_target(servers::pureftpd()),
+    ftp_rclone => ftp_target(servers::rclone_ftp()),
 );
 
 /// Control characters in names travel as rclone sends them to WebDAV (U+2409 for a
