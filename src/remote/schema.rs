@@ -69,6 +69,12 @@ impl FieldSpec {
         FieldSpec { required: false, default: Some(default), ..self }
     }
 
+    /// Optional and left out when absent (cloudsync's own fields beside TrueNAS's, so that
+    /// a credential without them stays exactly what TrueNAS stores and exports).
+    pub const fn opt(self) -> FieldSpec {
+        FieldSpec { required: false, default: None, ..self }
+    }
+
     pub const fn chk(self, check: Check) -> FieldSpec {
         FieldSpec { check, ..self }
     }

@@ -500,7 +500,8 @@ fn validate_fields(
                 Some(default) => {
                     out.insert(f.name.to_string(), default());
                 }
-                None => errors.push((key(prefix, f.name), "Field required".into())),
+                None if f.required => errors.push((key(prefix, f.name), "Field required".into())),
+                None => {}
             },
         }
     }

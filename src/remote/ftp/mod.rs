@@ -378,6 +378,11 @@ impl FtpRemote {
         })
     }
 
+    /// How many connections the pool opens at most now (lowered by 421 answers).
+    pub fn connection_cap(&self) -> usize {
+        lock(&self.pool.state).cap
+    }
+
     fn abs(&self, path: &RelPath) -> Vec<u8> {
         let mut p = self.root.clone();
         for seg in path.segments() {

@@ -1,8 +1,10 @@
 //! The registry entry of FTP (TrueNAS `FTP`: `host`, `port`, `user`, `pass`; the task's
 //! `folder` is absolute when it starts with `/`, else below the login directory).
-//! cloudsync adds two optional fields TrueNAS does not have: `tls` (`OFF`, the default
-//! and TrueNAS's behaviour; `EXPLICIT`; `IMPLICIT`) and `tls_fingerprint` (the SHA-256 of
-//! a certificate to trust that no public authority signed, as a NAS's own).
+//! cloudsync adds two optional fields TrueNAS does not have, left out of a credential
+//! that does not set them (so it stays what TrueNAS stores and exports): `tls` (`OFF`,
+//! TrueNAS's only behaviour and the default; `EXPLICIT`; `IMPLICIT`) and
+//! `tls_fingerprint` (the SHA-256 of a certificate to trust that no public authority
+//! signed, as a NAS's own).
 
 use super::tls::{self, TlsMode};
 use super::{FtpOptions, FtpRemote};
@@ -14,10 +16,6 @@ use std::sync::Arc;
 
 pub const TLS_MODES: &[&str] = &["OFF", "EXPLICIT", "IMPLICIT"];
 
-fn d_off() -> serde_json::Value {
-    serde_json::json!("OFF")
-}
-
 /// The credential (TrueNAS `FTPCredentialsModel`, whose pydantic model requires `pass`;
 /// the spec gives it the default "" for anonymous FTP, which accepts everything TrueNAS
 /// accepts), and cloudsync's TLS fields.
@@ -26,8 +24,8 @@ pub const FIELDS: &[FieldSpec] = &[
     FieldSpec::new("port", Int).or(d_port_ftp),
     FieldSpec::new("user", Str).chk(Check::NonEmpty),
     FieldSpec::new("pass", Str).sec().or(d_empty),
-    FieldSpec::new("tls", Enum(TLS_MODES)).or(d_off),
-    FieldSpec::new("tls_fingerprint", Str).or(d_empty),
+    FieldSpec::new("tls", Enum(TLS_MODES)).opt(),
+    FieldSpec::new("tls_fingerprint", Str).opt(),
 ];
 
 pub static PROVIDER: Provider = Provider { type_name: "FTP", scheme: "ftp", build: build_remote, list_buckets: None };
@@ -55,4 +53,27 @@ pub(crate) fn options(req: &BuildRequest<'_>) -> Result<FtpOptions> {
 
 fn build_remote(req: &BuildRequest<'_>) -> Result<RemoteRef> {
     Ok(Arc::new(FtpRemote::new(options(req)?)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tls_fields_are_optional_checked_and_left_out_when_absent() {
+        let v = |p: serde_json::Value| crate::task::providers::validate_credential("p", &p);
+        let plain = v(json!({"type": "FTP", "host": "h", "user": "u"})).unwrap();
+        assert!(!plain.contains_key("tls") && !plain.contains_key("tls_fingerprint"), "{plain:?}");
+        let tls =
+            v(json!({"type": "FTP", "host": "h", "user": "u", "tls": "EXPLICIT", "tls_fingerprint": "ab"})).unwrap();
+        assert_eq!(tls["tls"], "EXPLICIT");
+        let e = v(json!({"type": "FTP", "host": "h", "user": "u", "tls": "STARTTLS"})).unwrap_err();
+        assert_eq!(e[0].0, "p.tls", "{e:?}");
+        // The fingerprint's form is checked when the remote is built.
+        let cred = json!({"type": "FTP", "host": "h", "user": "u", "tls": "EXPLICIT", "tls_fingerprint": "zz"});
+        let attrs = serde_json::Map::new();
+        let e = options(&BuildRequest::verify(cred.as_object().unwrap(), &attrs)).err().unwrap();
+        assert!(e.to_string().contains("64 hex digits"), "{e}");
+    }
 }
