@@ -2,7 +2,9 @@
 """cloudsync against rclone 1.75 on each bucket provider's loopback server, on the same
 data, in one run: Azure Blob (Azurite), Backblaze B2 (tests/fakes/b2.py), Google Cloud
 Storage (fake-gcs-server), OpenStack Swift (the real servers, tests/fakes/swift_saio.py) and
-WebDAV (rclone serve webdav as a Nextcloud-like server; WsgiDAV for vendor "other").
+WebDAV (rclone serve webdav as a Nextcloud-like server; WsgiDAV for vendor "other") and
+FTP (vsftpd and pure-ftpd, as root: they log in the local account csync-ftp that
+scripts/setup-deps creates).
 
 Run through scripts/bench-providers (it installs the servers and builds cloudsync first).
 
@@ -164,13 +166,61 @@ class Servers:
         return cred, rc, {}, None
 
 
+    def _ftp_data(self, name):
+        # The FTP account walks to its directory through the work directory.
+        os.chmod(self.work, 0o755)
+        d = tempfile.mkdtemp(prefix=f"{name}-", dir=self.work)
+        os.chmod(d, 0o755)
+        data = os.path.join(d, "data")
+        os.mkdir(data)
+        subprocess.run(["chown", "csync-ftp:", data], check=True)
+        return d, data
+
+    def _ftp_creds(self, port, data, extra_rc):
+        cred = {"type": "FTP", "host": "127.0.0.1", "port": port, "user": "csync-ftp", "pass": "Ftp-test-1"}
+        obscured = subprocess.run([os.path.join(TOOLS, "rclone-1.75.2/rclone"), "obscure", "Ftp-test-1"],
+                                  capture_output=True, text=True, check=True).stdout.strip()
+        rc = {"TYPE": "ftp", "HOST": "127.0.0.1", "PORT": str(port), "USER": "csync-ftp", "PASS": obscured,
+              **extra_rc}
+        return cred, rc, {}, 1_000_000_000, data + "/"
+
+    def vsftpd(self):
+        """vsftpd 3.0.3 (the unpacked .deb of scripts/setup-deps): LIST, MDTM; rclone with
+        writing_mdtm (so that it keeps times too) and force_list_hidden."""
+        d, data = self._ftp_data("vsftpd")
+        port = free_port()
+        empty = os.path.join(d, "empty")
+        os.mkdir(empty)
+        conf = os.path.join(d, "vsftpd.conf")
+        open(conf, "w").write("\n".join([
+            "listen=YES", "listen_ipv6=NO", "listen_address=127.0.0.1", f"listen_port={port}", "background=NO",
+            "anonymous_enable=NO", "local_enable=YES", "write_enable=YES", "local_umask=022", "use_localtime=NO",
+            "mdtm_write=YES", "pasv_enable=YES", "pasv_min_port=21000", "pasv_max_port=21999",
+            "pasv_address=127.0.0.1", "connect_from_port_20=NO", "seccomp_sandbox=NO", f"secure_chroot_dir={empty}",
+            "pam_service_name=vsftpd", "max_per_ip=0", "max_clients=0", ""]))
+        self.spawn([os.path.join(TOOLS, "vsftpd-3.0.3/usr/sbin/vsftpd"), conf], port, "vsftpd",
+                   env=dict(os.environ, TZ="UTC"))
+        return self._ftp_creds(port, data, {"WRITING_MDTM": "true", "FORCE_LIST_HIDDEN": "true"})
+
+    def pureftpd(self):
+        """pure-ftpd 1.0.50: MLSD and MFMT."""
+        d, data = self._ftp_data("pureftpd")
+        port = free_port()
+        self.spawn(["/usr/sbin/pure-ftpd", "-S", f"127.0.0.1,{port}", "-p", "22000:22999", "-P", "127.0.0.1",
+                    "-l", "unix", "-E", "-H", "-D", "-u", "1000", "-c", "50", "-C", "50",
+                    "-g", os.path.join(d, "pid")], port, "pure-ftpd", env=dict(os.environ, TZ="UTC"))
+        return self._ftp_creds(port, data, {})
+
+
 # (name, cloudsync's spec scheme, title, server)
 PROVIDERS = [("azureblob", "azureblob", "Azure Blob (Azurite)", Servers.azure),
              ("b2", "b2", "Backblaze B2 (the B2 fake)", Servers.b2),
              ("gcs", "gcs", "Google Cloud Storage (fake-gcs-server)", Servers.gcs),
              ("swift", "swift", "OpenStack Swift (SAIO)", Servers.swift),
              ("webdav", "webdav", "WebDAV, vendor Nextcloud (rclone serve webdav --etag-hash SHA1)", Servers.webdav),
-             ("webdav-other", "webdav", "WebDAV, vendor other (WsgiDAV)", Servers.wsgidav)]
+             ("webdav-other", "webdav", "WebDAV, vendor other (WsgiDAV)", Servers.wsgidav),
+             ("ftp-vsftpd", "ftp", "FTP (vsftpd 3.0.3: LIST, MDTM)", Servers.vsftpd),
+             ("ftp-pureftpd", "ftp", "FTP (pure-ftpd 1.0.50: MLSD, MFMT)", Servers.pureftpd)]
 
 
 def run_measured(measure, argv, env, out, err):
@@ -219,7 +269,7 @@ def main():
     ap.add_argument("--files", type=int, default=2000)
     ap.add_argument("--mib", type=int, default=200)
     ap.add_argument("--reps", type=int, default=1)
-    ap.add_argument("--only", help="comma-separated providers (azureblob,b2,gcs,swift,webdav,webdav-other)")
+    ap.add_argument("--only", help="comma-separated providers (azureblob,b2,gcs,swift,webdav,webdav-other,ftp-vsftpd,ftp-pureftpd)")
     ap.add_argument("--json-out")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="cloudsync-bench-providers-", dir=os.environ.get("TMPDIR", "/var/tmp"))
@@ -234,14 +284,17 @@ def main():
         for name, scheme, title, start in PROVIDERS:
             if args.only and name not in args.only.split(","):
                 continue
-            cred, rc, extra_env, precision = start(servers)
+            started = start(servers)
+            cred, rc, extra_env, precision = started[:4]
+            # Providers without buckets (FTP) name an absolute folder instead.
+            root = started[4] if len(started) > 4 else ""
             cred_file = os.path.join(work, f"{name}.json")
             json.dump(cred, open(cred_file, "w"))
             env = dict(os.environ, RCLONE_CONFIG="/dev/null", **extra_env)
             env.pop("AWS_CA_BUNDLE", None)
             for k, v in rc.items():
                 env[f"RCLONE_CONFIG_T_{k.replace(' ', '_')}"] = v
-            bucket = f"bench-{name}-{os.getpid()}"
+            bucket = f"{root}bench-{name}-{os.getpid()}"
             subprocess.run([args.rclone, "mkdir", f"t:{bucket}"], env=env, check=False, capture_output=True)
             results = {s: {"cloudsync": [], "rclone": []} for s in "abd"}
             counts = {}
