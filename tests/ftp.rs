@@ -10,40 +10,12 @@ use cloudsync::Kind;
 use cloudsync::path::RelPath;
 use cloudsync::remote::ftp::tls::{TlsMode, parse_fingerprint};
 use cloudsync::remote::ftp::{FtpOptions, FtpRemote};
-use cloudsync::remote::{Entry, PutInfo, Remote, Source};
+use cloudsync::remote::{PutInfo, Remote, Source};
 use common::servers::{self, unique};
-use common::{Bytes, T1, T2};
+use common::{T1, T2, names, put_file as put, read_file as read_all, rel};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
-
-fn rel(p: &str) -> RelPath {
-    RelPath::from_str_checked(p).unwrap()
-}
-
-fn put(r: &dyn Remote, p: &str, data: &[u8], mtime: i64) -> cloudsync::Result<Entry> {
-    let info = PutInfo { size: data.len() as u64, mtime: Some(mtime), ..PutInfo::default() };
-    r.put(&rel(p), &Bytes(data.to_vec(), mtime), &info)
-}
-
-fn names(r: &dyn Remote, dir: &str) -> Vec<String> {
-    let mut v: Vec<String> = r
-        .list_dir(&rel(dir), &mut |e| panic!("{e}"))
-        .unwrap()
-        .into_iter()
-        .map(|e| String::from_utf8_lossy(&e.name).into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
-fn read_all(r: &dyn Remote, p: &str) -> cloudsync::Result<Vec<u8>> {
-    let l = r.list_dir(&rel(p).parent(), &mut |e| panic!("{e}"))?;
-    let e = l.iter().find(|e| e.name == rel(p).file_name()).expect("listed");
-    let mut v = Vec::new();
-    r.open(&rel(p), e, 0, u64::MAX)?.reader.read_to_end(&mut v)?;
-    Ok(v)
-}
 
 fn local_names(dir: &std::path::Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
@@ -384,4 +356,81 @@ fn a_download_cut_short_is_an_error_and_the_passive_address_is_not_followed() {
     assert_eq!(v, FILE);
     let arc: Arc<dyn Remote> = Arc::new(r);
     assert!(arc.request_counts().iter().any(|(k, n)| *k == "RETR" && *n == 1));
+}
+
+/// One version of a file (a fingerprint), whose first read can be made to break off
+/// after `cut` bytes with a network error; remembers where each read started.
+struct Versioned {
+    data: Vec<u8>,
+    fingerprint: &'static str,
+    cut: Option<usize>,
+    starts: std::sync::Mutex<Vec<u64>>,
+}
+
+impl Source for Versioned {
+    fn size(&self) -> u64 {
+        self.data.len() as u64
+    }
+    fn mtime(&self) -> cloudsync::Result<i64> {
+        Ok(T2)
+    }
+    fn fingerprint(&self) -> Option<String> {
+        Some(self.fingerprint.to_string())
+    }
+    fn open_at(&self, offset: u64, len: u64) -> cloudsync::Result<Box<dyn Read + Send + '_>> {
+        self.starts.lock().unwrap().push(offset);
+        let part = &self.data[offset as usize..(offset + len) as usize];
+        Ok(match self.cut {
+            Some(cut) => Box::new(Read::chain(
+                &part[..cut],
+                FailAfter(cloudsync::Error::new(Kind::Network, "connection reset by peer").with_retryable(true)),
+            )),
+            None => Box::new(part),
+        })
+    }
+}
+
+#[test]
+fn an_interrupted_upload_goes_on_where_it_stopped() {
+    for ftp in [servers::vsftpd(), servers::pureftpd()] {
+        let sub = unique("resume");
+        let mut o = ftp.options(&sub);
+        o.http.retries = 1;
+        let r = FtpRemote::new(o).unwrap();
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        let info = PutInfo { size: data.len() as u64, mtime: Some(T2), ..PutInfo::default() };
+        let first =
+            Versioned { data: data.clone(), fingerprint: "v1", cut: Some(1_000_000), starts: Default::default() };
+        let e = r.put(&rel("big.bin"), &first, &info).unwrap_err();
+        assert_eq!(e.kind(), Kind::Network, "{e}");
+        // What the server holds: a temporary file with the first bytes, nothing at the target.
+        let dir = ftp.path_of(&sub);
+        let left = local_names(&dir);
+        assert!(left.len() == 1 && left[0].ends_with(".cloudsync-partial"), "{}: {left:?}", ftp.name);
+        // The server may still be writing what it received when the client gave up.
+        let size = || std::fs::metadata(dir.join(&left[0])).unwrap().len();
+        let mut held = size();
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            if size() == held {
+                break;
+            }
+            held = size();
+        }
+        assert!(held > 0 && held <= 1_000_000, "{held}");
+        // Another version of the file does not go on from there.
+        let other = Versioned { data: data.clone(), fingerprint: "v2", cut: None, starts: Default::default() };
+        let second = ftp.remote(&sub);
+        second.put(&rel("other.bin"), &other, &info).unwrap();
+        assert_eq!(*other.starts.lock().unwrap(), vec![0]);
+        // The same version, in a new run: only the rest is sent, and the file is whole.
+        let again = Versioned { data: data.clone(), fingerprint: "v1", cut: None, starts: Default::default() };
+        let listed = second.list_dir(&RelPath::root(), &mut |_| {}).unwrap();
+        assert!(!listed.iter().any(|e| e.name.ends_with(b".cloudsync-partial")), "temporary files are never listed");
+        second.put(&rel("big.bin"), &again, &info).unwrap();
+        assert_eq!(*again.starts.lock().unwrap(), vec![held], "{}: resumed at the held size", ftp.name);
+        assert_eq!(std::fs::read(dir.join("big.bin")).unwrap(), data, "{}", ftp.name);
+        assert_eq!(second.remove_leftovers().unwrap(), 0, "the leftover was used, not removed");
+        assert_eq!(local_names(&dir), vec!["big.bin", "other.bin"], "{}", ftp.name);
+    }
 }

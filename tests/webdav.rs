@@ -6,40 +6,14 @@ mod common;
 
 use cloudsync::Kind;
 use cloudsync::path::RelPath;
+use cloudsync::remote::Remote;
 use cloudsync::remote::webdav::{WebdavOptions, WebdavRemote};
-use cloudsync::remote::{PutInfo, Remote};
 use common::faults::{Fault, FaultProxy};
 use common::servers::{self, unique};
-use common::{Bytes, T1, T2};
-use std::io::Read;
-
-fn rel(p: &str) -> RelPath {
-    RelPath::from_str_checked(p).unwrap()
-}
-
-fn put(r: &dyn Remote, p: &str, data: &[u8], mtime: i64) -> cloudsync::Result<cloudsync::remote::Entry> {
-    let info = PutInfo { size: data.len() as u64, mtime: Some(mtime), ..PutInfo::default() };
-    r.put(&rel(p), &Bytes(data.to_vec(), mtime), &info)
-}
+use common::{T1, T2, names, put_file as put, rel};
 
 fn read_all(r: &dyn Remote, p: &str) -> Vec<u8> {
-    let dir = rel(p).parent();
-    let l = r.list_dir(&dir, &mut |e| panic!("{e}")).unwrap();
-    let e = l.iter().find(|e| e.name == rel(p).file_name()).unwrap_or_else(|| panic!("{p} not listed"));
-    let mut v = Vec::new();
-    r.open(&rel(p), e, 0, u64::MAX).unwrap().reader.read_to_end(&mut v).unwrap();
-    v
-}
-
-fn names(r: &dyn Remote, dir: &str) -> Vec<String> {
-    let mut v: Vec<String> = r
-        .list_dir(&rel(dir), &mut |e| panic!("{e}"))
-        .unwrap()
-        .into_iter()
-        .map(|e| String::from_utf8_lossy(&e.name).into_owned())
-        .collect();
-    v.sort();
-    v
+    common::read_file(r, p).unwrap()
 }
 
 fn counts(r: &dyn Remote) -> std::collections::HashMap<&'static str, u64> {

@@ -220,6 +220,38 @@ impl Source for Bytes {
     }
 }
 
+/// A path relative to a remote's root.
+pub fn rel(p: &str) -> cloudsync::path::RelPath {
+    cloudsync::path::RelPath::from_str_checked(p).unwrap()
+}
+
+/// Store `data` at `p` through the `Remote` trait, with its modification time.
+pub fn put_file(r: &dyn Remote, p: &str, data: &[u8], mtime: Nanos) -> Result<cloudsync::remote::Entry> {
+    let info = cloudsync::remote::PutInfo { size: data.len() as u64, mtime: Some(mtime), ..Default::default() };
+    r.put(&rel(p), &Bytes(data.to_vec(), mtime), &info)
+}
+
+/// The whole content of `p`, found by listing its directory.
+pub fn read_file(r: &dyn Remote, p: &str) -> Result<Vec<u8>> {
+    let l = r.list_dir(&rel(p).parent(), &mut |e| panic!("{e}"))?;
+    let e = l.iter().find(|e| e.name == rel(p).file_name()).unwrap_or_else(|| panic!("{p} not listed"));
+    let mut v = Vec::new();
+    r.open(&rel(p), e, 0, u64::MAX)?.reader.read_to_end(&mut v)?;
+    Ok(v)
+}
+
+/// The names listed in `dir`, sorted (lossy UTF-8).
+pub fn names(r: &dyn Remote, dir: &str) -> Vec<String> {
+    let mut v: Vec<String> = r
+        .list_dir(&rel(dir), &mut |e| panic!("{e}"))
+        .unwrap()
+        .into_iter()
+        .map(|e| String::from_utf8_lossy(&e.name).into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
 /// One side of a run: a remote, and where its data lives.
 pub struct Side {
     pub remote: Arc<dyn Remote>,

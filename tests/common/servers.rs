@@ -580,18 +580,13 @@ impl Dav {
     /// rclone's environment for a remote `name` on this server (its password obscured
     /// by rclone itself).
     pub fn rclone_env(&self, name: &str) -> Vec<(String, String)> {
-        let out = Command::new(super::rclone_current())
-            .args(["obscure", self.pass])
-            .env("RCLONE_CONFIG", "/dev/null")
-            .output()
-            .expect("rclone obscure");
         let p = format!("RCLONE_CONFIG_{}_", name.to_uppercase());
         let mut env = vec![
             (format!("{p}TYPE"), "webdav".into()),
             (format!("{p}URL"), self.url.clone()),
             (format!("{p}VENDOR"), self.vendor_name().to_lowercase()),
             (format!("{p}USER"), self.user.into()),
-            (format!("{p}PASS"), String::from_utf8_lossy(&out.stdout).trim().to_string()),
+            (format!("{p}PASS"), rclone_obscure(self.pass)),
         ];
         if !self.url.contains("/dav/files/") {
             // rclone refuses vendor nextcloud at any other URL unless chunking is off.
@@ -599,6 +594,16 @@ impl Dav {
         }
         env
     }
+}
+
+/// A password as rclone's configuration holds it (`rclone obscure`).
+pub fn rclone_obscure(pass: &str) -> String {
+    let out = Command::new(super::rclone_current())
+        .args(["obscure", pass])
+        .env("RCLONE_CONFIG", "/dev/null")
+        .output()
+        .expect("rclone obscure");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// Start a server for the rest of the test process and wait until `port` listens.
@@ -722,16 +727,7 @@ pub fn vsftpd_with(prefix: &str, extra: &[&str]) -> Ftp {
     let mut cmd = Command::new(bin);
     cmd.arg(&cfg).env("TZ", "UTC");
     spawn_for_process(cmd, port, "vsftpd");
-    Ftp {
-        name: "vsftpd",
-        port,
-        user: FTP_USER,
-        pass: FTP_PASS,
-        folder: data.display().to_string(),
-        dir: data,
-        fingerprint: Some(fingerprint),
-        set_times: true,
-    }
+    Ftp::local_account("vsftpd", port, data, fingerprint)
 }
 
 /// pure-ftpd 1.0.50: MLSD, MFMT, UTF8, TLS optional (`-Y 1`).
@@ -774,16 +770,7 @@ pub fn pureftpd() -> &'static Ftp {
             .arg(dir.join("pure-ftpd.pid"))
             .env("TZ", "UTC");
         spawn_for_process(cmd, port, "pure-ftpd");
-        Ftp {
-            name: "pure-ftpd",
-            port,
-            user: FTP_USER,
-            pass: FTP_PASS,
-            folder: data.display().to_string(),
-            dir: data,
-            fingerprint: Some(fingerprint),
-            set_times: true,
-        }
+        Ftp::local_account("pure-ftpd", port, data, fingerprint)
     })
 }
 
@@ -827,6 +814,20 @@ fn free_port_range() -> (u16, u16) {
 }
 
 impl Ftp {
+    /// A server logging in the local test account, with TLS and settable times.
+    fn local_account(name: &'static str, port: u16, data: PathBuf, fingerprint: String) -> Ftp {
+        Ftp {
+            name,
+            port,
+            user: FTP_USER,
+            pass: FTP_PASS,
+            folder: data.display().to_string(),
+            dir: data,
+            fingerprint: Some(fingerprint),
+            set_times: true,
+        }
+    }
+
     /// The folder on the server for `sub` (a path below this server's data directory).
     pub fn folder_of(&self, sub: &str) -> String {
         let base = self.folder.trim_end_matches('/');
@@ -867,18 +868,13 @@ impl Ftp {
     /// rclone's environment for a remote `name` on this server (its password obscured
     /// by rclone itself); `writing_mdtm` for vsftpd, as its admin would set it.
     pub fn rclone_env(&self, name: &str) -> Vec<(String, String)> {
-        let out = Command::new(super::rclone_current())
-            .args(["obscure", self.pass])
-            .env("RCLONE_CONFIG", "/dev/null")
-            .output()
-            .expect("rclone obscure");
         let p = format!("RCLONE_CONFIG_{}_", name.to_uppercase());
         let mut env = vec![
             (format!("{p}TYPE"), "ftp".into()),
             (format!("{p}HOST"), "127.0.0.1".into()),
             (format!("{p}PORT"), self.port.to_string()),
             (format!("{p}USER"), self.user.into()),
-            (format!("{p}PASS"), String::from_utf8_lossy(&out.stdout).trim().to_string()),
+            (format!("{p}PASS"), rclone_obscure(self.pass)),
         ];
         if self.name == "vsftpd" {
             env.push((format!("{p}WRITING_MDTM"), "true".into()));

@@ -518,8 +518,15 @@ impl Conn {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // The source's own error (changed file, cancel) goes out as it is.
-                Err(e) => return Err(Error::from(e)),
+                Err(e) => {
+                    // The source's own error (changed file, cancel) goes out as it is, once
+                    // the server has finished with the transfer it sees ending (its final
+                    // reply), so that the caller's clean-up comes after the server's
+                    // last write to the file, never before.
+                    drop(data);
+                    let _ = self.reply();
+                    return Err(Error::from(e));
+                }
             };
             data.write_all(&buf[..n]).map_err(|e| self.io("STOR", e))?;
             sent += n as u64;

@@ -581,15 +581,32 @@ impl FtpRemote {
         Err(reply_error("DELE", &r))
     }
 
-    fn upload(&self, tmp: &[u8], src: &dyn Source) -> Result<u64> {
+    /// STOR `src` to `tmp`, from `from` on (`REST`: the rest of an interrupted upload).
+    fn upload(&self, tmp: &[u8], src: &dyn Source, from: u64) -> Result<u64> {
         let size = src.size();
         self.run("STOR", |c| {
-            let mut reader = src.open_at(0, size)?;
-            let data = c.start_data(&cmd_line("STOR", tmp), 0)?;
-            c.send_data(data, &mut reader)
+            let mut reader = src.open_at(from, size - from)?;
+            let data = c.start_data(&cmd_line("STOR", tmp), from)?;
+            c.send_data(data, &mut reader).map(|n| n + from)
         })
     }
 
+    /// Where an upload to `tmp` can start: the size of what an interrupted upload of the
+    /// same source version left there (its temporary name says which version), else 0.
+    fn resume_from(&self, tmp: &[u8], size: u64) -> u64 {
+        if !self.feat.rest {
+            return 0;
+        }
+        match self.size_of(tmp) {
+            Ok(Some(n)) if n > 0 && (n as u64) <= size => n as u64,
+            Ok(Some(_)) => {
+                // Longer than the source: not a prefix of it.
+                let _ = self.delete_abs(tmp);
+                0
+            }
+            _ => 0,
+        }
+    }
     /// What the server stored under `tmp`: its size, by SIZE or by listing the parent.
     fn stored_size(&self, parent: &RelPath, tmp_abs: &[u8], tmp_name: &[u8]) -> Result<Option<i64>> {
         if let Some(n) = self.size_of(tmp_abs)? {
@@ -827,7 +844,14 @@ impl Remote for FtpRemote {
         let parent = path.parent();
         self.ensure(&self.abs(&parent)).map_err(|e| e.with_path(self.shown(&parent)))?;
         let size = src.size();
-        let tmp_name = partial::name(path.file_name());
+        // One source version has one temporary name, so that the next run can go on where
+        // an interrupted upload of the same data stopped (data that changed meanwhile
+        // has another fingerprint and starts over).
+        let fingerprint = src.fingerprint();
+        let tmp_name = match &fingerprint {
+            Some(fp) => partial::stable_name(path.file_name(), &self.abs(path), fp),
+            None => partial::name(path.file_name()),
+        };
         let tmp = parent.join(&tmp_name)?;
         let tmp_abs = self.abs(&tmp);
         let final_abs = self.abs(path);
@@ -837,7 +861,21 @@ impl Remote for FtpRemote {
             }
             e.with_path(shown.clone())
         };
-        let sent = self.upload(&tmp_abs, src).map_err(cleanup)?;
+        let from = if fingerprint.is_some() { self.resume_from(&tmp_abs, size) } else { 0 };
+        if from > 0 {
+            log::info!("{shown}: resuming an interrupted upload at byte {from} of {size}");
+        }
+        let sent = match if from > 0 && from == size { Ok(size) } else { self.upload(&tmp_abs, src, from) } {
+            Ok(n) => n,
+            // The server holds a prefix of this very version: keep it for the next attempt
+            // or run, unless the source itself failed (its data is not that version).
+            Err(e)
+                if fingerprint.is_some() && (e.is_cancelled() || matches!(e.kind(), Kind::Network | Kind::Server)) =>
+            {
+                return Err(e.with_path(shown));
+            }
+            Err(e) => return Err(cleanup(e)),
+        };
         let stored = self.stored_size(&parent, &tmp_abs, &tmp_name).map_err(cleanup)?;
         if sent != size || stored.is_some_and(|n| n != size as i64) {
             return Err(cleanup(
@@ -872,6 +910,8 @@ impl Remote for FtpRemote {
                 return Err(cleanup(e));
             }
         }
+        // A leftover this upload went on from is gone now.
+        lock(&self.leftovers).retain(|p| p != &tmp);
         Ok(Entry::file(path.file_name(), size as i64, mtime))
     }
 
@@ -892,13 +932,8 @@ impl Remote for FtpRemote {
     }
 
     fn rmdir(&self, dir: &RelPath) -> Result<()> {
-        let left = match self.list_dir(dir, &mut |_| {}) {
-            Ok(v) => v,
-            Err(e) if e.kind() == Kind::DirNotFound => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        if !left.is_empty() {
-            return Err(Error::new(Kind::Other, "directory not empty").with_path(self.shown(dir)));
+        if !super::kit::dirs::check_empty(self, dir, || self.shown(dir))? {
+            return Ok(());
         }
         let abs = self.abs(dir);
         let r = self.cmd("RMD", "RMD", &abs).map_err(|e| e.with_path(self.shown(dir)))?;
@@ -915,17 +950,7 @@ impl Remote for FtpRemote {
 
     fn remove_leftovers(&self) -> Result<u64> {
         let found = std::mem::take(&mut *lock(&self.leftovers));
-        let mut removed = 0;
-        for path in found {
-            match self.delete_abs(&self.abs(&path)) {
-                Ok(()) => {
-                    log::info!("{}: removed a temporary file an interrupted upload left", self.shown(&path));
-                    removed += 1;
-                }
-                Err(e) => log::warn!("{}: could not remove a leftover temporary file: {e}", self.shown(&path)),
-            }
-        }
-        Ok(removed)
+        Ok(partial::remove_found(found, |p| self.delete_abs(&self.abs(p)), |p| self.shown(p)))
     }
 
     fn request_counts(&self) -> Vec<(&'static str, u64)> {

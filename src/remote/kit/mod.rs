@@ -4,6 +4,7 @@
 pub mod bucket;
 pub mod chunked;
 pub mod classify;
+pub mod dirs;
 pub mod encoder;
 pub mod http;
 pub mod mime;

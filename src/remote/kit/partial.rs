@@ -12,7 +12,23 @@ pub const SUFFIX: &str = ".cloudsync-partial";
 pub fn name(name: &[u8]) -> Vec<u8> {
     let mut rnd = [0u8; 4];
     let _ = getrandom::getrandom(&mut rnd);
-    let suffix = format!(".{}{SUFFIX}", hex::encode(rnd));
+    with_tag(name, rnd)
+}
+
+/// The temporary name next to `name` for one version of a file: the same for the same
+/// full `path` and source `fingerprint`, so that a later run finds what an interrupted
+/// upload of that very data left and can go on from there (rclone's `.partial` names use
+/// the CRC-32 of remote and fingerprint the same way).
+pub fn stable_name(name: &[u8], path: &[u8], fingerprint: &str) -> Vec<u8> {
+    let mut d = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32IsoHdlc);
+    d.update(path);
+    d.update(b"\0");
+    d.update(fingerprint.as_bytes());
+    with_tag(name, (d.finalize() as u32).to_be_bytes())
+}
+
+fn with_tag(name: &[u8], tag: [u8; 4]) -> Vec<u8> {
+    let suffix = format!(".{}{SUFFIX}", hex::encode(tag));
     let keep = name.len().min(255 - 1 - suffix.len());
     // Cut on a UTF-8 boundary where possible so the temporary name stays readable.
     let mut cut = keep;
@@ -35,6 +51,26 @@ pub fn is_partial(name: &[u8]) -> bool {
         && stem[stem.len() - 8..].iter().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
+/// Delete the temporary files of earlier runs that listings came across (`found`), each
+/// by `delete`, logging each one; how many went.
+pub fn remove_found(
+    found: Vec<crate::path::RelPath>,
+    delete: impl Fn(&crate::path::RelPath) -> crate::error::Result<()>,
+    shown: impl Fn(&crate::path::RelPath) -> String,
+) -> u64 {
+    let mut removed = 0;
+    for path in found {
+        match delete(&path) {
+            Ok(()) => {
+                log::info!("{}: removed a temporary file an interrupted upload left", shown(&path));
+                removed += 1;
+            }
+            Err(e) => log::warn!("{}: could not remove a leftover temporary file: {e}", shown(&path)),
+        }
+    }
+    removed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,6 +82,11 @@ mod tests {
         assert!(n.starts_with(b".report.pdf."));
         assert!(!is_partial(b"report.pdf"));
         assert!(!is_partial(b".report.pdf.ABCDEF12.cloudsync-partial"));
+        let a = stable_name(b"report.pdf", b"dir/report.pdf", "file:10:1:2:3");
+        assert_eq!(a, stable_name(b"report.pdf", b"dir/report.pdf", "file:10:1:2:3"));
+        assert_ne!(a, stable_name(b"report.pdf", b"dir/report.pdf", "file:10:1:2:4"));
+        assert_ne!(a, stable_name(b"report.pdf", b"other/report.pdf", "file:10:1:2:3"));
+        assert!(is_partial(&a) && a.starts_with(b".report.pdf."), "{}", String::from_utf8_lossy(&a));
         let long = "\u{e9}".repeat(200);
         let n = name(long.as_bytes());
         assert!(n.len() <= 255 && is_partial(&n) && std::str::from_utf8(&n).is_ok());

@@ -902,13 +902,8 @@ impl Remote for WebdavRemote {
 
     fn rmdir(&self, dir: &RelPath) -> Result<()> {
         // DELETE of a collection deletes everything in it: make sure there is nothing.
-        let left = match self.list_dir(dir, &mut |_| {}) {
-            Ok(v) => v,
-            Err(e) if e.kind() == Kind::DirNotFound => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        if !left.is_empty() {
-            return Err(Error::new(Kind::Other, "directory not empty").with_path(self.shown(dir)));
+        if !super::kit::dirs::check_empty(self, dir, || self.shown(dir))? {
+            return Ok(());
         }
         let path = self.url_path(dir, true);
         self.delete_url(&format!("{}{path}", self.origin)).map_err(|e| e.with_path(self.shown(dir)))?;
@@ -925,17 +920,7 @@ impl Remote for WebdavRemote {
 
     fn remove_leftovers(&self) -> Result<u64> {
         let found = std::mem::take(&mut *lock(&self.leftovers)?);
-        let mut removed = 0;
-        for path in found {
-            match self.delete_url(&self.url(&path, false)) {
-                Ok(()) => {
-                    log::info!("{}: removed a temporary file an interrupted upload left", self.shown(&path));
-                    removed += 1;
-                }
-                Err(e) => log::warn!("{}: could not remove a leftover temporary file: {e}", self.shown(&path)),
-            }
-        }
-        Ok(removed)
+        Ok(partial::remove_found(found, |p| self.delete_url(&self.url(p, false)), |p| self.shown(p)))
     }
 
     fn request_counts(&self) -> Vec<(&'static str, u64)> {
