@@ -310,6 +310,34 @@ cloudsync_result cloudsync_credential_list(const struct cloudsync_store *store,
                                            char **json_out,
                                            struct cloudsync_error **error_out);
 
+// Add an SSH key pair to the keychain. `body_json` is TrueNAS's `keychaincredential`
+// body: `{"name": ..., "type": "SSH_KEY_PAIR", "attributes": {"private_key": ...,
+// "public_key": ...}}` (either key alone, or both, which must belong together). The
+// private key is stored encrypted; `*json_out` is the stored entry with the private key
+// redacted. Free it with `cloudsync_string_free`.
+cloudsync_result cloudsync_keychain_create(const struct cloudsync_store *store,
+                                           const char *body_json,
+                                           char **json_out,
+                                           struct cloudsync_error **error_out);
+
+// A new Ed25519 key pair, not stored: `*json_out` is `{"private_key": OpenSSH text,
+// "public_key": line}` (TrueNAS's `keychaincredential.generate_ssh_key_pair`). Needs no
+// store; `store` may be NULL. Free `*json_out` with `cloudsync_string_free` and wipe it.
+cloudsync_result cloudsync_keychain_generate(char **json_out, struct cloudsync_error **error_out);
+
+// All keychain entries as a JSON array of `{id, name, type, attributes}`; private keys
+// are replaced by a placeholder unless `reveal`.
+cloudsync_result cloudsync_keychain_list(const struct cloudsync_store *store,
+                                         bool reveal,
+                                         char **json_out,
+                                         struct cloudsync_error **error_out);
+
+// Delete keychain entry `id`. Refused (`CLOUDSYNC_INVALID_ARGUMENT`) while an SFTP
+// credential uses it.
+cloudsync_result cloudsync_keychain_delete(const struct cloudsync_store *store,
+                                           int64_t id,
+                                           struct cloudsync_error **error_out);
+
 // The providers this library knows (TrueNAS's `cloudsync.providers`): `*json_out` is a
 // JSON array of `{name, title, credentials_schema, credentials_oauth, buckets,
 // bucket_title, task_schema}` objects, in TrueNAS's order; free it with

@@ -84,6 +84,7 @@ __all__ = [
     "library_path",
     "result_text",
     "verify_credential",
+    "generate_keypair",
     "Result",
     "CallbackResult",
     "Store",
@@ -397,6 +398,10 @@ _SIGNATURES: Dict[str, Tuple[Any, List[Any]]] = {
     "cloudsync_credential_get": (_RC, [_HANDLE, c_int64, c_bool, _OUT, _OUT]),
     "cloudsync_credential_list": (_RC, [_HANDLE, c_bool, _OUT, _OUT]),
     "cloudsync_providers": (_RC, [_OUT, _OUT]),
+    "cloudsync_keychain_create": (_RC, [_HANDLE, c_char_p, _OUT, _OUT]),
+    "cloudsync_keychain_generate": (_RC, [_OUT, _OUT]),
+    "cloudsync_keychain_list": (_RC, [_HANDLE, c_bool, _OUT, _OUT]),
+    "cloudsync_keychain_delete": (_RC, [_HANDLE, c_int64, _OUT]),
     "cloudsync_credential_verify": (_RC, [_HANDLE, c_char_p, _OUT, _OUT]),
     "cloudsync_credential_verify_id": (_RC, [_HANDLE, c_int64, _OUT, _OUT]),
     "cloudsync_task_create": (_RC, [_HANDLE, c_char_p, _OUT, _OUT]),
@@ -1090,6 +1095,22 @@ class Store:
             "cloudsync_credential_verify_id", _id_arg(credential_id, "credential_id")
         )
 
+    # -- keychain (SSH key pairs for SFTP credentials)
+
+    def create_keypair(self, body: Body) -> Dict[str, Any]:
+        """Store an SSH key pair: ``{"name": ..., "type": "SSH_KEY_PAIR", "attributes":
+        {"private_key": ..., "public_key": ...}}`` (either key, or both, which must belong
+        together). The private key is kept encrypted; the returned entry redacts it."""
+        return self._call_json("cloudsync_keychain_create", _json_arg(body))
+
+    def list_keypairs(self, reveal: bool = False) -> List[Dict[str, Any]]:
+        """Every key pair; private keys replaced by a placeholder unless ``reveal``."""
+        return self._call_json("cloudsync_keychain_list", bool(reveal))
+
+    def delete_keypair(self, keypair_id: int) -> None:
+        """Delete a key pair; :class:`ValidationError` while an SFTP credential uses it."""
+        self._call("cloudsync_keychain_delete", _id_arg(keypair_id, "keypair_id"))
+
     # -- tasks
 
     def create_task(self, body: Body) -> Dict[str, Any]:
@@ -1315,6 +1336,17 @@ def providers() -> List[Dict[str, Any]]:
     text = _take_string(out)
     _check(rc, err)
     return json.loads(text or b"[]")
+
+
+def generate_keypair() -> Dict[str, str]:
+    """A new Ed25519 SSH key pair, not stored: ``{"private_key": OpenSSH text,
+    "public_key": line}`` (TrueNAS's ``keychaincredential.generate_ssh_key_pair``)."""
+    out = c_void_p()
+    err = c_void_p()
+    rc = _lib.cloudsync_keychain_generate(byref(out), byref(err))
+    text = _take_string(out)
+    _check(rc, err)
+    return json.loads(text or b"{}")
 
 
 def verify_credential(provider: Body) -> Dict[str, Any]:

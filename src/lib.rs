@@ -12,6 +12,7 @@ pub mod engine;
 pub mod error;
 pub mod ffi;
 pub mod index;
+pub mod keychain;
 pub mod path;
 pub mod process;
 pub mod remote;

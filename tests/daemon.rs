@@ -542,3 +542,30 @@ fn a_task_due_every_minute_runs_by_itself() {
     assert!(d.log().contains(&format!("task {id}: scheduled run started as job {job}")), "{}", d.log());
     assert_eq!(e.remote_files("backup"), vec!["b.bin", "docs/a.txt"]);
 }
+
+#[test]
+fn the_keychain_through_the_socket_never_sends_a_private_key_back() {
+    let e = env();
+    let mut d = e.start(&[]);
+    let pair = d.result("keychaincredential.generate_ssh_key_pair", json!([]));
+    assert!(pair["private_key"].as_str().unwrap().starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"));
+    let created =
+        d.result("keychaincredential.create", json!([{"name": "nas key", "type": "SSH_KEY_PAIR", "attributes": pair}]));
+    assert_eq!(created["attributes"]["private_key"], "********");
+    assert_eq!(created["attributes"]["public_key"], pair["public_key"]);
+    let id = created["id"].as_i64().unwrap();
+    let listed = d.result("keychaincredential.query", json!([]));
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(!listed.to_string().contains("PRIVATE KEY"), "{listed}");
+    let mut c = d.client();
+    let bad = c.call(
+        "keychaincredential.create",
+        json!([{"name": "x", "type": "SSH_KEY_PAIR",
+        "attributes": {"private_key": "not a key"}}]),
+    );
+    assert_eq!(bad["error"]["code"], "EINVAL", "{bad}");
+    assert!(bad.to_string().contains("not in a format cloudsync reads"), "{bad}");
+    assert_eq!(d.result("keychaincredential.delete", json!([id])), json!(true));
+    assert_eq!(d.result("keychaincredential.query", json!([])), json!([]));
+    assert!(d.terminate().success(), "log:\n{}", d.log());
+}

@@ -439,6 +439,21 @@ class CredentialTests(S3Case):
             self.store.get_credential(cid)
         self.assertEqual([c["name"] for c in self.store.list_credentials()], ["s3"])
 
+    def test_keychain(self):
+        pair = cloudsync.generate_keypair()
+        self.assertTrue(pair["private_key"].startswith("-----BEGIN OPENSSH PRIVATE KEY-----"))
+        created = self.store.create_keypair({"name": "nas", "type": "SSH_KEY_PAIR", "attributes": pair})
+        self.assertEqual(created["attributes"]["public_key"], pair["public_key"])
+        self.assertNotIn("PRIVATE KEY", repr(created))
+        self.assertNotIn("PRIVATE KEY", repr(self.store.list_keypairs()))
+        self.assertIn(pair["private_key"], repr(self.store.list_keypairs(reveal=True)).replace("\\n", "\n"))
+        with self.assertRaises(cloudsync.ValidationError):
+            self.store.create_keypair({"name": "bad", "type": "SSH_KEY_PAIR", "attributes": {"private_key": "x"}})
+        self.store.delete_keypair(created["id"])
+        self.assertEqual(self.store.list_keypairs(), [])
+        with self.assertRaises(cloudsync.NotFoundError):
+            self.store.delete_keypair(created["id"])
+
     def test_list_buckets(self):
         server().make_bucket("second-bucket")
         buckets = self.store.list_buckets(self.cred)

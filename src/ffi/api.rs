@@ -281,6 +281,60 @@ pub unsafe extern "C" fn cloudsync_credential_list(
     json_op(store, json_out, error_out, |s| Ok(Value::from(api::credential_list(&s.store, reveal)?)))
 }
 
+/// Add an SSH key pair to the keychain. `body_json` is TrueNAS's `keychaincredential`
+/// body: `{"name": ..., "type": "SSH_KEY_PAIR", "attributes": {"private_key": ...,
+/// "public_key": ...}}` (either key alone, or both, which must belong together). The
+/// private key is stored encrypted; `*json_out` is the stored entry with the private key
+/// redacted. Free it with `cloudsync_string_free`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cloudsync_keychain_create(
+    store: *const cloudsync_store,
+    body_json: *const c_char,
+    json_out: *mut *mut c_char,
+    error_out: *mut *mut cloudsync_error,
+) -> cloudsync_result {
+    json_op(store, json_out, error_out, |s| Ok(api::keychain_create(&s.store, &json_arg(body_json, "body_json")?)?))
+}
+
+/// A new Ed25519 key pair, not stored: `*json_out` is `{"private_key": OpenSSH text,
+/// "public_key": line}` (TrueNAS's `keychaincredential.generate_ssh_key_pair`). Needs no
+/// store; `store` may be NULL. Free `*json_out` with `cloudsync_string_free` and wipe it.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cloudsync_keychain_generate(
+    json_out: *mut *mut c_char,
+    error_out: *mut *mut cloudsync_error,
+) -> cloudsync_result {
+    call(error_out, || {
+        clear(json_out);
+        require_out(json_out, "json_out")?;
+        put_string(json_out, api::keychain_generate()?.to_string());
+        Ok(CLOUDSYNC_OK)
+    })
+}
+
+/// All keychain entries as a JSON array of `{id, name, type, attributes}`; private keys
+/// are replaced by a placeholder unless `reveal`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cloudsync_keychain_list(
+    store: *const cloudsync_store,
+    reveal: bool,
+    json_out: *mut *mut c_char,
+    error_out: *mut *mut cloudsync_error,
+) -> cloudsync_result {
+    json_op(store, json_out, error_out, |s| Ok(Value::from(api::keychain_list(&s.store, reveal)?)))
+}
+
+/// Delete keychain entry `id`. Refused (`CLOUDSYNC_INVALID_ARGUMENT`) while an SFTP
+/// credential uses it.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cloudsync_keychain_delete(
+    store: *const cloudsync_store,
+    id: i64,
+    error_out: *mut *mut cloudsync_error,
+) -> cloudsync_result {
+    id_op(store, error_out, |s| Ok(api::keychain_delete(&s.store, id)?))
+}
+
 /// The providers this library knows (TrueNAS's `cloudsync.providers`): `*json_out` is a
 /// JSON array of `{name, title, credentials_schema, credentials_oauth, buckets,
 /// bucket_title, task_schema}` objects, in TrueNAS's order; free it with

@@ -55,7 +55,25 @@ const MIGRATIONS: &[&str] = &[
         write INTEGER NOT NULL,
         owner_pid INTEGER NOT NULL,
         owner_start INTEGER NOT NULL);",
+    // 2: the keychain (TrueNAS `keychaincredential`, type SSH_KEY_PAIR): the private key
+    // encrypted like every secret, the public key in clear.
+    "CREATE TABLE keychain (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        type TEXT NOT NULL,
+        public_key TEXT NOT NULL,
+        private_key TEXT NOT NULL DEFAULT '')",
 ];
+
+/// A keychain entry (TrueNAS `keychaincredential`), its private key decrypted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeychainEntry {
+    pub id: i64,
+    pub name: String,
+    /// `SSH_KEY_PAIR`.
+    pub kind: String,
+    pub keys: crate::keychain::KeyPair,
+}
 
 /// A stored credential, decrypted.
 #[derive(Clone, Debug, PartialEq)]
@@ -387,6 +405,90 @@ impl Store {
         Ok(())
     }
 
+    // ---- keychain
+
+    pub fn create_keychain_entry(
+        &self,
+        name: &str,
+        kind: &str,
+        keys: &crate::keychain::KeyPair,
+    ) -> Result<KeychainEntry> {
+        let enc = self.secrets.encrypt(Field::KeychainPrivateKey, keys.private_key.as_deref().unwrap_or(""))?;
+        let conn = self.conn()?;
+        conn.execute(
+            "INSERT INTO keychain (name, type, public_key, private_key) VALUES (?1, ?2, ?3, ?4)",
+            params![name, kind, keys.public_key, enc],
+        )
+        .map_err(|e| unique_error(e, "A keychain credential with this name already exists"))?;
+        Ok(KeychainEntry { id: conn.last_insert_rowid(), name: name.into(), kind: kind.into(), keys: keys.clone() })
+    }
+
+    fn keychain_row(
+        &self,
+        id: i64,
+        name: String,
+        kind: String,
+        public_key: String,
+        enc: &str,
+    ) -> Result<KeychainEntry> {
+        let private = self
+            .secrets
+            .decrypt(Field::KeychainPrivateKey, enc)
+            .map_err(|e| e.with_path(format!("keychain credential {name:?}")))?;
+        let private_key = (!private.is_empty()).then_some(private);
+        Ok(KeychainEntry { id, name, kind, keys: crate::keychain::KeyPair { private_key, public_key } })
+    }
+
+    pub fn get_keychain_entry(&self, id: i64) -> Result<KeychainEntry> {
+        let row: Option<(String, String, String, String)> = self
+            .conn()?
+            .query_row("SELECT name, type, public_key, private_key FROM keychain WHERE id = ?1", params![id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()
+            .map_err(db_err)?;
+        let (name, kind, public_key, enc) =
+            row.ok_or_else(|| Error::new(Kind::NotFound, format!("keychain credential {id} does not exist")))?;
+        self.keychain_row(id, name, kind, public_key, &enc)
+    }
+
+    /// Every keychain entry: decrypted, or the error for it (the seed does not match).
+    pub fn list_keychain(&self) -> Result<Vec<(i64, String, String, Result<KeychainEntry>)>> {
+        let rows: Vec<(i64, String, String, String, String)> = {
+            let conn = self.conn()?;
+            let mut stmt = conn
+                .prepare("SELECT id, name, type, public_key, private_key FROM keychain ORDER BY id")
+                .map_err(db_err)?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+                .map_err(db_err)?
+                .collect::<std::result::Result<_, _>>()
+                .map_err(db_err)?
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, kind, public_key, enc)| {
+                let entry = self.keychain_row(id, name.clone(), kind.clone(), public_key, &enc);
+                (id, name, kind, entry)
+            })
+            .collect())
+    }
+
+    /// Delete a keychain entry unless a credential uses it (an SFTP credential's
+    /// `private_key`; the message names the credential).
+    pub fn delete_keychain_entry(&self, id: i64) -> Result<()> {
+        for row in self.list_credentials()? {
+            let Ok(c) = row.credential else { continue };
+            if c.provider.get("private_key").and_then(Value::as_i64) == Some(id) {
+                return Err(Error::usage(format!("This key pair is used by the cloud credential {:?}", c.name)));
+            }
+        }
+        let n = self.conn()?.execute("DELETE FROM keychain WHERE id = ?1", params![id]).map_err(db_err)?;
+        if n == 0 {
+            return Err(Error::new(Kind::NotFound, format!("keychain credential {id} does not exist")));
+        }
+        Ok(())
+    }
+
     // ---- tasks
 
     fn split_task(&self, body: &Map<String, Value>) -> Result<(i64, String, String, String)> {
@@ -532,7 +634,24 @@ impl Store {
             .query_row("SELECT value FROM meta WHERE key = 'seed_check'", [], |r| r.get(0))
             .optional()
             .map_err(db_err)?;
-        let mut out = serde_json::json!({"format": "cloudsync-config/1", "seed_check": check, "credentials": creds, "tasks": tasks});
+        let mut keychain = Vec::new();
+        {
+            let mut stmt = conn
+                .prepare("SELECT id, name, type, public_key, private_key FROM keychain ORDER BY id")
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(serde_json::json!({"id": r.get::<_, i64>(0)?, "name": r.get::<_, String>(1)?,
+                        "type": r.get::<_, String>(2)?, "public_key": r.get::<_, String>(3)?,
+                        "private_key": r.get::<_, String>(4)?}))
+                })
+                .map_err(db_err)?;
+            for r in rows {
+                keychain.push(r.map_err(db_err)?);
+            }
+        }
+        let mut out = serde_json::json!({"format": "cloudsync-config/1", "seed_check": check, "credentials": creds,
+            "tasks": tasks, "keychain": keychain});
         if with_seed {
             let seed = std::fs::read(self.secrets.seed_path())
                 .map_err(|e| Error::io("read the secret seed", self.secrets.seed_path().display(), e))?;

@@ -30,6 +30,8 @@ pub enum Field {
     TaskEncryptionPassword,
     TaskEncryptionSalt,
     SeedCheck,
+    /// A keychain entry's private key (OpenSSH text).
+    KeychainPrivateKey,
 }
 
 impl Field {
@@ -39,6 +41,7 @@ impl Field {
             Field::TaskEncryptionPassword => b"cloudsync/v1/task.encryption_password",
             Field::TaskEncryptionSalt => b"cloudsync/v1/task.encryption_salt",
             Field::SeedCheck => b"cloudsync/v1/seed-check",
+            Field::KeychainPrivateKey => b"cloudsync/v1/keychain.private_key",
         }
     }
 }

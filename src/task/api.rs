@@ -125,6 +125,93 @@ pub fn credential_get(store: &Store, id: i64, reveal: bool) -> ApiResult<Value> 
     Ok(credential_entry(&store.get_credential(id)?, reveal))
 }
 
+// ---- keychain (TrueNAS `keychaincredential`, type SSH_KEY_PAIR)
+
+const KEYCHAIN_TYPES: &[&str] = &["SSH_KEY_PAIR"];
+
+/// A keychain entry as `keychaincredential.query` shows it; the private key redacted
+/// unless `reveal`.
+fn keychain_entry(k: &crate::store::KeychainEntry, reveal: bool) -> Value {
+    let private = match (&k.keys.private_key, reveal) {
+        (Some(p), true) => json!(p),
+        (Some(_), false) => json!(providers::SECRET_PLACEHOLDER),
+        (None, _) => Value::Null,
+    };
+    json!({"id": k.id, "name": k.name, "type": k.kind,
+           "attributes": {"private_key": private, "public_key": k.keys.public_key}})
+}
+
+/// `keychaincredential.create`: `{name, type: "SSH_KEY_PAIR", attributes: {private_key,
+/// public_key}}`, either key alone or both (which must belong together).
+pub fn keychain_create(store: &Store, body: &Value) -> ApiResult<Value> {
+    const S: &str = "keychain_credential_create";
+    let b = obj(body, S)?;
+    let mut errors = Errors::new();
+    let name = b.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+    if name.trim().is_empty() {
+        errors.push((format!("{S}.name"), "String should have at least 1 character".into()));
+    }
+    let kind = b.get("type").and_then(Value::as_str).unwrap_or("");
+    if !KEYCHAIN_TYPES.contains(&kind) {
+        errors.push((format!("{S}.type"), "Input should be 'SSH_KEY_PAIR'".into()));
+    }
+    for k in b.keys() {
+        if !matches!(k.as_str(), "name" | "type" | "attributes") {
+            errors.push((format!("{S}.{k}"), "Extra inputs are not permitted".into()));
+        }
+    }
+    let attrs = b.get("attributes").and_then(Value::as_object).cloned().unwrap_or_default();
+    for k in attrs.keys() {
+        if !matches!(k.as_str(), "private_key" | "public_key") {
+            errors.push((format!("{S}.attributes.{k}"), "Extra inputs are not permitted".into()));
+        }
+    }
+    let text = |k: &str| attrs.get(k).and_then(Value::as_str);
+    let keys = match crate::keychain::check(text("private_key"), text("public_key")) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            errors.push((format!("{S}.attributes"), e.message().to_string()));
+            None
+        }
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let k = store.create_keychain_entry(&name, kind, &keys.expect("checked")).map_err(|e| {
+        if e.kind() == Kind::Usage {
+            ApiError::Validation(vec![(format!("{S}.name"), e.message().to_string())])
+        } else {
+            ApiError::Failed(e)
+        }
+    })?;
+    Ok(keychain_entry(&k, false))
+}
+
+/// `keychaincredential.generate_ssh_key_pair`: a new pair (Ed25519), not stored.
+pub fn keychain_generate() -> ApiResult<Value> {
+    let k = crate::keychain::generate("cloudsync")?;
+    Ok(json!({"private_key": k.private_key, "public_key": k.public_key}))
+}
+
+pub fn keychain_list(store: &Store, reveal: bool) -> ApiResult<Vec<Value>> {
+    Ok(store
+        .list_keychain()?
+        .into_iter()
+        .map(|(id, name, kind, entry)| match entry {
+            Ok(k) => keychain_entry(&k, reveal),
+            Err(e) => json!({"id": id, "name": name, "type": kind, "attributes": {}, "unusable": e.to_string()}),
+        })
+        .collect())
+}
+
+pub fn keychain_get(store: &Store, id: i64, reveal: bool) -> ApiResult<Value> {
+    Ok(keychain_entry(&store.get_keychain_entry(id)?, reveal))
+}
+
+pub fn keychain_delete(store: &Store, id: i64) -> ApiResult<()> {
+    store.delete_keychain_entry(id).map_err(ApiError::Failed)
+}
+
 /// `verify`: list the remote root with a 15 s connect and 30 s I/O timeout.
 pub fn credential_verify(provider: &Value) -> Value {
     let p = match providers::validate_credential("cloudsync_credentials_verify", provider) {
@@ -430,6 +517,17 @@ pub fn config_export(store: &Store, with_seed: bool) -> crate::error::Result<Val
     Ok(out)
 }
 
+/// `base`, or `base (2)`, `base (3)`... whichever is not `taken`.
+fn free_name(base: &str, taken: &[String]) -> String {
+    let mut name = base.to_string();
+    let mut n = 2;
+    while taken.contains(&name) {
+        name = format!("{base} ({n})");
+        n += 1;
+    }
+    name
+}
+
 pub fn config_import(store: &Store, export: &Value, policy: &PathPolicy) -> ApiResult<Value> {
     store.atomically(|| config_import_rows(store, export, policy))
 }
@@ -454,26 +552,48 @@ fn config_import_rows(store: &Store, export: &Value, policy: &PathPolicy) -> Api
         (None, Some(c)) if own.is_available() && own.verify_check(c) => Some(own),
         _ => None,
     };
-    let mut report = json!({"secrets": secrets.is_some(), "credentials": [], "tasks": []});
+    let mut report = json!({"secrets": secrets.is_some(), "keychain": [], "credentials": [], "tasks": []});
+    // Key pairs first: SFTP credentials name them by id, which changes here.
+    let mut key_ids = std::collections::HashMap::new();
+    let taken: Vec<String> = store.list_keychain()?.into_iter().map(|(_, name, _, _)| name).collect();
+    for k in export.get("keychain").and_then(Value::as_array).into_iter().flatten() {
+        let old_id = k["id"].as_i64().unwrap_or(-1);
+        let name = free_name(k["name"].as_str().unwrap_or("imported"), &taken);
+        let stored = k["private_key"].as_str().unwrap_or("");
+        let private = if stored.is_empty() {
+            Some(String::new())
+        } else {
+            secrets.and_then(|s| s.decrypt(Field::KeychainPrivateKey, stored).ok())
+        };
+        let problem =
+            private.is_none().then(|| "its private key cannot be read without the export's seed: add the key again");
+        let keys = crate::keychain::KeyPair {
+            private_key: private.filter(|p| !p.is_empty()),
+            public_key: k["public_key"].as_str().unwrap_or("").to_string(),
+        };
+        let id = store.create_keychain_entry(&name, k["type"].as_str().unwrap_or("SSH_KEY_PAIR"), &keys)?.id;
+        key_ids.insert(old_id, id);
+        if let Some(a) = report["keychain"].as_array_mut() {
+            a.push(json!({"old_id": old_id, "id": id, "name": name, "problem": problem}));
+        }
+    }
     let existing: Vec<String> = store.list_credentials()?.into_iter().map(|r| r.name).collect();
     let mut ids = std::collections::HashMap::new();
     let mut unusable = std::collections::HashSet::new();
     for c in export.get("credentials").and_then(Value::as_array).into_iter().flatten() {
         let old_id = c["id"].as_i64().unwrap_or(-1);
-        let base = c["name"].as_str().unwrap_or("imported").to_string();
+        let name = free_name(c["name"].as_str().unwrap_or("imported"), &existing);
         let ty = c["provider"].as_str().unwrap_or("").to_string();
-        let mut name = base.clone();
-        let mut n = 2;
-        while existing.contains(&name) {
-            name = format!("{base} ({n})");
-            n += 1;
-        }
         let decrypted = secrets
             .and_then(|s| s.decrypt(Field::CredentialProvider, c["attributes"].as_str().unwrap_or("")).ok())
             .and_then(|j| serde_json::from_str::<Map<String, Value>>(&j).ok());
         let (id, problem) = match decrypted {
             Some(mut provider) => {
                 provider.insert("type".into(), json!(ty));
+                // An SFTP key pair, under its new id.
+                if let Some(old_key) = provider.get("private_key").and_then(Value::as_i64) {
+                    provider.insert("private_key".into(), json!(key_ids.get(&old_key).copied()));
+                }
                 (store.create_credential(&name, &provider)?.id, None)
             }
             None => {

@@ -211,6 +211,10 @@ static void test_misuse(void) {
           "providers listing: %.200s", out ? out : "(null)");
     cloudsync_string_free(out);
     out = NULL;
+    EXPECT(cloudsync_keychain_generate(NULL, &err), CLOUDSYNC_NULL_PARAMETER, "keychain_generate NULL");
+    EXPECT(cloudsync_keychain_create(NULL, "{}", &out, &err), CLOUDSYNC_NULL_PARAMETER, "keychain_create NULL store");
+    EXPECT(cloudsync_keychain_list(NULL, false, &out, &err), CLOUDSYNC_NULL_PARAMETER, "keychain_list NULL store");
+    EXPECT(cloudsync_keychain_delete(NULL, 1, &err), CLOUDSYNC_NULL_PARAMETER, "keychain_delete NULL store");
     EXPECT(cloudsync_store_set_log_dir(NULL, NULL, &err), CLOUDSYNC_NULL_PARAMETER, "set_log_dir NULL");
     EXPECT(cloudsync_store_set_pool_root(NULL, "/mnt", &err), CLOUDSYNC_NULL_PARAMETER, "set_pool_root NULL");
     EXPECT(cloudsync_store_set_require_dataset(NULL, false, &err), CLOUDSYNC_NULL_PARAMETER, "set_require_dataset NULL");
@@ -322,6 +326,34 @@ int main(void) {
     CHECK(out && strstr(out, "renamed"), "renamed: %s", out);
     cloudsync_string_free(out);
     out = NULL;
+
+    /* ---- the keychain: a generated pair stored, listed without its private key, deleted */
+    char *pair = NULL;
+    EXPECT(cloudsync_keychain_generate(&pair, &err), CLOUDSYNC_OK, "keychain_generate");
+    CHECK(pair && strstr(pair, "BEGIN OPENSSH PRIVATE KEY") && strstr(pair, "ssh-ed25519 "), "pair: %.80s", pair);
+    char *kbody = malloc(strlen(pair) + 128);
+    sprintf(kbody, "{\"name\": \"nas key\", \"type\": \"SSH_KEY_PAIR\", \"attributes\": %s}", pair);
+    EXPECT(cloudsync_keychain_create(store, kbody, &out, &err), CLOUDSYNC_OK, "keychain_create");
+    long long key_id = json_int(out, "id");
+    CHECK(key_id > 0 && !strstr(out, "PRIVATE KEY"), "created, redacted: %s", out);
+    cloudsync_string_free(out);
+    out = NULL;
+    EXPECT(cloudsync_keychain_create(store, kbody, &out, &err), CLOUDSYNC_INVALID_ARGUMENT, "duplicate key name");
+    EXPECT(cloudsync_keychain_create(store, "{\"name\": \"bad\", \"type\": \"SSH_KEY_PAIR\", \"attributes\": "
+           "{\"private_key\": \"garbage\"}}", &out, &err), CLOUDSYNC_INVALID_ARGUMENT, "bad key");
+    EXPECT(cloudsync_keychain_list(store, false, &out, &err), CLOUDSYNC_OK, "keychain_list");
+    CHECK(out && strstr(out, "nas key") && !strstr(out, "PRIVATE KEY"), "listed, redacted: %s", out);
+    cloudsync_string_free(out);
+    out = NULL;
+    EXPECT(cloudsync_keychain_list(store, true, &out, &err), CLOUDSYNC_OK, "keychain_list reveal");
+    CHECK(out && strstr(out, "PRIVATE KEY"), "revealed");
+    cloudsync_string_free(out);
+    out = NULL;
+    EXPECT(cloudsync_keychain_delete(store, key_id, &err), CLOUDSYNC_OK, "keychain_delete");
+    EXPECT(cloudsync_keychain_delete(store, key_id, &err), CLOUDSYNC_NOT_FOUND, "keychain_delete again");
+    memset(pair, 0, strlen(pair));
+    cloudsync_string_free(pair);
+    free(kbody);
 
     /* verify: a body, a stored id, and a wrong secret (a successful call saying invalid). */
     const char *provider = strstr(body, "{\"type\"");

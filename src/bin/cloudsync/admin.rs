@@ -107,6 +107,36 @@ pub enum CredentialCmd {
 }
 
 #[derive(Subcommand)]
+pub enum KeychainCmd {
+    /// Add an SSH key pair: NAME, and the private key from a file (`@FILE`, or `-` for
+    /// stdin; OpenSSH, PEM RSA or PKCS#8), the public key optional (derived, or checked
+    /// against the private key). Stored encrypted; the private key is never printed.
+    Add {
+        name: String,
+        #[arg(long, value_name = "@FILE|-")]
+        private_key: Option<String>,
+        #[arg(long, value_name = "LINE|@FILE")]
+        public_key: Option<String>,
+    },
+    /// Generate a new Ed25519 key pair and store it under NAME; prints its public key
+    /// (for the server's authorized_keys).
+    Generate { name: String },
+    /// List the key pairs (ids, names, public keys).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one key pair (the private key only with --reveal).
+    Show {
+        id: i64,
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// Delete a key pair (refused while an SFTP credential uses it).
+    Delete { id: i64 },
+}
+
+#[derive(Subcommand)]
 pub enum TaskCmd {
     /// Create a task from a JSON body with the TrueNAS field names (JSON, @FILE or -).
     /// Prints the stored task, secrets redacted unless --reveal.
@@ -244,6 +274,66 @@ pub fn credential(cmd: CredentialCmd, s: &StoreArgs) -> Result<i32> {
         }
         CredentialCmd::Delete { id } => {
             api(api::credential_delete(&store, id).map(|()| Value::Null)).map(drop)?;
+            s.changed();
+        }
+    }
+    Ok(0)
+}
+
+/// Key text given on the command line: `@FILE`, `-` (stdin) or the text itself.
+fn key_text(arg: &str) -> Result<String> {
+    if arg == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| cloudsync::Error::io("read", "standard input", e))?;
+        return Ok(s);
+    }
+    match arg.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| cloudsync::Error::io("read", path, e)),
+        None => Ok(arg.to_string()),
+    }
+}
+
+pub fn keychain(cmd: KeychainCmd, s: &StoreArgs) -> Result<i32> {
+    let store = s.open()?;
+    match cmd {
+        KeychainCmd::Add { name, private_key, public_key } => {
+            if private_key.as_deref().is_some_and(|k| !k.starts_with('@') && k != "-") {
+                return Err(cloudsync::Error::usage(
+                    "--private-key takes @FILE or - (standard input): a key on the command line is visible to other users",
+                ));
+            }
+            let private = private_key.as_deref().map(key_text).transpose()?;
+            let public = public_key.as_deref().map(key_text).transpose()?;
+            let body = serde_json::json!({"name": name, "type": "SSH_KEY_PAIR",
+                "attributes": {"private_key": private, "public_key": public}});
+            print(&api(api::keychain_create(&store, &body))?);
+            s.changed();
+        }
+        KeychainCmd::Generate { name } => {
+            let pair = api(api::keychain_generate())?;
+            let body = serde_json::json!({"name": name, "type": "SSH_KEY_PAIR", "attributes": pair});
+            let created = api(api::keychain_create(&store, &body))?;
+            eprintln!("stored as keychain credential {}; its public key:", created["id"]);
+            println!("{}", created["attributes"]["public_key"].as_str().unwrap_or(""));
+            s.changed();
+        }
+        KeychainCmd::List { json } => {
+            let list = api(api::keychain_list(&store, false).map(Value::from))?;
+            if json {
+                print(&list);
+            } else {
+                for k in list.as_array().into_iter().flatten() {
+                    let public = k["attributes"]["public_key"].as_str().unwrap_or("");
+                    let short: String = public.chars().take(60).collect();
+                    let private = if k["attributes"]["private_key"].is_null() { "  (public key only)" } else { "" };
+                    println!("{:>4}  {:<24} {short}{private}", k["id"], k["name"].as_str().unwrap_or(""));
+                }
+            }
+        }
+        KeychainCmd::Show { id, reveal } => print(&api(api::keychain_get(&store, id, reveal))?),
+        KeychainCmd::Delete { id } => {
+            api(api::keychain_delete(&store, id).map(|()| Value::Null)).map(drop)?;
             s.changed();
         }
     }

@@ -54,6 +54,9 @@ enum Command {
     /// Saved cloud credentials.
     #[command(subcommand)]
     Credential(admin::CredentialCmd),
+    /// SSH key pairs for SFTP credentials (the keychain), stored encrypted.
+    #[command(subcommand)]
+    Keychain(admin::KeychainCmd),
     /// Saved Cloud Sync tasks and their jobs.
     #[command(subcommand)]
     Task(admin::TaskCmd),
@@ -252,6 +255,7 @@ fn run(cli: Cli, term: Arc<Term>) -> Result<i32> {
         Command::Move(a) => (Mode::Move, a),
         Command::Cryptcheck(a) => return cryptcheck(a, &cli.store),
         Command::Credential(c) => return admin::credential(c, &cli.store),
+        Command::Keychain(c) => return admin::keychain(c, &cli.store),
         Command::Task(c) => return admin::task(c, &cli.store),
         Command::Config(c) => return admin::config(c, &cli.store),
         Command::Ls { credential, location, json } => return admin::ls(credential, location, json, &cli.store),

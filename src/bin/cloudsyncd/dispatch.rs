@@ -232,6 +232,10 @@ pub const METHODS: &[&str] = &[
     "cloudsync.credentials.update",
     "cloudsync.credentials.delete",
     "cloudsync.credentials.verify",
+    "keychaincredential.query",
+    "keychaincredential.create",
+    "keychaincredential.delete",
+    "keychaincredential.generate_ssh_key_pair",
 ];
 
 /// The methods that change something.
@@ -246,6 +250,8 @@ const MUTATING: &[&str] = &[
     "cloudsync.credentials.create",
     "cloudsync.credentials.update",
     "cloudsync.credentials.delete",
+    "keychaincredential.create",
+    "keychaincredential.delete",
 ];
 
 /// Carry out one request for `peer`.
@@ -420,6 +426,27 @@ pub fn call(ctx: &Context, peer: &Peer, method: &str, params: &[Value]) -> Resul
                 }
             };
             Ok(api::credential_verify(&provider))
+        }
+        // TrueNAS's keychain, SSH key pairs only; private keys are never sent back.
+        "keychaincredential.query" => {
+            p.at_most(1)?;
+            match p.opt_int(0, "id")? {
+                Some(id) => Ok(api::keychain_get(store, id, false)?),
+                None => Ok(Value::Array(api::keychain_list(store, false)?)),
+            }
+        }
+        "keychaincredential.create" => {
+            p.at_most(1)?;
+            Ok(api::keychain_create(store, p.object(0, "keychain_credential")?)?)
+        }
+        "keychaincredential.delete" => {
+            p.at_most(1)?;
+            api::keychain_delete(store, p.int(0, "id")?)?;
+            Ok(json!(true))
+        }
+        "keychaincredential.generate_ssh_key_pair" => {
+            p.at_most(0)?;
+            Ok(api::keychain_generate()?)
         }
         other => Err(RpcError::new("ENOMETHOD", format!("Unknown method {other:?}"))),
     }
