@@ -697,15 +697,58 @@ fn import_truenas_rows(
     cfg: &super::truenas_import::TrueNasConfig,
     policy: &PathPolicy,
 ) -> ApiResult<Value> {
-    let mut report = json!({"seed_ok": cfg.seed_ok, "warnings": cfg.warnings, "credentials": [], "tasks": []});
+    let mut report =
+        json!({"seed_ok": cfg.seed_ok, "warnings": cfg.warnings, "keychain": [], "credentials": [], "tasks": []});
+    // Key pairs first: SFTP credentials name them by id, which changes here.
+    let mut key_ids = std::collections::HashMap::new();
+    let stored_keys = store.list_keychain()?;
+    let key_names: Vec<String> = stored_keys.iter().map(|(_, n, _, _)| n.clone()).collect();
+    for k in &cfg.keypairs {
+        let text = |f: &str| k.attributes.as_ref().and_then(|a| a.get(f)).and_then(Value::as_str);
+        let checked = match &k.attributes {
+            Some(_) => crate::keychain::check(text("private_key"), text("public_key")).map_err(|e| e.to_string()),
+            None => Err(k.problem.clone().unwrap_or_else(|| "its keys could not be decrypted".into())),
+        };
+        let entry = match checked {
+            Ok(keys) => {
+                // A re-run finds the pair the first run stored (same name, same keys).
+                let same = stored_keys.iter().find(|(_, n, _, e)| {
+                    (n == &k.name || n.starts_with(&format!("{} (", k.name)))
+                        && e.as_ref().is_ok_and(|e| e.keys == keys)
+                });
+                let id = match same {
+                    Some((id, ..)) => *id,
+                    None => store.create_keychain_entry(&free_name(&k.name, &key_names), "SSH_KEY_PAIR", &keys)?.id,
+                };
+                key_ids.insert(k.id, id);
+                json!({"truenas_id": k.id, "id": id, "name": k.name, "problem": null})
+            }
+            Err(why) => {
+                json!({"truenas_id": k.id, "id": null, "name": k.name, "problem": format!("not imported: {why}")})
+            }
+        };
+        if let Some(a) = report["keychain"].as_array_mut() {
+            a.push(entry);
+        }
+    }
     let mut ids = std::collections::HashMap::new();
     let mut unusable = std::collections::HashSet::new();
     let existing = store.list_credentials()?;
     let names: Vec<String> = existing.iter().map(|r| r.name.clone()).collect();
     for c in &cfg.credentials {
+        let mut key_problem = None;
         let provider = c.fields.as_ref().map(|fields| {
             let mut p = fields.clone();
             p.insert("type".into(), json!(c.provider_type));
+            // An SFTP credential's key pair, under its id here.
+            if let Some(old) = p.get("private_key").and_then(Value::as_i64) {
+                let new = key_ids.get(&old).copied();
+                if new.is_none() {
+                    key_problem =
+                        Some(format!("its keychain key pair (TrueNAS id {old}) was not imported: add it again"));
+                }
+                p.insert("private_key".into(), json!(new));
+            }
             p
         });
         // A re-run finds what the first run stored (same name and type, same fields, or
@@ -740,7 +783,7 @@ fn import_truenas_rows(
                 Ok(v) => {
                     let id = v["id"].as_i64().unwrap_or(-1);
                     ids.insert(c.id, id);
-                    json!({"truenas_id": c.id, "id": id, "name": name, "problem": c.problem})
+                    json!({"truenas_id": c.id, "id": id, "name": name, "problem": c.problem.clone().or(key_problem)})
                 }
                 Err(e) => {
                     let reason = format!("imported unusable: {e}");
@@ -835,6 +878,65 @@ fn same_task(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
 mod tests {
     use super::*;
     use crate::task::truenas_import::build_fixture_database;
+
+    #[test]
+    fn truenas_keychain_pairs_come_with_their_sftp_credentials() {
+        let d = tempfile::tempdir().unwrap();
+        let seed = *b"0123456789abcdef0123456789abcdef";
+        let tn = d.path().join("freenas-v1.db");
+        build_fixture_database(
+            &tn,
+            &seed,
+            &[
+                (
+                    3,
+                    "backup box",
+                    "SFTP",
+                    json!({"host": "h", "port": 22, "user": "u", "pass": null, "private_key": 7}),
+                ),
+                (4, "lost key", "SFTP", json!({"host": "h", "port": 22, "user": "u", "pass": null, "private_key": 99})),
+            ],
+            &[],
+        )
+        .unwrap();
+        let pair = crate::keychain::generate("truenas").unwrap();
+        let attrs = json!({"private_key": pair.private_key, "public_key": pair.public_key}).to_string();
+        let conn = rusqlite::Connection::open(&tn).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE system_keychaincredential (id INTEGER PRIMARY KEY, name VARCHAR(255), type VARCHAR(255), attributes TEXT)",
+        )
+        .unwrap();
+        let enc = crate::task::truenas_import::pwenc_encrypt_with_nonce(&seed, [9; 8], &attrs);
+        conn.execute("INSERT INTO system_keychaincredential VALUES (7, 'nas key', 'SSH_KEY_PAIR', ?1)", [&enc])
+            .unwrap();
+        let other = crate::task::truenas_import::pwenc_encrypt_with_nonce(&seed, [8; 8], "{}");
+        conn.execute("INSERT INTO system_keychaincredential VALUES (8, 'repl', 'SSH_CREDENTIALS', ?1)", [&other])
+            .unwrap();
+        drop(conn);
+        let store = Store::open(&d.path().join("a/db"), &d.path().join("a/seed")).unwrap();
+        // Something in the keychain already: the imported pair gets another id.
+        let first = crate::keychain::generate("").unwrap();
+        store.create_keychain_entry("mine", "SSH_KEY_PAIR", &first).unwrap();
+        let policy = PathPolicy::default();
+        let r = import_truenas(&store, &tn, Some(&seed), &policy).unwrap();
+        assert_eq!(r["keychain"].as_array().unwrap().len(), 1, "SSH connections are not Cloud Sync's: {r}");
+        let key_id = r["keychain"][0]["id"].as_i64().unwrap();
+        assert_ne!(key_id, 7);
+        assert_eq!(store.get_keychain_entry(key_id).unwrap().keys, pair);
+        let box_id = r["credentials"][0]["id"].as_i64().unwrap();
+        assert_eq!(store.get_credential(box_id).unwrap().provider["private_key"], json!(key_id));
+        assert!(r["credentials"][1]["problem"].as_str().unwrap().contains("TrueNAS id 99"), "{r}");
+        // A second import stores nothing twice.
+        let again = import_truenas(&store, &tn, Some(&seed), &policy).unwrap();
+        assert_eq!(again["keychain"][0]["id"], json!(key_id));
+        assert_eq!(store.list_keychain().unwrap().len(), 2);
+        assert_eq!(store.list_credentials().unwrap().len(), 2, "{again}");
+        // Without the seed: the pair is reported, not invented.
+        let bare = Store::open(&d.path().join("b/db"), &d.path().join("b/seed")).unwrap();
+        let r = import_truenas(&bare, &tn, None, &policy).unwrap();
+        assert!(r["keychain"][0]["problem"].as_str().unwrap().contains("add"), "{r}");
+        assert!(bare.list_keychain().unwrap().is_empty());
+    }
 
     #[test]
     fn own_export_round_trips_with_and_without_the_seed() {

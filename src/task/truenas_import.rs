@@ -109,6 +109,17 @@ pub struct TrueNasTask {
     pub problems: Vec<String>,
 }
 
+/// One SSH key pair of `system_keychaincredential` (type `SSH_KEY_PAIR`), which SFTP
+/// credentials name by id in `private_key`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrueNasKeyPair {
+    pub id: i64,
+    pub name: String,
+    /// `private_key` and `public_key`, decrypted; None when they could not be.
+    pub attributes: Option<Map<String, Value>>,
+    pub problem: Option<String>,
+}
+
 /// What was read from a TrueNAS configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrueNasConfig {
@@ -117,6 +128,8 @@ pub struct TrueNasConfig {
     pub seed_ok: bool,
     pub credentials: Vec<TrueNasCredential>,
     pub tasks: Vec<TrueNasTask>,
+    /// The keychain's SSH key pairs (an older database without the table has none).
+    pub keypairs: Vec<TrueNasKeyPair>,
     /// Import-wide notes: seed problems and skipped rows.
     pub warnings: Vec<String>,
 }
@@ -570,7 +583,28 @@ pub fn read_database(db: &Path, seed: Option<&[u8]>) -> Result<TrueNasConfig, Im
         tasks.push(read_task(&row, id, credential_id, &known, seed.as_ref()));
     }
 
-    Ok(TrueNasConfig { seed_ok: seed.is_some(), credentials, tasks, warnings })
+    let mut keypairs = Vec::new();
+    if table_exists(&conn, "system_keychaincredential")? {
+        for row in read_table(&conn, "system_keychaincredential")? {
+            let (Some(id), name) = (int_col(&row, "id"), text_col(&row, "name").unwrap_or_default()) else {
+                warnings.push("A keychain row without an id was skipped".to_string());
+                continue;
+            };
+            let kind = text_col(&row, "type").unwrap_or_default();
+            if kind != "SSH_KEY_PAIR" {
+                // SSH connections of replication tasks: nothing of Cloud Sync's.
+                continue;
+            }
+            let stored = text_col(&row, "attributes").unwrap_or_default();
+            let (attributes, problem) = match decrypt_credential_fields(&stored, seed.as_ref()) {
+                Ok(a) => (Some(a), None),
+                Err(why) => (None, Some(format!("{why}; the key pair must be added again"))),
+            };
+            keypairs.push(TrueNasKeyPair { id, name, attributes, problem });
+        }
+    }
+
+    Ok(TrueNasConfig { seed_ok: seed.is_some(), credentials, tasks, keypairs, warnings })
 }
 
 // ---------------------------------------------------------------------------------------------
