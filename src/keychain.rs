@@ -213,6 +213,154 @@ fn openssh_public(bin: &[u8]) -> Result<Vec<u8>> {
     Ok(public)
 }
 
+/// `a mod m` for unsigned big-endian integers (bitwise long division; RSA's dP and dQ).
+fn big_mod(a: &[u8], m: &[u8]) -> Vec<u8> {
+    let m: Vec<u8> = m.iter().copied().skip_while(|b| *b == 0).collect();
+    let mut r: Vec<u8> = vec![0; m.len() + 1];
+    let ge = |r: &[u8]| {
+        let (hi, lo) = r.split_at(1);
+        hi[0] != 0 || lo >= m.as_slice()
+    };
+    for byte in a {
+        for bit in (0..8).rev() {
+            // r = r * 2 + bit
+            let mut carry = (byte >> bit) & 1;
+            for x in r.iter_mut().rev() {
+                let next = *x >> 7;
+                *x = (*x << 1) | carry;
+                carry = next;
+            }
+            if ge(&r) {
+                let mut borrow = 0i16;
+                for (i, x) in r.iter_mut().enumerate().rev() {
+                    let sub = if i == 0 { 0 } else { m[i - 1] as i16 };
+                    let mut v = *x as i16 - sub - borrow;
+                    borrow = if v < 0 { 1 } else { 0 };
+                    if v < 0 {
+                        v += 256;
+                    }
+                    *x = v as u8;
+                }
+            }
+        }
+    }
+    r
+}
+
+/// A private key that signs SSH user-authentication requests.
+pub enum Signer {
+    Ed25519(ring::signature::Ed25519KeyPair),
+    /// With its `ssh-rsa` public blob; signs `rsa-sha2-512`.
+    Rsa(ring::signature::RsaKeyPair, Vec<u8>),
+}
+
+impl Signer {
+    pub fn algorithm(&self) -> &'static str {
+        match self {
+            Signer::Ed25519(_) => "ssh-ed25519",
+            Signer::Rsa(..) => "rsa-sha2-512",
+        }
+    }
+
+    pub fn public_blob(&self) -> Vec<u8> {
+        use ring::signature::KeyPair as _;
+        match self {
+            Signer::Ed25519(k) => ed25519_public_blob(k.public_key().as_ref()),
+            Signer::Rsa(_, blob) => blob.clone(),
+        }
+    }
+
+    pub fn sign(&self, data: &[u8]) -> Result<Vec<u8>> {
+        match self {
+            Signer::Ed25519(k) => Ok(k.sign(data).as_ref().to_vec()),
+            Signer::Rsa(k, _) => {
+                let mut sig = vec![0u8; k.public().modulus_len()];
+                k.sign(&ring::signature::RSA_PKCS1_SHA512, &ring::rand::SystemRandom::new(), data, &mut sig)
+                    .map_err(|_| Error::other("RSA signing failed"))?;
+                Ok(sig)
+            }
+        }
+    }
+}
+
+fn ed25519_signer(seed: &[u8]) -> Result<Signer> {
+    ring::signature::Ed25519KeyPair::from_seed_unchecked(seed)
+        .map(Signer::Ed25519)
+        .map_err(|_| bad("the Ed25519 private key is not valid"))
+}
+
+/// The signer of a private key in any supported format.
+pub fn signer(private_key: &str) -> Result<Signer> {
+    public_of(private_key)?; // the format checks and the passphrase refusal
+    let rsa_err = |_| bad("the RSA private key is not valid");
+    if let Some((bin, _)) = pem_body(private_key, "OPENSSH PRIVATE KEY") {
+        let mut w = Wire(&bin[b"openssh-key-v1\0".len()..]);
+        for _ in 0..3 {
+            w.string()?;
+        }
+        w.u32()?;
+        let public = w.string()?.to_vec();
+        let mut p = Wire(w.string()?);
+        p.u32()?;
+        p.u32()?;
+        let ty = p.string()?;
+        return match ty {
+            b"ssh-ed25519" => {
+                p.string()?;
+                ed25519_signer(&p.string()?[..32])
+            }
+            b"ssh-rsa" => {
+                let strip = |x: &[u8]| x.iter().copied().skip_while(|b| *b == 0).collect::<Vec<u8>>();
+                let n = strip(p.string()?);
+                let e = strip(p.string()?);
+                let d = strip(p.string()?);
+                let iqmp = strip(p.string()?);
+                let pp = strip(p.string()?);
+                let q = strip(p.string()?);
+                let minus_one = |x: &[u8]| {
+                    let mut v = x.to_vec();
+                    if let Some(last) = v.last_mut() {
+                        *last = last.wrapping_sub(1); // p and q are odd
+                    }
+                    v
+                };
+                let dp = strip(&big_mod(&d, &minus_one(&pp)));
+                let dq = strip(&big_mod(&d, &minus_one(&q)));
+                let components = ring::rsa::KeyPairComponents {
+                    public_key: ring::rsa::PublicKeyComponents { n: n.as_slice(), e: e.as_slice() },
+                    d: d.as_slice(),
+                    p: pp.as_slice(),
+                    q: q.as_slice(),
+                    dP: dp.as_slice(),
+                    dQ: dq.as_slice(),
+                    qInv: iqmp.as_slice(),
+                };
+                let kp = ring::signature::RsaKeyPair::from_components(&components).map_err(rsa_err)?;
+                Ok(Signer::Rsa(kp, public))
+            }
+            other => Err(Error::new(
+                Kind::Unsupported,
+                format!(
+                    "{} keys cannot sign in to SSH servers yet: use an Ed25519 or RSA key",
+                    String::from_utf8_lossy(other)
+                ),
+            )),
+        };
+    }
+    if let Some((bin, _)) = pem_body(private_key, "RSA PRIVATE KEY") {
+        let kp = ring::signature::RsaKeyPair::from_der(&bin).map_err(rsa_err)?;
+        return Ok(Signer::Rsa(kp, pkcs1_public(&bin)?));
+    }
+    let (bin, _) = pem_body(private_key, "PRIVATE KEY").ok_or_else(|| bad("not a private key"))?;
+    match pkcs8_public(&bin)? {
+        (_, Some(seed)) => ed25519_signer(&seed),
+        (blob, None) => {
+            let kp = ring::signature::RsaKeyPair::from_pkcs8(&bin).map_err(rsa_err)?;
+            Ok(Signer::Rsa(kp, blob))
+        }
+    }
+}
+
 fn type_name(blob: &[u8]) -> Result<String> {
     Ok(String::from_utf8_lossy(Wire(blob).string()?).into_owned())
 }
@@ -362,6 +510,32 @@ mod tests {
         assert!(check(None, None).is_err());
         assert!(check(None, Some("ssh-ed25519 !!!")).is_err());
         assert!(check(None, Some(&kp.public_key)).unwrap().private_key.is_none());
+    }
+
+    #[test]
+    fn big_remainders() {
+        let strip = |v: Vec<u8>| v.into_iter().skip_while(|b| *b == 0).collect::<Vec<u8>>();
+        assert_eq!(strip(big_mod(&[0x01, 0x00], &[0x07])), [(256u32 % 7) as u8]);
+        assert_eq!(strip(big_mod(&[0xff, 0xff, 0xff], &[0x01, 0x00])), [0xff]);
+        assert_eq!(strip(big_mod(&[0x12, 0x34, 0x56, 0x78, 0x9a], &[0x0b, 0xcd, 0xef])), {
+            let a: u64 = 0x123456789a;
+            let m: u64 = 0x0bcdef;
+            let r = a % m;
+            strip(r.to_be_bytes().to_vec())
+        });
+        assert!(strip(big_mod(&[0x05], &[0x05])).is_empty());
+    }
+
+    #[test]
+    fn generated_keys_sign() {
+        let kp = generate("").unwrap();
+        let s = signer(kp.private_key.as_deref().unwrap()).unwrap();
+        assert_eq!(s.algorithm(), "ssh-ed25519");
+        let (_, blob) = parse_public(&kp.public_key).unwrap();
+        assert_eq!(s.public_blob(), blob);
+        let sig = s.sign(b"data").unwrap();
+        let public = &blob[blob.len() - 32..];
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public).verify(b"data", &sig).unwrap();
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod keychain;
 pub mod path;
 pub mod process;
 pub mod remote;
+pub mod ssh;
 pub mod store;
 pub mod task;
 pub mod zfs;

@@ -883,3 +883,69 @@ impl Ftp {
         env
     }
 }
+
+// ---- SSH ---------------------------------------------------------------------------------
+
+/// An OpenSSH sshd of the test process: host keys of its own (Ed25519 and RSA), password
+/// and public-key logins of the local test account (`FTP_USER`), keys in
+/// `authorized_keys/<user>` of its directory.
+pub struct Sshd {
+    pub port: u16,
+    pub dir: PathBuf,
+    /// `ssh-keygen -l` fingerprints of its host keys (`SHA256:...`).
+    pub fingerprints: Vec<String>,
+}
+
+impl Sshd {
+    /// Let `public_key` (an authorized_keys line) log in as the test account.
+    pub fn authorize(&self, public_key: &str) {
+        use std::io::Write as _;
+        let path = self.dir.join("authorized_keys").join(FTP_USER);
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("authorized_keys");
+        writeln!(f, "{}", public_key.trim()).expect("write authorized_keys");
+    }
+}
+
+/// Start an sshd with `extra` configuration lines.
+pub fn sshd_with(extra: &[&str]) -> Sshd {
+    ftp_account();
+    assert!(std::path::Path::new("/usr/sbin/sshd").is_file(), "sshd not found: run scripts/setup-deps");
+    let dir = tempfile::Builder::new().prefix("cloudsync-sshd").tempdir().expect("tempdir").keep();
+    std::fs::create_dir_all(dir.join("authorized_keys")).expect("authorized_keys dir");
+    std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
+    let mut fingerprints = Vec::new();
+    for (kind, name) in [("ed25519", "host_ed25519"), ("rsa", "host_rsa")] {
+        let path = dir.join(name);
+        let st = Command::new("ssh-keygen")
+            .args(["-q", "-t", kind, "-N", "", "-f"])
+            .arg(&path)
+            .status()
+            .expect("ssh-keygen");
+        assert!(st.success());
+        let out = Command::new("ssh-keygen").arg("-l").arg("-f").arg(path.with_extension("pub")).output().unwrap();
+        fingerprints.push(String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1).unwrap_or("").to_string());
+    }
+    let port = free_port();
+    let d = dir.display();
+    let mut conf = format!(
+        "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_ed25519\nHostKey {d}/host_rsa\nPidFile {d}/sshd.pid\n\
+         AuthorizedKeysFile {d}/authorized_keys/%u\nStrictModes no\nUsePAM no\nPermitRootLogin no\n\
+         PasswordAuthentication yes\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nAllowUsers {FTP_USER}\n\
+         MaxStartups 64:30:128\nMaxSessions 32\nUseDNS no\nLogLevel VERBOSE\nSubsystem sftp internal-sftp\n"
+    );
+    for l in extra {
+        conf.push_str(l);
+        conf.push('\n');
+    }
+    std::fs::write(dir.join("sshd_config"), conf).expect("sshd_config");
+    let mut cmd = Command::new("/usr/sbin/sshd");
+    cmd.arg("-D").arg("-e").arg("-f").arg(dir.join("sshd_config")).env("TZ", "UTC");
+    spawn_for_process(cmd, port, "sshd");
+    Sshd { port, dir, fingerprints }
+}
+
+/// The process's sshd.
+pub fn sshd() -> &'static Sshd {
+    static S: OnceLock<Sshd> = OnceLock::new();
+    S.get_or_init(|| sshd_with(&[]))
+}

@@ -1,0 +1,13 @@
+//! A synchronous SSH client (docs/design-sftp-ftp.md §0): the transport and user
+//! authentication the SFTP provider stands on, on ring's primitives, with no async
+//! runtime (the product card keeps the core synchronous).
+//!
+//! Built so far: the transport (`curve25519-sha256`, `chacha20-poly1305@openssh.com`,
+//! strict key exchange, re-keying, host-key check) and user authentication (password,
+//! keyboard-interactive with the password, Ed25519 keys). Not yet: RSA and ECDSA user keys,
+//! `aes256-gcm@openssh.com`, channels and the SFTP provider.
+
+pub mod auth;
+pub mod hostkey;
+pub mod transport;
+pub mod wire;

@@ -1,0 +1,481 @@
+//! The SSH transport layer (RFC 4253) as a synchronous client over a TCP socket: version
+//! exchange, algorithm negotiation, `curve25519-sha256` key exchange (RFC 8731),
+//! `chacha20-poly1305@openssh.com` packets (ring's OpenSSH construction), OpenSSH's
+//! strict key exchange (`kex-strict-*-v00@openssh.com`, the Terrapin fix), the server's
+//! host key checked by the caller before anything else is sent, and re-keying whenever the
+//! server asks or a gigabyte has gone by.
+
+use super::hostkey::{self, HostKey};
+use super::wire::{Reader, Writer, choose, msg, protocol};
+use crate::error::{Error, Kind, Result};
+use ring::aead::chacha20_poly1305_openssh::{KEY_LEN, OpeningKey, SealingKey, TAG_LEN};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+const CLIENT_VERSION: &str = concat!("SSH-2.0-cloudsync_", env!("CARGO_PKG_VERSION"));
+const KEX: &[&str] = &["curve25519-sha256", "curve25519-sha256@libssh.org"];
+const CIPHER: &str = "chacha20-poly1305@openssh.com";
+/// A packet longer than this is refused (OpenSSH sends at most 256 KiB).
+const MAX_PACKET: usize = 1 << 20;
+/// Re-key after this many bytes either way (RFC 4253 §9 recommends 1 GiB).
+const REKEY_BYTES: u64 = 1 << 30;
+
+/// Where and how long to wait.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+    pub connect_timeout: Duration,
+    pub io_timeout: Duration,
+}
+
+impl Endpoint {
+    pub fn shown(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+struct Keys {
+    seal: SealingKey,
+    open: OpeningKey,
+}
+
+pub struct Transport {
+    sock: TcpStream,
+    shown: String,
+    seq_out: u32,
+    seq_in: u32,
+    keys: Option<Keys>,
+    session_id: Vec<u8>,
+    server_version: String,
+    strict: bool,
+    /// The host key of the first exchange (a re-key must show the same one).
+    host_key: Option<HostKey>,
+    bytes_since_kex: u64,
+    /// Messages that arrived while a re-key we started was under way.
+    held: std::collections::VecDeque<Vec<u8>>,
+    /// The server's `server-sig-algs` (RFC 8308), when it sent them.
+    pub server_sig_algs: Vec<String>,
+    kexes: u32,
+}
+
+fn net(shown: &str, what: &str, e: std::io::Error) -> Error {
+    let kind = if e.kind() == std::io::ErrorKind::InvalidData { Kind::Protocol } else { Kind::Network };
+    Error::new(kind, format!("SSH {what} with {shown} failed: {e}")).with_retryable(kind == Kind::Network)
+}
+
+fn kexinit_payload() -> Vec<u8> {
+    let mut cookie = [0u8; 16];
+    let _ = getrandom::getrandom(&mut cookie);
+    let mut w = Writer::new(msg::KEXINIT);
+    w.raw(&cookie);
+    let kex = format!("{},ext-info-c,kex-strict-c-v00@openssh.com", KEX.join(","));
+    for list in [
+        kex.as_str(),
+        &hostkey::ALGORITHMS.join(","),
+        CIPHER,
+        CIPHER,
+        "hmac-sha2-256",
+        "hmac-sha2-256",
+        "none",
+        "none",
+        "",
+        "",
+    ] {
+        w.string(list.as_bytes());
+    }
+    w.bool(false).u32(0);
+    w.0
+}
+
+/// `HASH(K || H || letter || session_id)`, extended to `len` bytes (RFC 4253 §7.2).
+fn derive(k: &[u8], h: &[u8], letter: u8, session_id: &[u8], len: usize) -> Vec<u8> {
+    let mut kw = Writer::default();
+    kw.mpint(k);
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(&kw.0);
+    ctx.update(h);
+    ctx.update(&[letter]);
+    ctx.update(session_id);
+    let mut out = ctx.finish().as_ref().to_vec();
+    while out.len() < len {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(&kw.0);
+        ctx.update(h);
+        ctx.update(&out);
+        out.extend_from_slice(ctx.finish().as_ref());
+    }
+    out.truncate(len);
+    out
+}
+
+impl Transport {
+    /// Connect, exchange keys, and have `check` accept the server's host key (it returns an
+    /// error to refuse it: a changed pinned key).
+    pub fn connect(ep: &Endpoint, check: &mut dyn FnMut(&HostKey) -> Result<()>) -> Result<Transport> {
+        let shown = ep.shown();
+        let addrs: Vec<SocketAddr> = (ep.host.as_str(), ep.port)
+            .to_socket_addrs()
+            .map_err(|e| {
+                Error::new(Kind::Network, format!("SSH: cannot resolve {}: {e}", ep.host)).with_retryable(true)
+            })?
+            .collect();
+        let mut last = None;
+        let mut sock = None;
+        for a in &addrs {
+            match TcpStream::connect_timeout(a, ep.connect_timeout) {
+                Ok(s) => {
+                    sock = Some(s);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let sock =
+            sock.ok_or_else(|| net(&shown, "connection", last.unwrap_or_else(|| std::io::Error::other("no address"))))?;
+        sock.set_read_timeout(Some(ep.io_timeout)).ok();
+        sock.set_write_timeout(Some(ep.io_timeout)).ok();
+        sock.set_nodelay(true).ok();
+        let mut t = Transport {
+            sock,
+            shown,
+            seq_out: 0,
+            seq_in: 0,
+            keys: None,
+            session_id: Vec::new(),
+            server_version: String::new(),
+            strict: false,
+            host_key: None,
+            bytes_since_kex: 0,
+            held: Default::default(),
+            server_sig_algs: Vec::new(),
+            kexes: 0,
+        };
+        t.sock.write_all(format!("{CLIENT_VERSION}\r\n").as_bytes()).map_err(|e| net(&t.shown, "greeting", e))?;
+        t.server_version = t.read_version()?;
+        let ours = kexinit_payload();
+        t.send_raw(&ours)?;
+        let theirs = t.recv_raw()?;
+        if theirs.first() != Some(&msg::KEXINIT) {
+            return Err(protocol("the server did not start the key exchange"));
+        }
+        t.kex(ours, theirs, Some(check))?;
+        Ok(t)
+    }
+
+    pub fn server_version(&self) -> &str {
+        &self.server_version
+    }
+
+    pub fn session_id(&self) -> &[u8] {
+        &self.session_id
+    }
+
+    pub fn host_key(&self) -> Option<&HostKey> {
+        self.host_key.as_ref()
+    }
+
+    /// The server's identification line (lines before it are allowed, RFC 4253 §4.2).
+    fn read_version(&mut self) -> Result<String> {
+        for _ in 0..50 {
+            let mut line = Vec::new();
+            let mut b = [0u8; 1];
+            while line.len() < 255 {
+                let n = self.sock.read(&mut b).map_err(|e| net(&self.shown, "greeting", e))?;
+                if n == 0 {
+                    return Err(Error::new(
+                        Kind::Network,
+                        format!("SSH: {} closed the connection at once", self.shown),
+                    )
+                    .with_retryable(true));
+                }
+                if b[0] == b'\n' {
+                    break;
+                }
+                line.push(b[0]);
+            }
+            let s = String::from_utf8_lossy(&line).trim_end_matches('\r').to_string();
+            if s.starts_with("SSH-2.0-") || s.starts_with("SSH-1.99-") {
+                return Ok(s);
+            }
+            if s.starts_with("SSH-") {
+                return Err(protocol(format!("{} speaks an SSH version cloudsync does not ({s})", self.shown)));
+            }
+        }
+        Err(protocol(format!("{} is not an SSH server", self.shown)))
+    }
+
+    /// One key exchange; `check` is the host-key check of the first one.
+    fn kex(
+        &mut self,
+        ours: Vec<u8>,
+        theirs: Vec<u8>,
+        check: Option<&mut dyn FnMut(&HostKey) -> Result<()>>,
+    ) -> Result<()> {
+        let mut r = Reader(&theirs[17..]);
+        let kex_algs = r.name_list()?;
+        let host_algs = r.name_list()?;
+        let enc_cs = r.name_list()?;
+        let enc_sc = r.name_list()?;
+        let first = self.session_id.is_empty();
+        if first && kex_algs.iter().any(|a| a == "kex-strict-s-v00@openssh.com") {
+            self.strict = true;
+        }
+        if choose(KEX, &kex_algs).is_none() {
+            return Err(Error::new(
+                Kind::Unsupported,
+                format!("the SSH server offers no key exchange cloudsync supports (it offers {})", kex_algs.join(", ")),
+            ));
+        }
+        let host_alg = choose(hostkey::ALGORITHMS, &host_algs).ok_or_else(|| {
+            Error::new(
+                Kind::Unsupported,
+                format!("the SSH server's host key types are not supported ({})", host_algs.join(", ")),
+            )
+        })?;
+        if choose(&[CIPHER], &enc_cs).is_none() || choose(&[CIPHER], &enc_sc).is_none() {
+            return Err(Error::new(
+                Kind::Unsupported,
+                format!("the SSH server does not offer the cipher {CIPHER} (it offers {})", enc_cs.join(", ")),
+            ));
+        }
+        let rng = ring::rand::SystemRandom::new();
+        let secret = ring::agreement::EphemeralPrivateKey::generate(&ring::agreement::X25519, &rng)
+            .map_err(|_| Error::other("no randomness for the key exchange"))?;
+        let q_c = secret.compute_public_key().map_err(|_| Error::other("X25519"))?.as_ref().to_vec();
+        self.send_raw(Writer::new(msg::KEX_ECDH_INIT).string(&q_c).0.as_slice())?;
+        let reply = self.recv_kex_message()?;
+        if reply.first() != Some(&msg::KEX_ECDH_REPLY) {
+            return Err(protocol("the server answered the key exchange with something else"));
+        }
+        let mut r = Reader(&reply[1..]);
+        let k_s = r.string()?.to_vec();
+        let q_s = r.string()?.to_vec();
+        let sig = r.string()?.to_vec();
+        let peer = ring::agreement::UnparsedPublicKey::new(&ring::agreement::X25519, &q_s);
+        let k = ring::agreement::agree_ephemeral(secret, &peer, |k| k.to_vec())
+            .map_err(|_| protocol("the server's key exchange value is not valid"))?;
+        let mut hw = Writer::default();
+        hw.string(CLIENT_VERSION.as_bytes()).string(self.server_version.as_bytes()).string(&ours).string(&theirs);
+        hw.string(&k_s).string(&q_c).string(&q_s).mpint(&k);
+        let h = ring::digest::digest(&ring::digest::SHA256, &hw.0).as_ref().to_vec();
+        let key = HostKey::parse(&k_s)?;
+        key.verify(host_alg, &h, &sig)?;
+        match (&self.host_key, check) {
+            (None, Some(check)) => check(&key)?,
+            (Some(known), _) if known.blob != key.blob => {
+                return Err(Error::new(Kind::Permission, "the SSH server changed its host key while re-keying"));
+            }
+            _ => {}
+        }
+        self.host_key.get_or_insert(key);
+        if first {
+            self.session_id = h.clone();
+        }
+        self.send_raw(&[msg::NEWKEYS])?;
+        let key_cs = derive(&k, &h, b'C', &self.session_id, KEY_LEN);
+        let key_sc = derive(&k, &h, b'D', &self.session_id, KEY_LEN);
+        let seal = SealingKey::new(key_cs.as_slice().try_into().expect("64 bytes"));
+        let open = OpeningKey::new(key_sc.as_slice().try_into().expect("64 bytes"));
+        if self.strict {
+            self.seq_out = 0;
+        }
+        // Our packets are sealed from here; the server's from its NEWKEYS on.
+        let old_open = self.keys.take().map(|k| k.open);
+        self.keys = Some(Keys { seal, open: old_open.unwrap_or_else(|| OpeningKey::new(&[0; KEY_LEN])) });
+        let plain_in = first;
+        loop {
+            // Until the server's NEWKEYS its packets use its old keys (none the first time).
+            let m = if plain_in { self.recv_plain()? } else { self.recv_raw()? };
+            if m.first() == Some(&msg::NEWKEYS) {
+                break;
+            }
+            if self.strict || first {
+                return Err(protocol("the server sent another message in the middle of the key exchange"));
+            }
+            self.held.push_back(m);
+        }
+        if let Some(keys) = &mut self.keys {
+            keys.open = open;
+        }
+        if self.strict {
+            self.seq_in = 0;
+        }
+        self.bytes_since_kex = 0;
+        self.kexes += 1;
+        Ok(())
+    }
+
+    /// How many key exchanges this connection went through (the first included).
+    pub fn key_exchanges(&self) -> u32 {
+        self.kexes
+    }
+
+    /// A key-exchange message (before NEWKEYS): strict kex allows nothing else.
+    fn recv_kex_message(&mut self) -> Result<Vec<u8>> {
+        loop {
+            let m = self.recv_raw()?;
+            match m.first() {
+                Some(&msg::IGNORE) | Some(&msg::DEBUG) if !self.strict => continue,
+                _ => return Ok(m),
+            }
+        }
+    }
+
+    fn recv_plain(&mut self) -> Result<Vec<u8>> {
+        let mut len = [0u8; 4];
+        self.read_exact(&mut len)?;
+        let len = u32::from_be_bytes(len) as usize;
+        if !(5..=MAX_PACKET).contains(&len) {
+            return Err(protocol(format!("a packet of {len} bytes")));
+        }
+        let mut body = vec![0u8; len];
+        self.read_exact(&mut body)?;
+        self.seq_in = self.seq_in.wrapping_add(1);
+        let pad = body[0] as usize;
+        if pad + 1 > len {
+            return Err(protocol("a packet whose padding is longer than itself"));
+        }
+        Ok(body[1..len - pad].to_vec())
+    }
+
+    fn read_exact(&mut self, buf: &mut [u8]) -> Result<()> {
+        self.sock.read_exact(buf).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                Error::new(Kind::Network, format!("SSH: {} closed the connection", self.shown)).with_retryable(true)
+            } else {
+                net(&self.shown, "read", e)
+            }
+        })
+    }
+
+    /// Send one message (sealed once keys exist).
+    fn send_raw(&mut self, payload: &[u8]) -> Result<()> {
+        let sealed = self.keys.is_some();
+        // Sealed: (1 + payload + padding) % 8 == 0; plain: the length field counts too.
+        let base = if sealed { 1 + payload.len() } else { 5 + payload.len() };
+        let mut pad = 8 - base % 8;
+        if pad < 4 {
+            pad += 8;
+        }
+        let mut pkt = Vec::with_capacity(4 + 1 + payload.len() + pad + TAG_LEN);
+        pkt.extend_from_slice(&((1 + payload.len() + pad) as u32).to_be_bytes());
+        pkt.push(pad as u8);
+        pkt.extend_from_slice(payload);
+        let mut padding = vec![0u8; pad];
+        let _ = getrandom::getrandom(&mut padding);
+        pkt.extend_from_slice(&padding);
+        if let Some(k) = &self.keys {
+            let mut tag = [0u8; TAG_LEN];
+            k.seal.seal_in_place(self.seq_out, &mut pkt, &mut tag);
+            pkt.extend_from_slice(&tag);
+        }
+        self.seq_out = self.seq_out.wrapping_add(1);
+        self.bytes_since_kex += pkt.len() as u64;
+        self.sock.write_all(&pkt).map_err(|e| net(&self.shown, "write", e))
+    }
+
+    /// Receive one message, opened once keys exist.
+    fn recv_raw(&mut self) -> Result<Vec<u8>> {
+        let Some(k) = &self.keys else { return self.recv_plain() };
+        let mut enc_len = [0u8; 4];
+        self.sock.read_exact(&mut enc_len).map_err(|e| net(&self.shown, "read", e))?;
+        let len = u32::from_be_bytes(k.open.decrypt_packet_length(self.seq_in, enc_len)) as usize;
+        if !(5..=MAX_PACKET).contains(&len) {
+            return Err(protocol(format!("a packet of {len} bytes (the connection is corrupted)")));
+        }
+        let mut buf = vec![0u8; 4 + len + TAG_LEN];
+        buf[..4].copy_from_slice(&enc_len);
+        self.read_exact(&mut buf[4..])?;
+        let k = self.keys.as_ref().expect("keys");
+        let (body, tag) = buf.split_at_mut(4 + len);
+        let tag: &[u8; TAG_LEN] = (&*tag).try_into().expect("tag length");
+        let plain = k.open.open_in_place(self.seq_in, body, tag).map_err(|_| {
+            Error::new(Kind::Corrupted, "SSH: a packet failed its authentication (corrupted on the way)")
+        })?;
+        self.seq_in = self.seq_in.wrapping_add(1);
+        self.bytes_since_kex += (4 + len + TAG_LEN) as u64;
+        let pad = plain[0] as usize;
+        if pad + 1 > plain.len() {
+            return Err(protocol("a packet whose padding is longer than itself"));
+        }
+        Ok(plain[1..plain.len() - pad].to_vec())
+    }
+
+    /// Send a message of the layers above.
+    pub fn send(&mut self, payload: &[u8]) -> Result<()> {
+        if self.bytes_since_kex > REKEY_BYTES {
+            self.rekey(None)?;
+        }
+        self.send_raw(payload)
+    }
+
+    /// The next message for the layers above: transport messages are handled here
+    /// (ignored, debug, the server's re-key, a disconnect becomes an error).
+    pub fn recv(&mut self) -> Result<Vec<u8>> {
+        loop {
+            let m = match self.held.pop_front() {
+                Some(m) => m,
+                None => self.recv_raw()?,
+            };
+            match m.first().copied() {
+                Some(msg::IGNORE) | Some(msg::DEBUG) | Some(msg::UNIMPLEMENTED) => continue,
+                Some(msg::EXT_INFO) => {
+                    self.read_ext_info(&m)?;
+                    continue;
+                }
+                Some(msg::KEXINIT) => {
+                    self.rekey(Some(m))?;
+                    continue;
+                }
+                Some(msg::DISCONNECT) => {
+                    let mut r = Reader(&m[1..]);
+                    let code = r.u32().unwrap_or(0);
+                    let text = r.string().map(|s| String::from_utf8_lossy(s).into_owned()).unwrap_or_default();
+                    let text: String = text.chars().take(300).collect();
+                    return Err(Error::new(
+                        Kind::Network,
+                        format!("SSH: {} closed the session: {text} (code {code})", self.shown),
+                    ));
+                }
+                Some(_) => return Ok(m),
+                None => return Err(protocol("an empty message")),
+            }
+        }
+    }
+
+    fn read_ext_info(&mut self, m: &[u8]) -> Result<()> {
+        let mut r = Reader(&m[1..]);
+        let n = r.u32()?;
+        for _ in 0..n.min(64) {
+            let name = r.string()?;
+            let value = r.string()?;
+            if name == b"server-sig-algs" {
+                self.server_sig_algs = String::from_utf8_lossy(value).split(',').map(str::to_string).collect();
+            }
+        }
+        Ok(())
+    }
+
+    /// A new key exchange: the server's (`theirs` is its KEXINIT) or ours.
+    fn rekey(&mut self, theirs: Option<Vec<u8>>) -> Result<()> {
+        let ours = kexinit_payload();
+        self.send_raw(&ours)?;
+        let theirs = match theirs {
+            Some(t) => t,
+            None => loop {
+                let m = self.recv_raw()?;
+                if m.first() == Some(&msg::KEXINIT) {
+                    break m;
+                }
+                self.held.push_back(m);
+            },
+        };
+        self.kex(ours, theirs, None)
+    }
+}
