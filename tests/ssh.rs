@@ -107,3 +107,45 @@ fn a_server_re_keying_every_kilobyte_is_followed() {
     }
     assert!(t.key_exchanges() >= 3, "the server re-keyed: {} key exchanges", t.key_exchanges());
 }
+
+fn session(port: u16) -> cloudsync::ssh::channel::Session {
+    let mut t = connect(port);
+    authenticate(&mut t, "sshd", FTP_USER, &Credentials::Password(FTP_PASS)).expect("login");
+    cloudsync::ssh::channel::Session::new(t, "sshd")
+}
+
+#[test]
+fn commands_run_with_their_output_and_exit_status() {
+    let s = servers::sshd();
+    let mut sess = session(s.port);
+    // md5sum of empty stdin: how the SFTP provider probes for a digest command (rclone's way).
+    let (out, exit, _) = sess.run(b"md5sum", 4096).unwrap();
+    assert_eq!((String::from_utf8_lossy(&out).trim(), exit), ("d41d8cd98f00b204e9800998ecf8427e  -", Some(0)));
+    let (out, exit, stderr) = sess.run(b"ls /no/such/dir", 4096).unwrap();
+    assert!(out.is_empty() && exit == Some(2) && stderr.contains("No such file"), "{exit:?} {stderr}");
+    // Output larger than the window, on the same connection.
+    let (out, exit, _) = sess.run(b"head -c 5000000 /dev/zero", 6_000_000).unwrap();
+    assert_eq!((out.len(), exit), (5_000_000, Some(0)));
+    assert!(sess.run(b"head -c 100000 /dev/zero", 1000).is_err(), "output past the limit is refused");
+}
+
+#[test]
+fn the_sftp_subsystem_answers_version_3_with_posix_rename() {
+    let s = servers::sshd();
+    let mut sess = session(s.port);
+    let ch = sess.open().unwrap();
+    assert!(sess.subsystem(ch, "sftp").unwrap());
+    // SSH_FXP_INIT, version 3 (draft-ietf-secsh-filexfer-02).
+    sess.write(ch, &[0, 0, 0, 5, 1, 0, 0, 0, 3]).unwrap();
+    let mut len = [0u8; 4];
+    sess.read_exact(ch, &mut len).unwrap();
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    sess.read_exact(ch, &mut body).unwrap();
+    assert_eq!(body[0], 2, "SSH_FXP_VERSION");
+    assert_eq!(&body[1..5], [0, 0, 0, 3]);
+    assert!(body.windows(24).any(|w| w == b"posix-rename@openssh.com"), "{:?}", String::from_utf8_lossy(&body));
+    sess.close(ch).unwrap();
+    // A second channel on the same connection.
+    let (out, _, _) = sess.run(b"echo again", 100).unwrap();
+    assert_eq!(out, b"again\n");
+}

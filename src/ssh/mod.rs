@@ -4,10 +4,12 @@
 //!
 //! Built so far: the transport (`curve25519-sha256`, `chacha20-poly1305@openssh.com`,
 //! strict key exchange, re-keying, host-key check) and user authentication (password,
-//! keyboard-interactive with the password, Ed25519 keys). Not yet: RSA and ECDSA user keys,
-//! `aes256-gcm@openssh.com`, channels and the SFTP provider.
+//! keyboard-interactive with the password, Ed25519 and RSA keys) and session channels
+//! (`exec`, `subsystem`, windows). Not yet: ECDSA user keys, `aes256-gcm@openssh.com`, the
+//! SFTP codec and provider.
 
 pub mod auth;
+pub mod channel;
 pub mod hostkey;
 pub mod transport;
 pub mod wire;
