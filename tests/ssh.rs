@@ -149,3 +149,53 @@ fn the_sftp_subsystem_answers_version_3_with_posix_rename() {
     let (out, _, _) = sess.run(b"echo again", 100).unwrap();
     assert_eq!(out, b"again\n");
 }
+
+#[test]
+fn sftp_files_directories_times_and_renames_on_openssh() {
+    use cloudsync::ssh::sftp::{OPEN_CREAT, OPEN_READ, OPEN_TRUNC, OPEN_WRITE, Sftp};
+    let s = servers::sshd();
+    let mut f = Sftp::start(session(s.port)).unwrap();
+    assert!(f.has_extension("posix-rename@openssh.com"));
+    let home = f.realpath(b".").unwrap();
+    assert_eq!(home, format!("/home/{FTP_USER}").as_bytes());
+    let dir = format!("/home/{FTP_USER}/sftp-{}", std::process::id()).into_bytes();
+    let _ = std::fs::remove_dir_all(String::from_utf8_lossy(&dir).as_ref());
+    assert_eq!(f.list(&dir).unwrap(), None, "a missing directory");
+    f.mkdir(&dir).unwrap();
+    assert!(f.stat(&dir).unwrap().unwrap().is_dir());
+    // A 3 MB file written and read back pipelined, under a name that is not UTF-8.
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let name = [&dir[..], b"/caf\xe9 file"].concat();
+    let h = f.open(&name, OPEN_WRITE | OPEN_CREAT | OPEN_TRUNC).unwrap();
+    assert_eq!(f.write_from(&h, 0, &mut &data[..]).unwrap(), 3_000_000);
+    f.close(&h).unwrap();
+    f.set_times(&name, 1_600_000_000, 1_600_000_001).unwrap();
+    let a = f.stat(&name).unwrap().unwrap();
+    assert_eq!((a.size, a.atime_mtime.map(|t| t.1)), (Some(3_000_000), Some(1_600_000_001)));
+    assert!(a.is_file());
+    let h = f.open(&name, OPEN_READ).unwrap();
+    let mut back = Vec::new();
+    assert_eq!(f.read_into(&h, 0, u64::MAX, &mut back).unwrap(), 3_000_000);
+    assert!(back == data, "content read back differs");
+    let mut part = Vec::new();
+    f.read_into(&h, 1_000_000, 70_000, &mut part).unwrap();
+    assert_eq!(part, &data[1_000_000..1_070_000]);
+    f.close(&h).unwrap();
+    // posix-rename replaces an existing target in one step.
+    let other = [&dir[..], b"/other"].concat();
+    let h = f.open(&other, OPEN_WRITE | OPEN_CREAT | OPEN_TRUNC).unwrap();
+    f.write_from(&h, 0, &mut &b"old"[..]).unwrap();
+    f.close(&h).unwrap();
+    assert!(f.rename(&name, &other).unwrap());
+    let listed = f.list(&dir).unwrap().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].0.as_slice(), listed[0].1.size), (&b"other"[..], Some(3_000_000)));
+    // Errors are sentences with the SFTP status.
+    let e = f.remove(&name).unwrap_err();
+    assert_eq!(e.kind(), Kind::NotFound, "{e}");
+    let e = f.rmdir(&dir).unwrap_err();
+    assert!(e.to_string().contains("status"), "{e}");
+    f.remove(&other).unwrap();
+    f.rmdir(&dir).unwrap();
+    assert_eq!(f.stat(&dir).unwrap(), None);
+}

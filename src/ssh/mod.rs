@@ -11,5 +11,6 @@
 pub mod auth;
 pub mod channel;
 pub mod hostkey;
+pub mod sftp;
 pub mod transport;
 pub mod wire;
