@@ -65,6 +65,7 @@ fn s03_copy_missing_source(p: Pair) {
         Pair::SwiftLocal => common::servers::swift().remote(&common::servers::unique("m"), "does/not/exist"),
         Pair::WebdavLocal => common::servers::nextcloud().remote(&common::servers::unique("m/does/not/exist")),
         Pair::FtpLocal => common::servers::vsftpd().remote(&common::servers::unique("m/does/not/exist")),
+        Pair::SftpLocal => common::servers::sshd().remote(&common::servers::unique("m/does/not/exist")),
         _ => Arc::new(cloudsync::remote::local::LocalRemote::new(w.tmp.path().join("nope"), Default::default(), None)),
     };
     for mode in [Mode::Copy, Mode::Sync] {
@@ -714,6 +715,8 @@ macro_rules! cases {
         mod ftp_to_local { $( #[test] fn $name() { super::$name(super::Pair::FtpLocal) } )* }
         mod local_to_ftps { $( #[test] fn $name() { super::$name(super::Pair::LocalFtpTls) } )* }
         mod local_to_ftp_no_times { $( #[test] fn $name() { super::$name(super::Pair::LocalFtpNoTimes) } )* }
+        mod local_to_sftp { $( #[test] fn $name() { super::$name(super::Pair::LocalSftp) } )* }
+        mod sftp_to_local { $( #[test] fn $name() { super::$name(super::Pair::SftpLocal) } )* }
         mod local_to_crypt_azure { $( #[test] fn $name() { super::$name(super::Pair::LocalCryptAzure) } )* }
     };
 }

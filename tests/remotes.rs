@@ -631,6 +631,23 @@ fn ftp_fx(ftp: &'static servers::Ftp, tls: bool) -> Fx {
     }
 }
 
+/// SFTP on OpenSSH's sshd, logging in with a password (md5sum runs: MD5 digests).
+fn sftp_fx() -> Fx {
+    let s = servers::sshd();
+    let base = unique("sftp");
+    let (b1, b2) = (base.clone(), base.clone());
+    Fx {
+        at: Box::new(move |sub| s.remote(&format!("{b1}/{sub}")) as RemoteRef),
+        chunked: Box::new(move || s.remote(&b2) as RemoteRef),
+        chunk: 1 << 20,
+        faulty: None,
+        upstream: String::new(),
+        kinds: DAV_KINDS,
+        names: COMMON_NAMES,
+        _keep: Box::new(()),
+    }
+}
+
 macro_rules! suite {
     ($($provider:ident => $fixture:expr),* $(,)?) => {$(
         mod $provider {
@@ -665,4 +682,5 @@ suite!(
     ftp_pureftpd => ftp_fx(servers::pureftpd(), false),
     ftp_pureftpd_tls => ftp_fx(servers::pureftpd(), true),
     ftp_rclone => ftp_fx(servers::rclone_ftp(), false),
+    sftp_openssh => sftp_fx(),
 );

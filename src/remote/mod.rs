@@ -21,6 +21,7 @@ pub mod local;
 pub mod registry;
 pub mod s3;
 pub mod schema;
+pub mod sftp;
 pub mod spec;
 pub mod swift;
 pub mod webdav;

@@ -193,6 +193,9 @@ pub enum Pair {
     LocalFtpTls,
     /// Local → `rclone serve ftp` (times cannot be set: compared by size).
     LocalFtpNoTimes,
+    /// Local → SFTP on OpenSSH (md5sum digests), and back.
+    LocalSftp,
+    SftpLocal,
 }
 
 /// A crypt remote with the fixed test password and salt (standard names, base32).
@@ -428,6 +431,14 @@ impl World {
             Pair::FtpLocal => (ftp_side(servers::vsftpd(), false, "src"), local_side("dst")),
             Pair::LocalFtpTls => (local_side("src"), ftp_side(servers::pureftpd(), true, "dst")),
             Pair::LocalFtpNoTimes => (local_side("src"), ftp_side(servers::rclone_ftp(), false, "dst")),
+            Pair::LocalSftp => (
+                local_side("src"),
+                Side { remote: servers::sshd().remote(&format!("{container}/dst")), local_root: None },
+            ),
+            Pair::SftpLocal => (
+                Side { remote: servers::sshd().remote(&format!("{container}/src")), local_root: None },
+                local_side("dst"),
+            ),
             Pair::GcsLocal => (gcs_side("src"), local_side("dst")),
             Pair::B2Local => (b2_side("src"), local_side("dst")),
             Pair::LocalCryptAzure => {

@@ -892,11 +892,27 @@ impl Ftp {
 pub struct Sshd {
     pub port: u16,
     pub dir: PathBuf,
+    /// A directory the test account owns (the files tests write).
+    pub data: PathBuf,
     /// `ssh-keygen -l` fingerprints of its host keys (`SHA256:...`).
     pub fingerprints: Vec<String>,
 }
 
 impl Sshd {
+    /// A remote on `sub` below the data directory, logging in with the password.
+    pub fn options(&self, sub: &str) -> cloudsync::remote::sftp::SftpOptions {
+        let folder =
+            if sub.is_empty() { self.data.display().to_string() } else { format!("{}/{sub}", self.data.display()) };
+        let mut o = cloudsync::remote::sftp::SftpOptions::new("127.0.0.1", self.port, FTP_USER, FTP_PASS, &folder);
+        o.connect_timeout = Duration::from_secs(20);
+        o.io_timeout = Duration::from_secs(60);
+        o
+    }
+
+    pub fn remote(&self, sub: &str) -> Arc<cloudsync::remote::sftp::SftpRemote> {
+        Arc::new(cloudsync::remote::sftp::SftpRemote::new(self.options(sub)).expect("sftp remote"))
+    }
+
     /// Let `public_key` (an authorized_keys line) log in as the test account.
     pub fn authorize(&self, public_key: &str) {
         use std::io::Write as _;
@@ -908,9 +924,8 @@ impl Sshd {
 
 /// Start an sshd with `extra` configuration lines.
 pub fn sshd_with(extra: &[&str]) -> Sshd {
-    ftp_account();
     assert!(std::path::Path::new("/usr/sbin/sshd").is_file(), "sshd not found: run scripts/setup-deps");
-    let dir = tempfile::Builder::new().prefix("cloudsync-sshd").tempdir().expect("tempdir").keep();
+    let (dir, data) = ftp_data_dir("cloudsync-sshd");
     std::fs::create_dir_all(dir.join("authorized_keys")).expect("authorized_keys dir");
     std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
     let mut fingerprints = Vec::new();
@@ -941,7 +956,7 @@ pub fn sshd_with(extra: &[&str]) -> Sshd {
     let mut cmd = Command::new("/usr/sbin/sshd");
     cmd.arg("-D").arg("-e").arg("-f").arg(dir.join("sshd_config")).env("TZ", "UTC");
     spawn_for_process(cmd, port, "sshd");
-    Sshd { port, dir, fingerprints }
+    Sshd { port, dir, data, fingerprints }
 }
 
 /// The process's sshd.
