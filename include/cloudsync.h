@@ -347,7 +347,8 @@ cloudsync_result cloudsync_providers(char **json_out, struct cloudsync_error **e
 // Verify a provider object (`{"type": ..., ...}`, not stored) by listing what it can
 // see, with a 15 s connect and 30 s I/O timeout. `*json_out` is `{"valid": bool,
 // "error": text|null, "excerpt": text|null}`; an unreachable or rejecting remote is a
-// successful call with `valid` false. `store` is not used and may be NULL.
+// successful call with `valid` false. `store` may be NULL; an SFTP provider whose
+// `private_key` names a keychain key pair needs it (the key is read from its keychain).
 cloudsync_result cloudsync_credential_verify(const struct cloudsync_store *store,
                                              const char *provider_json,
                                              char **json_out,

@@ -199,3 +199,38 @@ fn sftp_files_directories_times_and_renames_on_openssh() {
     f.rmdir(&dir).unwrap();
     assert_eq!(f.stat(&dir).unwrap(), None);
 }
+
+#[test]
+fn a_stored_sftp_credential_logs_in_with_its_keychain_key() {
+    use cloudsync::task::api;
+    let s = servers::sshd();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = cloudsync::store::Store::open(&tmp.path().join("db"), &tmp.path().join("seed")).unwrap();
+    let pair = api::keychain_generate().unwrap();
+    s.authorize(pair["public_key"].as_str().unwrap());
+    let key =
+        api::keychain_create(&store, &serde_json::json!({"name": "box", "type": "SSH_KEY_PAIR", "attributes": pair}))
+            .unwrap();
+    let provider = serde_json::json!({"type": "SFTP", "host": "127.0.0.1", "port": s.port, "user": FTP_USER,
+        "pass": null, "private_key": key["id"]});
+    let v = api::credential_verify_in(Some(&store), &provider);
+    assert_eq!(v["valid"], true, "{v}");
+    // Without the store the key cannot be read; a key pair that is gone is a sentence.
+    let v = api::credential_verify(&provider);
+    assert_eq!(v["valid"], false);
+    assert!(v["error"].as_str().unwrap().contains("keychain"), "{v}");
+    let mut gone = provider.clone();
+    gone["private_key"] = serde_json::json!(999);
+    let v = api::credential_verify_in(Some(&store), &gone);
+    assert!(v["error"].as_str().unwrap().contains("not in the keychain"), "{v}");
+    // A push through the registry with the stored credential, read back on disk.
+    let cred = api::credential_create(&store, &serde_json::json!({"name": "sftp", "provider": provider})).unwrap();
+    let c = store.get_credential(cred["id"].as_i64().unwrap()).unwrap();
+    let folder = s.data.join(common::servers::unique("reg"));
+    let attrs = serde_json::json!({"folder": folder.display().to_string()});
+    let remote =
+        cloudsync::task::runner::build_remote(&store.runnable(&c).unwrap(), attrs.as_object().unwrap(), None).unwrap();
+    common::put_file(remote.as_ref(), "a/b.txt", b"through the registry", common::T1).unwrap();
+    assert_eq!(std::fs::read(folder.join("a/b.txt")).unwrap(), b"through the registry");
+    assert!(remote.describe().starts_with("sftp://"), "{}", remote.describe());
+}

@@ -355,7 +355,8 @@ pub unsafe extern "C" fn cloudsync_providers(
 /// Verify a provider object (`{"type": ..., ...}`, not stored) by listing what it can
 /// see, with a 15 s connect and 30 s I/O timeout. `*json_out` is `{"valid": bool,
 /// "error": text|null, "excerpt": text|null}`; an unreachable or rejecting remote is a
-/// successful call with `valid` false. `store` is not used and may be NULL.
+/// successful call with `valid` false. `store` may be NULL; an SFTP provider whose
+/// `private_key` names a keychain key pair needs it (the key is read from its keychain).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cloudsync_credential_verify(
     store: *const cloudsync_store,
@@ -363,11 +364,11 @@ pub unsafe extern "C" fn cloudsync_credential_verify(
     json_out: *mut *mut c_char,
     error_out: *mut *mut cloudsync_error,
 ) -> cloudsync_result {
-    let _ = store;
     call(error_out, || {
         clear(json_out);
         require_out(json_out, "json_out")?;
-        let v = api::credential_verify(&json_arg(provider_json, "provider_json")?);
+        let store = (!store.is_null()).then(|| store_ref(store)).transpose()?;
+        let v = api::credential_verify_in(store.map(|s| &*s.store), &json_arg(provider_json, "provider_json")?);
         put_string(json_out, v.to_string());
         Ok(CLOUDSYNC_OK)
     })
@@ -384,7 +385,7 @@ pub unsafe extern "C" fn cloudsync_credential_verify_id(
     json_op(store, json_out, error_out, |s| {
         let c = s.store.get_credential(id)?;
         Ok(match c.usable() {
-            Ok(p) => api::credential_verify(&Value::Object(p.clone())),
+            Ok(p) => api::credential_verify_in(Some(&s.store), &Value::Object(p.clone())),
             Err(e) => serde_json::json!({"valid": false, "error": e.to_string(), "excerpt": null}),
         })
     })

@@ -72,6 +72,7 @@ pub static PROVIDERS: &[&Provider] = &[
     &super::http::provider::PROVIDER,
     &super::swift::provider::PROVIDER,
     &super::s3::provider::S3,
+    &super::sftp::provider::PROVIDER,
     &super::s3::provider::STORJ_IX,
     &super::webdav::provider::PROVIDER,
 ];

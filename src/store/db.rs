@@ -407,6 +407,37 @@ impl Store {
 
     // ---- keychain
 
+    /// A credential's fields as a remote is built from them: usable (its secrets are
+    /// there), and an SFTP credential's keychain key pair (`private_key`, an id) replaced
+    /// by the private key itself, which never leaves the process.
+    pub fn runnable(&self, c: &Credential) -> Result<Map<String, Value>> {
+        let mut p = c.usable()?.clone();
+        self.resolve_keys(&mut p)?;
+        Ok(p)
+    }
+
+    /// Replace an SFTP provider's keychain id by its private key (see [`Store::runnable`]).
+    pub fn resolve_keys(&self, p: &mut Map<String, Value>) -> Result<()> {
+        if p.get("type").and_then(Value::as_str) != Some("SFTP") {
+            return Ok(());
+        }
+        let Some(id) = p.get("private_key").and_then(Value::as_i64) else { return Ok(()) };
+        let entry = self.get_keychain_entry(id).map_err(|e| {
+            if e.kind() == Kind::NotFound {
+                Error::usage(format!(
+                    "the SFTP credential's key pair {id} is not in the keychain: add the key again or choose another"
+                ))
+            } else {
+                e
+            }
+        })?;
+        let key = entry.keys.private_key.ok_or_else(|| {
+            Error::usage(format!("the key pair {:?} holds only a public key; SFTP needs its private key", entry.name))
+        })?;
+        p.insert("private_key".into(), Value::String(key));
+        Ok(())
+    }
+
     pub fn create_keychain_entry(
         &self,
         name: &str,

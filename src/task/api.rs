@@ -214,10 +214,20 @@ pub fn keychain_delete(store: &Store, id: i64) -> ApiResult<()> {
 
 /// `verify`: list the remote root with a 15 s connect and 30 s I/O timeout.
 pub fn credential_verify(provider: &Value) -> Value {
-    let p = match providers::validate_credential("cloudsync_credentials_verify", provider) {
+    credential_verify_in(None, provider)
+}
+
+/// [`credential_verify`] with a store to take an SFTP credential's keychain key pair from.
+pub fn credential_verify_in(store: Option<&Store>, provider: &Value) -> Value {
+    let mut p = match providers::validate_credential("cloudsync_credentials_verify", provider) {
         Ok(p) => p,
         Err(e) => return json!({"valid": false, "error": format!("{}: {}", e[0].0, e[0].1), "excerpt": e[0].1}),
     };
+    if let Some(store) = store
+        && let Err(e) = store.resolve_keys(&mut p)
+    {
+        return json!({"valid": false, "error": e.to_string(), "excerpt": e.message()});
+    }
     match runner::verify_credential(&p) {
         Ok(()) => json!({"valid": true, "error": null, "excerpt": null}),
         Err(e) => json!({"valid": false, "error": e.to_string(), "excerpt": e.message()}),
@@ -301,7 +311,7 @@ pub fn task_verify(store: &Store, body: &Value, caller: Option<Caller>, policy: 
     let b = obj(body, "cloud_sync_verify")?;
     let valid = model::validate(model::CREATE, &b, store, caller, policy).map_err(ApiError::Validation)?;
     let cred_id = valid.get("credentials").and_then(Value::as_i64).unwrap_or(-1);
-    let credential = store.get_credential(cred_id)?.usable()?.clone();
+    let credential = store.runnable(&store.get_credential(cred_id)?)?;
     Ok(match runner::verify_location(&credential, &valid) {
         Ok(problems) => {
             let errors: Vec<Value> =
@@ -416,7 +426,7 @@ pub fn list_directory_entries(
         _ => ApiError::Failed(e),
     })?;
     let attrs = attributes.as_object().cloned().unwrap_or_default();
-    let inner = runner::build_remote(credential.usable()?, &attrs, None)?;
+    let inner = runner::build_remote(&store.runnable(&credential)?, &attrs, None)?;
     let remote = runner::with_crypt(inner, crypt.as_object().unwrap_or(&Map::new()))?;
     let dir = RelPath::from_str_checked(path.trim_matches('/'))?;
     let mut entries = remote.list_dir(&dir, &mut |e| log::warn!("{e}"))?;

@@ -71,13 +71,6 @@ const ONEDRIVE_FIELDS: &[FieldSpec] = &[
     FieldSpec::new("drive_id", Str).sec(),
 ];
 const PCLOUD_FIELDS: &[FieldSpec] = &[CLIENT_ID, CLIENT_SECRET, TOKEN, FieldSpec::new("hostname", Str).or(d_empty)];
-const SFTP_FIELDS: &[FieldSpec] = &[
-    FieldSpec::new("host", Str).chk(Check::NonEmpty),
-    FieldSpec::new("port", Int).or(d_port_sftp),
-    FieldSpec::new("user", Str).chk(Check::NonEmpty),
-    FieldSpec::new("pass", StrOrNull).sec().or(d_null),
-    FieldSpec::new("private_key", IntOrNull).or(d_null),
-];
 
 // Task attributes (`CloudTaskAttributes`). API names are used throughout: TrueNAS's internal
 // `b2_chunk_size` / `dropbox_chunk_size` never appear (F10).
@@ -236,7 +229,13 @@ static PROVIDERS: [ProviderSpec; 18] = [
         refresh_credentials: true,
         ..BASE
     },
-    ProviderSpec { type_name: "SFTP", title: "SFTP", rclone_type: "sftp", credential_fields: SFTP_FIELDS, ..BASE },
+    ProviderSpec {
+        type_name: "SFTP",
+        title: "SFTP",
+        rclone_type: "sftp",
+        credential_fields: crate::remote::sftp::provider::FIELDS,
+        ..BASE
+    },
     ProviderSpec {
         type_name: "STORJ_IX",
         title: "Storj",

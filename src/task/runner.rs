@@ -470,7 +470,7 @@ fn job_body(
     }
     let s = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let cred_id = body.get("credentials").and_then(Value::as_i64).unwrap_or(-1);
-    let credential = store.get_credential(cred_id)?.usable()?.clone();
+    let credential = store.runnable(&store.get_credential(cred_id)?)?;
     let attributes = body.get("attributes").and_then(Value::as_object).cloned().unwrap_or_default();
     let ty = credential.get("type").and_then(Value::as_str).unwrap_or("").to_string();
     let spec = providers::get(&ty)

@@ -416,8 +416,8 @@ fn one_shot_credential(
         return Ok(None);
     };
     if let Ok(id) = given.parse::<i64>() {
-        let c = store.open()?.get_credential(id)?;
-        return Ok(Some(c.usable()?.clone()));
+        let s = store.open()?;
+        return Ok(Some(s.runnable(&s.get_credential(id)?)?));
     }
     let text = match given.strip_prefix('@') {
         Some(path) => std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?,

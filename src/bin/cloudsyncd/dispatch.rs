@@ -417,7 +417,7 @@ pub fn call(ctx: &Context, peer: &Peer, method: &str, params: &[Value]) -> Resul
             // TrueNAS passes the provider object; a stored credential's id is accepted too.
             p.at_most(1)?;
             let provider = match p.value(0, "provider")? {
-                Value::Number(_) => Value::Object(store.get_credential(p.int(0, "id")?)?.provider),
+                Value::Number(_) => Value::Object(store.get_credential(p.int(0, "id")?)?.usable()?.clone()),
                 v @ Value::Object(_) => v.clone(),
                 _ => {
                     return Err(RpcError::invalid(
@@ -425,7 +425,8 @@ pub fn call(ctx: &Context, peer: &Peer, method: &str, params: &[Value]) -> Resul
                     ));
                 }
             };
-            Ok(api::credential_verify(&provider))
+            // An SFTP provider names its key pair by id: the key is the store's.
+            Ok(api::credential_verify_in(Some(store), &provider))
         }
         // TrueNAS's keychain, SSH key pairs only; private keys are never sent back.
         "keychaincredential.query" => {

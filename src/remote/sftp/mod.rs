@@ -13,8 +13,10 @@
 //! given its time, then renamed into place with `posix-rename@openssh.com` (one step, the
 //! old version replaced atomically). A failure deletes only the temporary file.
 //!
-//! Not wired into the registry yet: the credential's keychain key and the host-key pin
-//! need the store (issue 14's notes say what is left).
+//! The server's host key is checked against a pin when the options carry one; recording
+//! the pin with the credential at its first verify is not built yet (docs/PROVIDERS.md).
+
+pub mod provider;
 
 use super::hash::{self, HashType, Hashes};
 use super::kit::encoder::{self, Mask};
