@@ -336,6 +336,26 @@ fn ftp_target(ftp: &'static servers::Ftp) -> Target {
     }
 }
 
+/// SFTP on OpenSSH: `t:/ABSOLUTE/FOLDER`; MD5 by md5sum on both sides, times to the second.
+fn sftp_target() -> Target {
+    let s = servers::sshd();
+    let folder = unique("interop");
+    s.remote(&folder).mkdir(&cloudsync::path::RelPath::root()).unwrap();
+    let (f1, f2) = (folder.clone(), folder.clone());
+    Target {
+        env: s.rclone_env("t"),
+        location: format!("t:{}/{folder}", s.data.display()),
+        remote: Box::new(move |sub| s.remote(&format!("{f1}/{sub}")) as RemoteRef),
+        chunk: 1 << 20,
+        precision: 1_000_000_000,
+        md5: true,
+        raw_names: true,
+        backslash: true,
+        large_md5: true,
+        chunked: Box::new(move |sub| s.remote(&format!("{f2}/{sub}")) as RemoteRef),
+    }
+}
+
 macro_rules! interop {
     ($($provider:ident => $target:expr),* $(,)?) => {$(
         mod $provider {
@@ -358,6 +378,7 @@ interop!(
     ftp_vsftpd => ftp_target(servers::vsftpd()),
     ftp_pureftpd => ftp_target(servers::pureftpd()),
     ftp_rclone => ftp_target(servers::rclone_ftp()),
+    sftp_openssh => sftp_target(),
 );
 
 /// Control characters in names travel as rclone sends them to WebDAV (U+2409 for a

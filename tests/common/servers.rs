@@ -913,6 +913,19 @@ impl Sshd {
         Arc::new(cloudsync::remote::sftp::SftpRemote::new(self.options(sub)).expect("sftp remote"))
     }
 
+    /// rclone's environment for a remote `name` on this server (password login, no host
+    /// key check: rclone's default without `known_hosts_file`).
+    pub fn rclone_env(&self, name: &str) -> Vec<(String, String)> {
+        let p = format!("RCLONE_CONFIG_{}_", name.to_uppercase());
+        vec![
+            (format!("{p}TYPE"), "sftp".into()),
+            (format!("{p}HOST"), "127.0.0.1".into()),
+            (format!("{p}PORT"), self.port.to_string()),
+            (format!("{p}USER"), FTP_USER.into()),
+            (format!("{p}PASS"), rclone_obscure(FTP_PASS)),
+        ]
+    }
+
     /// Let `public_key` (an authorized_keys line) log in as the test account.
     pub fn authorize(&self, public_key: &str) {
         use std::io::Write as _;
