@@ -234,3 +234,41 @@ fn a_stored_sftp_credential_logs_in_with_its_keychain_key() {
     assert_eq!(std::fs::read(folder.join("a/b.txt")).unwrap(), b"through the registry");
     assert!(remote.describe().starts_with("sftp://"), "{}", remote.describe());
 }
+
+#[test]
+fn a_credential_pins_the_servers_host_key_and_refuses_another() {
+    use cloudsync::task::api;
+    let s = servers::sshd();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = cloudsync::store::Store::open(&tmp.path().join("db"), &tmp.path().join("seed")).unwrap();
+    let provider = serde_json::json!({"type": "SFTP", "host": "127.0.0.1", "port": s.port, "user": FTP_USER,
+        "pass": FTP_PASS});
+    let cred = api::credential_create(&store, &serde_json::json!({"name": "box", "provider": provider})).unwrap();
+    let id = cred["id"].as_i64().unwrap();
+    assert_eq!(store.host_key(id).unwrap(), None);
+    let c = store.get_credential(id).unwrap();
+    assert_eq!(api::credential_verify_stored(&store, &c)["valid"], true);
+    let pinned = store.host_key(id).unwrap().expect("pinned at the first verify");
+    assert!(pinned.starts_with("ssh-ed25519 "), "{pinned}");
+    assert_eq!(api::credential_verify_stored(&store, &c)["valid"], true, "the same key again");
+    // Another key recorded (the server was replaced, or someone sits in between).
+    let other = cloudsync::keychain::generate("").unwrap().public_key;
+    store.set_host_key(id, Some(&other)).unwrap();
+    let v = api::credential_verify_stored(&store, &c);
+    assert_eq!(v["valid"], false);
+    let text = v["error"].as_str().unwrap();
+    assert!(text.contains("where") && text.contains("was recorded") && text.matches("SHA256:").count() == 2, "{text}");
+    assert_eq!(store.host_key(id).unwrap().as_deref(), Some(other.as_str()), "a refused key is not recorded");
+    // Saving the credential again forgets the pin: the next verify trusts the server anew.
+    api::credential_update(&store, id, &serde_json::json!({"name": "box"})).unwrap();
+    assert_eq!(store.host_key(id).unwrap(), None);
+    assert_eq!(api::credential_verify_stored(&store, &c)["valid"], true);
+    assert_eq!(store.host_key(id).unwrap(), Some(pinned.clone()));
+    // The pin travels with an export and import.
+    let export = api::config_export(&store, true).unwrap();
+    let other_dir = tempfile::tempdir().unwrap();
+    let t = cloudsync::store::Store::open(&other_dir.path().join("db"), &other_dir.path().join("seed")).unwrap();
+    let policy = cloudsync::task::model::PathPolicy { pool_root: "/mnt".into(), require_dataset: false };
+    let r = api::config_import(&t, &export, &policy).unwrap();
+    assert_eq!(t.host_key(r["credentials"][0]["id"].as_i64().unwrap()).unwrap(), Some(pinned));
+}

@@ -384,10 +384,7 @@ pub unsafe extern "C" fn cloudsync_credential_verify_id(
 ) -> cloudsync_result {
     json_op(store, json_out, error_out, |s| {
         let c = s.store.get_credential(id)?;
-        Ok(match c.usable() {
-            Ok(p) => api::credential_verify_in(Some(&s.store), &Value::Object(p.clone())),
-            Err(e) => serde_json::json!({"valid": false, "error": e.to_string(), "excerpt": null}),
-        })
+        Ok(api::credential_verify_stored(&s.store, &c))
     })
 }
 

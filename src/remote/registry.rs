@@ -27,12 +27,30 @@ pub struct BuildRequest<'a> {
     /// Keep unfinished multipart uploads of a cancelled job so the next run resumes them
     /// (jobs of stored tasks), instead of aborting them (one-shot runs).
     pub keep_cancelled_uploads: bool,
+    /// Where a stored credential keeps the server key it trusts (SFTP host keys).
+    pub host_keys: Option<&'a dyn HostKeys>,
+}
+
+/// A credential's record of the server's host key (trust on first use): SFTP checks a
+/// pinned key and records the key it met when there was none.
+pub trait HostKeys {
+    /// The pinned key (`TYPE BASE64`), if any.
+    fn pinned(&self) -> Option<String>;
+    /// The key a first connection met, to pin.
+    fn learned(&self, key: &str);
 }
 
 impl<'a> BuildRequest<'a> {
     /// A request with the verify timeouts and no index (verify, the location pickers).
     pub fn verify(credential: &'a Map<String, Value>, attributes: &'a Map<String, Value>) -> BuildRequest<'a> {
-        BuildRequest { credential, attributes, index: None, http: HttpConfig::VERIFY, keep_cancelled_uploads: false }
+        BuildRequest {
+            credential,
+            attributes,
+            index: None,
+            http: HttpConfig::VERIFY,
+            keep_cancelled_uploads: false,
+            host_keys: None,
+        }
     }
 
     /// A string field of the credential ("" when absent).
@@ -119,13 +137,18 @@ pub fn list_buckets(credential: &Map<String, Value>) -> Result<Vec<Bucket>> {
 /// provider without buckets (WebDAV), the root its URL names (TrueNAS runs
 /// `rclone lsjson REMOTE:`).
 pub fn verify(credential: &Map<String, Value>) -> Result<()> {
+    verify_pinned(credential, None)
+}
+
+/// [`verify`] for a stored credential that keeps its server's host key.
+pub fn verify_pinned(credential: &Map<String, Value>, host_keys: Option<&dyn HostKeys>) -> Result<()> {
     let ty = type_of(credential);
     let p = get(ty).ok_or_else(|| unsupported(ty))?;
     if p.list_buckets.is_some() {
         return list_buckets(credential).map(drop);
     }
     let attributes = Map::new();
-    let remote = build(&BuildRequest::verify(credential, &attributes))?;
+    let remote = build(&BuildRequest { host_keys, ..BuildRequest::verify(credential, &attributes) })?;
     remote.list_dir(&crate::path::RelPath::root(), &mut |_| {}).map(drop)
 }
 

@@ -114,6 +114,7 @@ pub fn open(spec: &RemoteSpec, conns: &Connections) -> Result<RemoteRef> {
                 index: None,
                 http: super::kit::http::HttpConfig::JOB,
                 keep_cancelled_uploads: false,
+                host_keys: None,
             })
         }
         RemoteSpec::Provider { scheme, bucket, prefix } => {
@@ -136,6 +137,7 @@ pub fn open(spec: &RemoteSpec, conns: &Connections) -> Result<RemoteRef> {
                 index: conns.index.clone(),
                 http: super::kit::http::HttpConfig::JOB,
                 keep_cancelled_uploads: false,
+                host_keys: None,
             })
         }
     }

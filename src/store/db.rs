@@ -63,7 +63,27 @@ const MIGRATIONS: &[&str] = &[
         type TEXT NOT NULL,
         public_key TEXT NOT NULL,
         private_key TEXT NOT NULL DEFAULT '')",
+    // 3: the server host key a credential trusts (SFTP, pinned at first use).
+    "ALTER TABLE credentials ADD COLUMN host_key TEXT",
 ];
+
+/// A stored credential's host-key record, for the remotes built from it.
+pub struct Pins<'a> {
+    pub store: &'a Store,
+    pub credential: i64,
+}
+
+impl crate::remote::registry::HostKeys for Pins<'_> {
+    fn pinned(&self) -> Option<String> {
+        self.store.host_key(self.credential).ok().flatten()
+    }
+    fn learned(&self, key: &str) {
+        match self.store.set_host_key(self.credential, Some(key)) {
+            Ok(()) => log::info!("credential {}: the server's host key {key} is trusted from now on", self.credential),
+            Err(e) => log::warn!("credential {}: could not record the server's host key: {e}", self.credential),
+        }
+    }
+}
 
 /// A keychain entry (TrueNAS `keychaincredential`), its private key decrypted.
 #[derive(Clone, Debug, PartialEq)]
@@ -305,12 +325,15 @@ impl Store {
         Ok(conn.last_insert_rowid())
     }
 
+    /// Replace a credential; a pinned host key is forgotten (the admin changed the server
+    /// or accepts its new key: the next connection pins again).
     pub fn update_credential(&self, id: i64, name: &str, provider: &Map<String, Value>) -> Result<Credential> {
         let (ty, enc) = self.encrypt_provider(provider)?;
         let n = self
             .conn()?
             .execute(
-                "UPDATE credentials SET name = ?2, provider = ?3, attributes = ?4, unusable = NULL WHERE id = ?1",
+                "UPDATE credentials SET name = ?2, provider = ?3, attributes = ?4, unusable = NULL, host_key = NULL \
+                 WHERE id = ?1",
                 params![id, name, ty, enc],
             )
             .map_err(|e| unique_error(e, "A credential with this name already exists"))?;
@@ -402,6 +425,20 @@ impl Store {
         if n == 0 {
             return Err(Error::new(Kind::NotFound, format!("credential {id} does not exist")));
         }
+        Ok(())
+    }
+
+    /// The host key credential `id` trusts (`TYPE BASE64`).
+    pub fn host_key(&self, id: i64) -> Result<Option<String>> {
+        self.conn()?
+            .query_row("SELECT host_key FROM credentials WHERE id = ?1", params![id], |r| r.get(0))
+            .optional()
+            .map_err(db_err)
+            .map(Option::flatten)
+    }
+
+    pub fn set_host_key(&self, id: i64, key: Option<&str>) -> Result<()> {
+        self.conn()?.execute("UPDATE credentials SET host_key = ?2 WHERE id = ?1", params![id, key]).map_err(db_err)?;
         Ok(())
     }
 
@@ -633,12 +670,14 @@ impl Store {
         let conn = self.conn()?;
         let mut creds = Vec::new();
         {
-            let mut stmt =
-                conn.prepare("SELECT id, name, provider, attributes FROM credentials ORDER BY id").map_err(db_err)?;
+            let mut stmt = conn
+                .prepare("SELECT id, name, provider, attributes, host_key FROM credentials ORDER BY id")
+                .map_err(db_err)?;
             let rows = stmt
                 .query_map([], |r| {
                     Ok(serde_json::json!({"id": r.get::<_, i64>(0)?, "name": r.get::<_, String>(1)?,
-                        "provider": r.get::<_, String>(2)?, "attributes": r.get::<_, String>(3)?}))
+                        "provider": r.get::<_, String>(2)?, "attributes": r.get::<_, String>(3)?,
+                        "host_key": r.get::<_, Option<String>>(4)?}))
                 })
                 .map_err(db_err)?;
             for r in rows {

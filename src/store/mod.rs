@@ -6,4 +6,4 @@
 pub mod db;
 pub mod secrets;
 
-pub use db::{Credential, KeychainEntry, Store, Task};
+pub use db::{Credential, KeychainEntry, Pins, Store, Task};

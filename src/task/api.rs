@@ -217,6 +217,28 @@ pub fn credential_verify(provider: &Value) -> Value {
     credential_verify_in(None, provider)
 }
 
+/// Verify a stored credential: its keychain key pair read from the store, its server's
+/// host key checked against the one it trusts (and recorded at the first verify).
+pub fn credential_verify_stored(store: &Store, c: &crate::store::Credential) -> Value {
+    let fail = |e: Error| json!({"valid": false, "error": e.to_string(), "excerpt": e.message()});
+    let p = match c.usable() {
+        Ok(p) => p,
+        Err(e) => return json!({"valid": false, "error": e.to_string(), "excerpt": null}),
+    };
+    let mut p = match providers::validate_credential("cloudsync_credentials_verify", &Value::Object(p.clone())) {
+        Ok(p) => p,
+        Err(e) => return json!({"valid": false, "error": format!("{}: {}", e[0].0, e[0].1), "excerpt": e[0].1}),
+    };
+    if let Err(e) = store.resolve_keys(&mut p) {
+        return fail(e);
+    }
+    let pins = crate::store::Pins { store, credential: c.id };
+    match crate::remote::registry::verify_pinned(&p, Some(&pins)) {
+        Ok(()) => json!({"valid": true, "error": null, "excerpt": null}),
+        Err(e) => fail(e),
+    }
+}
+
 /// [`credential_verify`] with a store to take an SFTP credential's keychain key pair from.
 pub fn credential_verify_in(store: Option<&Store>, provider: &Value) -> Value {
     let mut p = match providers::validate_credential("cloudsync_credentials_verify", provider) {
@@ -426,7 +448,8 @@ pub fn list_directory_entries(
         _ => ApiError::Failed(e),
     })?;
     let attrs = attributes.as_object().cloned().unwrap_or_default();
-    let inner = runner::build_remote(&store.runnable(&credential)?, &attrs, None)?;
+    let pins = crate::store::Pins { store, credential: credential.id };
+    let inner = runner::build_remote_pinned(&store.runnable(&credential)?, &attrs, None, Some(&pins))?;
     let remote = runner::with_crypt(inner, crypt.as_object().unwrap_or(&Map::new()))?;
     let dir = RelPath::from_str_checked(path.trim_matches('/'))?;
     let mut entries = remote.list_dir(&dir, &mut |e| log::warn!("{e}"))?;
@@ -616,6 +639,9 @@ fn config_import_rows(store: &Store, export: &Value, policy: &PathPolicy) -> Api
             }
         };
         ids.insert(old_id, id);
+        if let Some(k) = c["host_key"].as_str() {
+            store.set_host_key(id, Some(k))?;
+        }
         if let Some(a) = report["credentials"].as_array_mut() {
             a.push(json!({"old_id": old_id, "id": id, "name": name, "problem": problem}));
         }

@@ -119,12 +119,23 @@ pub fn build_remote(
     attributes: &Map<String, Value>,
     index: Option<Arc<Index>>,
 ) -> Result<RemoteRef> {
+    build_remote_pinned(credential, attributes, index, None)
+}
+
+/// [`build_remote`] for a stored credential that keeps its server's host key.
+pub fn build_remote_pinned(
+    credential: &Map<String, Value>,
+    attributes: &Map<String, Value>,
+    index: Option<Arc<Index>>,
+    host_keys: Option<&dyn registry::HostKeys>,
+) -> Result<RemoteRef> {
     registry::build(&BuildRequest {
         credential,
         attributes,
         index,
         http: HttpConfig::JOB,
         keep_cancelled_uploads: true,
+        host_keys,
     })
 }
 
@@ -490,7 +501,8 @@ fn job_body(
 
     let zfs = crate::zfs::Zfs::default();
     let location = check_local_path(&path, &cfg.policy, &zfs)?;
-    let remote = with_crypt(build_remote(&credential, &attributes, cfg.index.clone())?, &body)?;
+    let pins = crate::store::Pins { store, credential: cred_id };
+    let remote = with_crypt(build_remote_pinned(&credential, &attributes, cfg.index.clone(), Some(&pins))?, &body)?;
     if !push {
         preflight_pull(remote.as_ref())?;
     }

@@ -265,10 +265,7 @@ pub fn credential(cmd: CredentialCmd, s: &StoreArgs) -> Result<i32> {
         }
         CredentialCmd::Verify { id } => {
             let c = store.get_credential(id)?;
-            let v = match c.usable() {
-                Ok(p) => api::credential_verify_in(Some(&store), &Value::Object(p.clone())),
-                Err(e) => serde_json::json!({"valid": false, "error": e.to_string(), "excerpt": null}),
-            };
+            let v = api::credential_verify_stored(&store, &c);
             print(&v);
             return Ok(if v["valid"] == true { 0 } else { 1 });
         }

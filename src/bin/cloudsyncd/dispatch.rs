@@ -417,7 +417,10 @@ pub fn call(ctx: &Context, peer: &Peer, method: &str, params: &[Value]) -> Resul
             // TrueNAS passes the provider object; a stored credential's id is accepted too.
             p.at_most(1)?;
             let provider = match p.value(0, "provider")? {
-                Value::Number(_) => Value::Object(store.get_credential(p.int(0, "id")?)?.usable()?.clone()),
+                Value::Number(_) => {
+                    let c = store.get_credential(p.int(0, "id")?)?;
+                    return Ok(api::credential_verify_stored(store, &c));
+                }
                 v @ Value::Object(_) => v.clone(),
                 _ => {
                     return Err(RpcError::invalid(

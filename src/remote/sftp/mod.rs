@@ -202,7 +202,7 @@ impl SftpRemote {
                         Kind::Permission,
                         format!(
                             "the SSH server {} shows host key {} where {} was recorded: it was replaced or \
-                             someone is in between; if the server's key really changed, verify the credential again",
+                             someone is in between; if the server's key really changed, save the credential again to trust the new one",
                             ep.shown(),
                             key.fingerprint(),
                             want_fp

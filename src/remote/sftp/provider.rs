@@ -40,6 +40,7 @@ pub(crate) fn options(req: &BuildRequest<'_>) -> Result<SftpOptions> {
         }
         _ => None,
     };
+    o.host_key = req.host_keys.and_then(|h| h.pinned());
     o.connect_timeout = req.http.connect_timeout;
     o.io_timeout = req.http.response_timeout;
     o.connections = req.http.max_connections.clamp(1, 16);
@@ -47,9 +48,12 @@ pub(crate) fn options(req: &BuildRequest<'_>) -> Result<SftpOptions> {
 }
 
 fn build_remote(req: &BuildRequest<'_>) -> Result<RemoteRef> {
-    let r = SftpRemote::new(options(req)?)?;
-    if let Some(k) = r.host_key() {
-        log::info!("SFTP {}: the server's host key is {k}", req.cred("host"));
+    let opts = options(req)?;
+    let pinned = opts.host_key.is_some();
+    let r = SftpRemote::new(opts)?;
+    // Trust on first use: the key this first connection met is the one from now on.
+    if !pinned && let (Some(k), Some(h)) = (r.host_key(), req.host_keys) {
+        h.learned(&k);
     }
     Ok(Arc::new(r))
 }
