@@ -631,9 +631,9 @@ fn ftp_fx(ftp: &'static servers::Ftp, tls: bool) -> Fx {
     }
 }
 
-/// SFTP on OpenSSH's sshd, logging in with a password (md5sum runs: MD5 digests).
-fn sftp_fx() -> Fx {
-    let s = servers::sshd();
+/// SFTP on an SSH server, logging in with a password (OpenSSH: md5sum runs; SFTP-only
+/// account: no digests; rclone serve sftp: md5sum emulated).
+fn sftp_fx(s: &'static servers::Sshd) -> Fx {
     let base = unique("sftp");
     let (b1, b2) = (base.clone(), base.clone());
     Fx {
@@ -682,5 +682,7 @@ suite!(
     ftp_pureftpd => ftp_fx(servers::pureftpd(), false),
     ftp_pureftpd_tls => ftp_fx(servers::pureftpd(), true),
     ftp_rclone => ftp_fx(servers::rclone_ftp(), false),
-    sftp_openssh => sftp_fx(),
+    sftp_openssh => sftp_fx(servers::sshd()),
+    sftp_internal_only => sftp_fx(servers::sshd_sftp_only()),
+    sftp_rclone => sftp_fx(servers::rclone_sftp()),
 );

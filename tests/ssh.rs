@@ -272,3 +272,11 @@ fn a_credential_pins_the_servers_host_key_and_refuses_another() {
     let r = api::config_import(&t, &export, &policy).unwrap();
     assert_eq!(t.host_key(r["credentials"][0]["id"].as_i64().unwrap()).unwrap(), Some(pinned));
 }
+
+#[test]
+fn digests_where_the_account_runs_md5sum_and_none_where_it_cannot() {
+    use cloudsync::remote::Remote;
+    assert!(servers::sshd().remote("").features().md5(), "OpenSSH with a shell");
+    assert!(servers::rclone_sftp().remote("").features().md5(), "rclone serve sftp emulates md5sum");
+    assert!(servers::sshd_sftp_only().remote("").features().hashes.is_empty(), "ForceCommand internal-sftp");
+}

@@ -977,3 +977,30 @@ pub fn sshd() -> &'static Sshd {
     static S: OnceLock<Sshd> = OnceLock::new();
     S.get_or_init(|| sshd_with(&[]))
 }
+
+/// An sshd whose account may only use SFTP (`ForceCommand internal-sftp`): no shell, so
+/// no md5sum (the "compare by size and time" path).
+pub fn sshd_sftp_only() -> &'static Sshd {
+    static S: OnceLock<Sshd> = OnceLock::new();
+    S.get_or_init(|| sshd_with(&["ForceCommand internal-sftp"]))
+}
+
+/// `rclone serve sftp` (rclone 1.75, Go's SSH server; it emulates md5sum), as an [`Sshd`]
+/// whose files are `data`.
+pub fn rclone_sftp() -> &'static Sshd {
+    static S: OnceLock<Sshd> = OnceLock::new();
+    S.get_or_init(|| {
+        let dir = tempfile::Builder::new().prefix("cloudsync-rclone-sftp").tempdir().expect("tempdir").keep();
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).expect("data dir");
+        let port = free_port();
+        let mut cmd = Command::new(super::rclone_current());
+        cmd.args(["serve", "sftp", "--user", FTP_USER, "--pass", FTP_PASS, "--addr"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("/")
+            .env("RCLONE_CONFIG", "/dev/null")
+            .env("XDG_CACHE_HOME", dir.join("cache"));
+        spawn_for_process(cmd, port, "rclone serve sftp");
+        Sshd { port, dir, data, fingerprints: Vec::new() }
+    })
+}
