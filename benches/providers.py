@@ -3,8 +3,8 @@
 data, in one run: Azure Blob (Azurite), Backblaze B2 (tests/fakes/b2.py), Google Cloud
 Storage (fake-gcs-server), OpenStack Swift (the real servers, tests/fakes/swift_saio.py) and
 WebDAV (rclone serve webdav as a Nextcloud-like server; WsgiDAV for vendor "other") and
-FTP (vsftpd and pure-ftpd, as root: they log in the local account csync-ftp that
-scripts/setup-deps creates).
+FTP (vsftpd and pure-ftpd) and SFTP (OpenSSH's sshd), as root: they log in the local
+account csync-ftp that scripts/setup-deps creates.
 
 Run through scripts/bench-providers (it installs the servers and builds cloudsync first).
 
@@ -212,6 +212,27 @@ class Servers:
         return self._ftp_creds(port, data, {})
 
 
+    def sshd(self):
+        """OpenSSH's sshd (Debian 12, 9.2p1), password login of csync-ftp; md5sum runs."""
+        d, data = self._ftp_data("sshd")
+        port = free_port()
+        os.makedirs("/run/sshd", exist_ok=True)
+        key = os.path.join(d, "host_ed25519")
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
+        conf = os.path.join(d, "sshd_config")
+        open(conf, "w").write("\n".join([
+            f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {key}", f"PidFile {d}/sshd.pid", "UsePAM no",
+            "PasswordAuthentication yes", "KbdInteractiveAuthentication no", "AllowUsers csync-ftp", "UseDNS no",
+            "MaxStartups 64:30:128", "MaxSessions 32", "Subsystem sftp internal-sftp", ""]))
+        self.spawn(["/usr/sbin/sshd", "-D", "-e", "-f", conf], port, "sshd")
+        cred = {"type": "SFTP", "host": "127.0.0.1", "port": port, "user": "csync-ftp", "pass": "Ftp-test-1",
+                "private_key": None}
+        obscured = subprocess.run([os.path.join(TOOLS, "rclone-1.75.2/rclone"), "obscure", "Ftp-test-1"],
+                                  capture_output=True, text=True, check=True).stdout.strip()
+        rc = {"TYPE": "sftp", "HOST": "127.0.0.1", "PORT": str(port), "USER": "csync-ftp", "PASS": obscured}
+        return cred, rc, {}, 1_000_000_000, data + "/"
+
+
 # (name, cloudsync's spec scheme, title, server)
 PROVIDERS = [("azureblob", "azureblob", "Azure Blob (Azurite)", Servers.azure),
              ("b2", "b2", "Backblaze B2 (the B2 fake)", Servers.b2),
@@ -220,7 +241,8 @@ PROVIDERS = [("azureblob", "azureblob", "Azure Blob (Azurite)", Servers.azure),
              ("webdav", "webdav", "WebDAV, vendor Nextcloud (rclone serve webdav --etag-hash SHA1)", Servers.webdav),
              ("webdav-other", "webdav", "WebDAV, vendor other (WsgiDAV)", Servers.wsgidav),
              ("ftp-vsftpd", "ftp", "FTP (vsftpd 3.0.3: LIST, MDTM)", Servers.vsftpd),
-             ("ftp-pureftpd", "ftp", "FTP (pure-ftpd 1.0.50: MLSD, MFMT)", Servers.pureftpd)]
+             ("ftp-pureftpd", "ftp", "FTP (pure-ftpd 1.0.50: MLSD, MFMT)", Servers.pureftpd),
+             ("sftp", "sftp", "SFTP (OpenSSH 9.2p1, md5sum)", Servers.sshd)]
 
 
 def run_measured(measure, argv, env, out, err):
@@ -269,7 +291,7 @@ def main():
     ap.add_argument("--files", type=int, default=2000)
     ap.add_argument("--mib", type=int, default=200)
     ap.add_argument("--reps", type=int, default=1)
-    ap.add_argument("--only", help="comma-separated providers (azureblob,b2,gcs,swift,webdav,webdav-other,ftp-vsftpd,ftp-pureftpd)")
+    ap.add_argument("--only", help="comma-separated providers (azureblob,b2,gcs,swift,webdav,webdav-other,ftp-vsftpd,ftp-pureftpd,sftp)")
     ap.add_argument("--json-out")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="cloudsync-bench-providers-", dir=os.environ.get("TMPDIR", "/var/tmp"))
