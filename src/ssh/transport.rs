@@ -32,11 +32,7 @@ pub struct Endpoint {
 
 impl Endpoint {
     pub fn shown(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        crate::remote::kit::dirs::host_port(&self.host, self.port)
     }
 }
 

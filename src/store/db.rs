@@ -668,58 +668,31 @@ impl Store {
     /// (base64) only when asked for, as TrueNAS's `secretseed` option.
     pub fn export(&self, with_seed: bool) -> Result<Value> {
         let conn = self.conn()?;
-        let mut creds = Vec::new();
-        {
-            let mut stmt = conn
-                .prepare("SELECT id, name, provider, attributes, host_key FROM credentials ORDER BY id")
-                .map_err(db_err)?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok(serde_json::json!({"id": r.get::<_, i64>(0)?, "name": r.get::<_, String>(1)?,
-                        "provider": r.get::<_, String>(2)?, "attributes": r.get::<_, String>(3)?,
-                        "host_key": r.get::<_, Option<String>>(4)?}))
-                })
-                .map_err(db_err)?;
-            for r in rows {
-                creds.push(r.map_err(db_err)?);
-            }
-        }
-        let mut tasks = Vec::new();
-        {
-            let mut stmt = conn
-                .prepare("SELECT id, credential_id, body, encryption_password, encryption_salt FROM tasks ORDER BY id")
-                .map_err(db_err)?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok(serde_json::json!({"id": r.get::<_, i64>(0)?, "credential_id": r.get::<_, i64>(1)?,
-                        "body": r.get::<_, String>(2)?, "encryption_password": r.get::<_, String>(3)?,
-                        "encryption_salt": r.get::<_, String>(4)?}))
-                })
-                .map_err(db_err)?;
-            for r in rows {
-                tasks.push(r.map_err(db_err)?);
-            }
-        }
+        let creds =
+            rows_json(&conn, "SELECT id, name, provider, attributes, host_key FROM credentials ORDER BY id", |r| {
+                Ok(serde_json::json!({"id": r.get::<_, i64>(0)?, "name": r.get::<_, String>(1)?,
+                    "provider": r.get::<_, String>(2)?, "attributes": r.get::<_, String>(3)?,
+                    "host_key": r.get::<_, Option<String>>(4)?}))
+            })?;
+        let tasks = rows_json(
+            &conn,
+            "SELECT id, credential_id, body, encryption_password, encryption_salt FROM tasks ORDER BY id",
+            |r| {
+                Ok(serde_json::json!({"id": r.get::<_, i64>(0)?, "credential_id": r.get::<_, i64>(1)?,
+                    "body": r.get::<_, String>(2)?, "encryption_password": r.get::<_, String>(3)?,
+                    "encryption_salt": r.get::<_, String>(4)?}))
+            },
+        )?;
+        let keychain =
+            rows_json(&conn, "SELECT id, name, type, public_key, private_key FROM keychain ORDER BY id", |r| {
+                Ok(serde_json::json!({"id": r.get::<_, i64>(0)?, "name": r.get::<_, String>(1)?,
+                    "type": r.get::<_, String>(2)?, "public_key": r.get::<_, String>(3)?,
+                    "private_key": r.get::<_, String>(4)?}))
+            })?;
         let check: Option<String> = conn
             .query_row("SELECT value FROM meta WHERE key = 'seed_check'", [], |r| r.get(0))
             .optional()
             .map_err(db_err)?;
-        let mut keychain = Vec::new();
-        {
-            let mut stmt = conn
-                .prepare("SELECT id, name, type, public_key, private_key FROM keychain ORDER BY id")
-                .map_err(db_err)?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok(serde_json::json!({"id": r.get::<_, i64>(0)?, "name": r.get::<_, String>(1)?,
-                        "type": r.get::<_, String>(2)?, "public_key": r.get::<_, String>(3)?,
-                        "private_key": r.get::<_, String>(4)?}))
-                })
-                .map_err(db_err)?;
-            for r in rows {
-                keychain.push(r.map_err(db_err)?);
-            }
-        }
         let mut out = serde_json::json!({"format": "cloudsync-config/1", "seed_check": check, "credentials": creds,
             "tasks": tasks, "keychain": keychain});
         if with_seed {
@@ -730,6 +703,17 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Every row of `sql` as JSON (stored values as they are: secrets stay encrypted).
+fn rows_json(
+    conn: &Connection,
+    sql: &str,
+    f: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<Value>,
+) -> Result<Vec<Value>> {
+    let mut stmt = conn.prepare(sql).map_err(db_err)?;
+    let rows = stmt.query_map([], |r| f(r)).map_err(db_err)?;
+    rows.collect::<std::result::Result<_, _>>().map_err(db_err)
 }
 
 fn unique_error(e: rusqlite::Error, msg: &str) -> Error {

@@ -149,11 +149,7 @@ pub(crate) struct Endpoint {
 impl Endpoint {
     /// `host:port` as written in messages (IPv6 in brackets).
     pub fn shown(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        crate::remote::kit::dirs::host_port(&self.host, self.port)
     }
 }
 

@@ -30,7 +30,7 @@ use self::conn::{Conn, Endpoint, Feat, Reply, Stream, reply_error};
 use self::tls::TlsMode;
 use super::kit::encoder::{self, Mask};
 use super::kit::http::{Counts, HttpConfig};
-use super::kit::partial;
+use super::kit::{dirs, partial};
 use super::{Entry, Features, Nanos, Opened, PosixMeta, PutInfo, Remote, RootState, Source, hash};
 use crate::error::{Error, Kind, Result};
 use crate::path::RelPath;
@@ -86,26 +86,11 @@ impl FtpOptions {
 /// that are not UTF-8 go as they are; the trailing-space rule applies at the name's end
 /// only, not before such bytes.
 pub fn encode_name(seg: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(seg.len());
-    let mut chunks = seg.utf8_chunks().peekable();
-    while let Some(c) = chunks.next() {
-        let last = c.invalid().is_empty() && chunks.peek().is_none();
-        let mask = if last { NAMES } else { NAMES_INSIDE };
-        out.extend_from_slice(encoder::encode(c.valid().as_bytes(), mask).as_bytes());
-        out.extend_from_slice(c.invalid());
-    }
-    out
+    encoder::encode_raw(seg, NAMES_INSIDE, NAMES)
 }
 
 pub fn decode_name(raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(raw.len());
-    let mut chunks = raw.utf8_chunks().peekable();
-    while let Some(c) = chunks.next() {
-        let last = c.invalid().is_empty() && chunks.peek().is_none();
-        out.extend_from_slice(&encoder::decode(c.valid(), if last { NAMES } else { NAMES_INSIDE }));
-        out.extend_from_slice(c.invalid());
-    }
-    out
+    encoder::decode_raw(raw, NAMES_INSIDE, NAMES)
 }
 
 /// Logged-in connections, shared by the remote's threads.
@@ -384,23 +369,11 @@ impl FtpRemote {
     }
 
     fn abs(&self, path: &RelPath) -> Vec<u8> {
-        let mut p = self.root.clone();
-        for seg in path.segments() {
-            p.push(b'/');
-            p.extend_from_slice(&encode_name(seg));
-        }
-        if p.is_empty() {
-            p.push(b'/');
-        }
-        p
+        dirs::server_path(&self.root, path, encode_name)
     }
 
     fn shown(&self, path: &RelPath) -> String {
-        if path.is_root() {
-            return self.shown_root.clone();
-        }
-        let sep = if self.shown_root.ends_with('/') { "" } else { "/" };
-        format!("{}{sep}{}", self.shown_root, path.display())
+        dirs::shown(&self.shown_root, path)
     }
 
     /// Run `f` on a pooled connection, retrying what can be retried on a new one.
@@ -932,7 +905,7 @@ impl Remote for FtpRemote {
     }
 
     fn rmdir(&self, dir: &RelPath) -> Result<()> {
-        if !super::kit::dirs::check_empty(self, dir, || self.shown(dir))? {
+        if !dirs::check_empty(self, dir, || self.shown(dir))? {
             return Ok(());
         }
         let abs = self.abs(dir);

@@ -127,6 +127,32 @@ pub fn decode(seg: &str, mask: Mask) -> Vec<u8> {
     out
 }
 
+/// [`encode`] for servers that store names as bytes (FTP, SFTP): bytes that are not UTF-8
+/// go through raw, as rclone sends them; `last` is the mask for the part that ends the
+/// name (its end-of-name rules), `inside` for parts followed by such bytes.
+pub fn encode_raw(name: &[u8], inside: Mask, last: Mask) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len());
+    let mut chunks = name.utf8_chunks().peekable();
+    while let Some(c) = chunks.next() {
+        let ends = c.invalid().is_empty() && chunks.peek().is_none();
+        out.extend_from_slice(encode(c.valid().as_bytes(), if ends { last } else { inside }).as_bytes());
+        out.extend_from_slice(c.invalid());
+    }
+    out
+}
+
+/// The inverse of [`encode_raw`].
+pub fn decode_raw(raw: &[u8], inside: Mask, last: Mask) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut chunks = raw.utf8_chunks().peekable();
+    while let Some(c) = chunks.next() {
+        let ends = c.invalid().is_empty() && chunks.peek().is_none();
+        out.extend_from_slice(&decode(c.valid(), if ends { last } else { inside }));
+        out.extend_from_slice(c.invalid());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

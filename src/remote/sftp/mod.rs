@@ -81,21 +81,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// A name on the wire (inverse: [`decode_name`]); bytes that are not UTF-8 stay raw.
 fn encode_name(seg: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(seg.len());
-    for c in seg.utf8_chunks() {
-        out.extend_from_slice(encoder::encode(c.valid().as_bytes(), NAMES).as_bytes());
-        out.extend_from_slice(c.invalid());
-    }
-    out
+    encoder::encode_raw(seg, NAMES, NAMES)
 }
 
 fn decode_name(raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(raw.len());
-    for c in raw.utf8_chunks() {
-        out.extend_from_slice(&encoder::decode(c.valid(), NAMES));
-        out.extend_from_slice(c.invalid());
-    }
-    out
+    encoder::decode_raw(raw, NAMES, NAMES)
 }
 
 /// A path quoted for a POSIX shell as rclone quotes it (a backslash before every
@@ -169,7 +159,7 @@ impl SftpRemote {
         r.shown_root = format!(
             "sftp://{}@{}{}",
             r.opts.user,
-            Endpoint { host: r.opts.host.clone(), port: r.opts.port, ..endpoint_defaults() }.shown(),
+            dirs::host_port(&r.opts.host, r.opts.port),
             if r.root.is_empty() { "/".into() } else { crate::path::display_bytes(&r.root) }
         );
         lock(&r.pool).push(first);
@@ -255,23 +245,11 @@ impl SftpRemote {
     }
 
     fn abs(&self, path: &RelPath) -> Vec<u8> {
-        let mut p = self.root.clone();
-        for seg in path.segments() {
-            p.push(b'/');
-            p.extend_from_slice(&encode_name(seg));
-        }
-        if p.is_empty() {
-            p.push(b'/');
-        }
-        p
+        dirs::server_path(&self.root, path, encode_name)
     }
 
     fn shown(&self, path: &RelPath) -> String {
-        if path.is_root() {
-            return self.shown_root.clone();
-        }
-        let sep = if self.shown_root.ends_with('/') { "" } else { "/" };
-        format!("{}{sep}{}", self.shown_root, path.display())
+        dirs::shown(&self.shown_root, path)
     }
 
     fn ensure(&self, abs: &[u8]) -> Result<()> {
@@ -315,10 +293,6 @@ impl SftpRemote {
         let mtime = a.atime_mtime.map(|(_, m)| i64::from(m) * super::NANOS_PER_SEC);
         if a.is_dir() { Entry::dir(name, mtime) } else { Entry::file(name, a.size.map_or(-1, |s| s as i64), mtime) }
     }
-}
-
-fn endpoint_defaults() -> Endpoint {
-    Endpoint { host: String::new(), port: 22, connect_timeout: Duration::ZERO, io_timeout: Duration::ZERO }
 }
 
 impl Remote for SftpRemote {

@@ -301,11 +301,7 @@ impl WebdavRemote {
     }
 
     fn shown(&self, path: &RelPath) -> String {
-        if path.is_root() {
-            return self.shown_root.clone();
-        }
-        let sep = if self.shown_root.ends_with('/') { "" } else { "/" };
-        format!("{}{sep}{}", self.shown_root, path.display())
+        super::kit::dirs::shown(&self.shown_root, path)
     }
 
     /// Send one request (retried by the kit); `ok` says which statuses are answers.
