@@ -385,16 +385,11 @@ impl Store {
 
     /// Every credential: decrypted, or (when the seed does not match) the error for it.
     pub fn list_credentials(&self) -> Result<Vec<CredentialRow>> {
-        let rows: Vec<(i64, String, String, String, Option<String>)> = {
-            let conn = self.conn()?;
-            let mut stmt = conn
-                .prepare("SELECT id, name, provider, attributes, unusable FROM credentials ORDER BY id")
-                .map_err(db_err)?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
-                .map_err(db_err)?
-                .collect::<std::result::Result<_, _>>()
-                .map_err(db_err)?
-        };
+        let rows: Vec<(i64, String, String, String, Option<String>)> = query_all(
+            &*self.conn()?,
+            "SELECT id, name, provider, attributes, unusable FROM credentials ORDER BY id",
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )?;
         Ok(rows
             .into_iter()
             .map(|(id, name, ty, enc, unusable)| {
@@ -522,16 +517,11 @@ impl Store {
 
     /// Every keychain entry: decrypted, or the error for it (the seed does not match).
     pub fn list_keychain(&self) -> Result<Vec<(i64, String, String, Result<KeychainEntry>)>> {
-        let rows: Vec<(i64, String, String, String, String)> = {
-            let conn = self.conn()?;
-            let mut stmt = conn
-                .prepare("SELECT id, name, type, public_key, private_key FROM keychain ORDER BY id")
-                .map_err(db_err)?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
-                .map_err(db_err)?
-                .collect::<std::result::Result<_, _>>()
-                .map_err(db_err)?
-        };
+        let rows: Vec<(i64, String, String, String, String)> = query_all(
+            &*self.conn()?,
+            "SELECT id, name, type, public_key, private_key FROM keychain ORDER BY id",
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )?;
         Ok(rows
             .into_iter()
             .map(|(id, name, kind, public_key, enc)| {
@@ -669,12 +659,12 @@ impl Store {
     pub fn export(&self, with_seed: bool) -> Result<Value> {
         let conn = self.conn()?;
         let creds =
-            rows_json(&conn, "SELECT id, name, provider, attributes, host_key FROM credentials ORDER BY id", |r| {
+            query_all(&conn, "SELECT id, name, provider, attributes, host_key FROM credentials ORDER BY id", |r| {
                 Ok(serde_json::json!({"id": r.get::<_, i64>(0)?, "name": r.get::<_, String>(1)?,
                     "provider": r.get::<_, String>(2)?, "attributes": r.get::<_, String>(3)?,
                     "host_key": r.get::<_, Option<String>>(4)?}))
             })?;
-        let tasks = rows_json(
+        let tasks = query_all(
             &conn,
             "SELECT id, credential_id, body, encryption_password, encryption_salt FROM tasks ORDER BY id",
             |r| {
@@ -684,7 +674,7 @@ impl Store {
             },
         )?;
         let keychain =
-            rows_json(&conn, "SELECT id, name, type, public_key, private_key FROM keychain ORDER BY id", |r| {
+            query_all(&conn, "SELECT id, name, type, public_key, private_key FROM keychain ORDER BY id", |r| {
                 Ok(serde_json::json!({"id": r.get::<_, i64>(0)?, "name": r.get::<_, String>(1)?,
                     "type": r.get::<_, String>(2)?, "public_key": r.get::<_, String>(3)?,
                     "private_key": r.get::<_, String>(4)?}))
@@ -705,12 +695,8 @@ impl Store {
     }
 }
 
-/// Every row of `sql` as JSON (stored values as they are: secrets stay encrypted).
-fn rows_json(
-    conn: &Connection,
-    sql: &str,
-    f: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<Value>,
-) -> Result<Vec<Value>> {
+/// Every row of `sql`, each made into a `T` by `f`.
+fn query_all<T>(conn: &Connection, sql: &str, f: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>) -> Result<Vec<T>> {
     let mut stmt = conn.prepare(sql).map_err(db_err)?;
     let rows = stmt.query_map([], |r| f(r)).map_err(db_err)?;
     rows.collect::<std::result::Result<_, _>>().map_err(db_err)
