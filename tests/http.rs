@@ -208,3 +208,56 @@ fn rclone_reads_the_same_tree() {
         assert_eq!(m.timestamp_nanos_opt().unwrap(), *t, "{path}");
     }
 }
+
+/// A file whose HEAD is refused fails the pull, and a SYNC deletes nothing after it; a
+/// file whose download is cut short is never left half-written.
+#[test]
+fn errors_block_deletions_and_cut_downloads_leave_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("www");
+    let files = tree(&root);
+    let url = rclone_http(&root);
+    let proxy = FaultProxy::start(url.trim_end_matches('/'));
+    let r = remote(&format!("{}/", proxy.endpoint), "");
+    let dst = local_side(&tmp.path().join("pulled"));
+    dst.write("only here", b"keep me", T1);
+    proxy.add(
+        usize::MAX,
+        |s| s.method == "HEAD" && s.path == "/plain.txt",
+        common::faults::Fault::Answer { status: 403, headers: vec![], body: String::new() },
+    );
+    let (rep, _) = run_between(r.as_ref(), &dst, Mode::Sync, |_| {});
+    let e = rep.error.expect("a refused HEAD fails the run");
+    assert!(e.to_string().contains("plain.txt"), "{e}");
+    assert!(tmp.path().join("pulled/only here").exists(), "nothing is deleted after an error");
+    // Every download of one file cut after 100 bytes: retried, then an error, and no
+    // partial file under its name.
+    let proxy = FaultProxy::start(url.trim_end_matches('/'));
+    let big = files.iter().find(|f| f.0 == "sub dir/deeper/colon:x").unwrap();
+    assert!(big.1.len() > 100);
+    proxy.add(
+        usize::MAX,
+        |s| s.method == "GET" && s.path.ends_with("/colon%3Ax"),
+        common::faults::Fault::CutBody { after: 100 },
+    );
+    let r = remote(&format!("{}/", proxy.endpoint), "");
+    let dst = local_side(&tmp.path().join("pulled2"));
+    let (rep, _) = run_between(r.as_ref(), &dst, Mode::Copy, |_| {});
+    assert!(rep.error.is_some(), "a cut download is an error");
+    assert!(!tmp.path().join("pulled2/sub dir/deeper/colon:x").exists());
+    let leftovers: Vec<_> = walk(&tmp.path().join("pulled2")).into_iter().filter(|p| p.contains("partial")).collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert!(tmp.path().join("pulled2/sub dir/deeper/plain.txt").exists(), "the other files arrived");
+}
+
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path().to_string_lossy().into_owned());
+        }
+    }
+    out
+}

@@ -169,6 +169,41 @@ fn data(n: usize, seed: u64) -> Vec<u8> {
 
 // ---- the cases -------------------------------------------------------------------------
 
+/// What a web server serves of names on its disk: rclone serve http shows control
+/// characters as their Unicode pictures (its local encoding) and neither server can link
+/// a name that is not UTF-8, so those two are left out.
+const HTTP_NAMES: &[&[u8]] = &[
+    b"plain.txt",
+    b"with space",
+    b" leading space",
+    b"trailing space ",
+    b"trailing dot.",
+    "caf\u{e9} \u{2603} \u{1F600}".as_bytes(),
+    "fullwidth \u{FF0F}\u{FF3C}\u{FF0E}".as_bytes(),
+    "quote \u{201B}".as_bytes(),
+    b"back\\slash",
+    b"percent %41 plus + amp & hash #",
+    b"pipe | colon : star * question ? lt < gt > quote \"",
+    b"a long name that goes on and on and on and on and on and on and on and on and on and on and on and on and on and on and on.bin",
+];
+
+/// rclone serve http also shows its own escape character doubled (`quote ‛` is linked as
+/// `quote ‛‛`, its local backend's encoding), so that name is left out for it.
+const RCLONE_HTTP_NAMES: &[&[u8]] = &[
+    b"plain.txt",
+    b"with space",
+    b" leading space",
+    b"trailing space ",
+    b"trailing dot.",
+    "caf\u{e9} \u{2603} \u{1F600}".as_bytes(),
+    "fullwidth \u{FF0F}\u{FF3C}\u{FF0E}".as_bytes(),
+    "tilde ~ at @ equals = semicolon ;".as_bytes(),
+    b"back\\slash",
+    b"percent %41 plus + amp & hash #",
+    b"pipe | colon : star * question ? lt < gt > quote \"",
+    b"a long name that goes on and on and on and on and on and on and on and on and on and on and on and on and on and on and on.bin",
+];
+
 fn list_empty(fx: Fx) {
     let r = (fx.at)("");
     assert!(matches!(r.root_state().unwrap(), RootState::Dir | RootState::Missing));
@@ -648,6 +683,24 @@ fn sftp_fx(s: &'static servers::Sshd) -> Fx {
     }
 }
 
+/// A directory served over HTTP: written on the server's disk (HTTP has no writes),
+/// listed, timed and read by the HTTP remote. The servers' busy answers are tested in
+/// tests/http.rs (the proxy's delete fault needs a remote that deletes over the wire).
+fn http_fx(tree: &'static servers::HttpTree, names: &'static [&'static [u8]]) -> Fx {
+    let base = unique("http");
+    let (b1, b2) = (base.clone(), base.clone());
+    Fx {
+        at: Box::new(move |sub| tree.remote(&format!("{b1}/{sub}"))),
+        chunked: Box::new(move || tree.remote(&b2)),
+        chunk: 1 << 20,
+        faulty: None,
+        upstream: String::new(),
+        kinds: DAV_KINDS,
+        names,
+        _keep: Box::new(()),
+    }
+}
+
 macro_rules! suite {
     ($($provider:ident => $fixture:expr),* $(,)?) => {$(
         mod $provider {
@@ -685,4 +738,6 @@ suite!(
     sftp_openssh => sftp_fx(servers::sshd()),
     sftp_internal_only => sftp_fx(servers::sshd_sftp_only()),
     sftp_rclone => sftp_fx(servers::rclone_sftp()),
+    http_rclone => http_fx(servers::rclone_http(), RCLONE_HTTP_NAMES),
+    http_python => http_fx(servers::python_http(), HTTP_NAMES),
 );

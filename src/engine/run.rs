@@ -159,6 +159,13 @@ pub(super) fn attempt(src: &dyn Remote, dst: &dyn Remote, opts: &SyncOptions, su
     if dst.features().read_only {
         return Err(Error::usage(format!("{} is read-only", dst.describe())));
     }
+    if opts.mode == Mode::Move && src.features().read_only {
+        // Refused before anything is copied: every copied file's deletion would fail.
+        return Err(Error::usage(format!(
+            "{} is read-only: MOVE deletes each file it copies from the source; use COPY or SYNC",
+            src.describe()
+        )));
+    }
     if let (Some(a), Some(b)) = (src.overlap_key(), dst.overlap_key())
         && let Some(rest) = overlaps(&a, &b)
     {

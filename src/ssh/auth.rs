@@ -43,7 +43,7 @@ fn answer(t: &mut Transport, methods: &mut Vec<String>) -> Result<Option<Vec<u8>
                 return Ok(Some(m));
             }
             msg::USERAUTH_INFO_REQUEST => return Ok(Some(m)),
-            60..=79 => return Ok(Some(m)),
+            61..=79 => return Ok(Some(m)),
             other => return Err(protocol(format!("message {other} during authentication"))),
         }
     }

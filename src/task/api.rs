@@ -599,7 +599,7 @@ fn config_import_rows(store: &Store, export: &Value, policy: &PathPolicy) -> Api
             secrets.and_then(|s| s.decrypt(Field::KeychainPrivateKey, stored).ok())
         };
         let problem =
-            private.is_none().then(|| "its private key cannot be read without the export's seed: add the key again");
+            private.is_none().then_some("its private key cannot be read without the export's seed: add the key again");
         let keys = crate::keychain::KeyPair {
             private_key: private.filter(|p| !p.is_empty()),
             public_key: k["public_key"].as_str().unwrap_or("").to_string(),

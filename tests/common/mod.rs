@@ -196,6 +196,9 @@ pub enum Pair {
     /// Local → SFTP on OpenSSH (md5sum digests), and back.
     LocalSftp,
     SftpLocal,
+    /// `rclone serve http` → local: the engine reads the read-only HTTP remote; the
+    /// case's source files are written on the served disk.
+    HttpLocal,
 }
 
 /// A crypt remote with the fixed test password and salt (standard names, base32).
@@ -369,6 +372,8 @@ pub struct World {
     pub pair: Pair,
     pub src: Side,
     pub dst: Side,
+    /// What the engine reads when it is not `src.remote` (HTTP: `src.remote` also writes).
+    pub src_engine: Option<Arc<dyn Remote>>,
 }
 
 impl World {
@@ -439,6 +444,10 @@ impl World {
                 Side { remote: servers::sshd().remote(&format!("{container}/src")), local_root: None },
                 local_side("dst"),
             ),
+            Pair::HttpLocal => (
+                Side { remote: servers::rclone_http().remote(&format!("{container}/src")), local_root: None },
+                local_side("dst"),
+            ),
             Pair::GcsLocal => (gcs_side("src"), local_side("dst")),
             Pair::B2Local => (b2_side("src"), local_side("dst")),
             Pair::LocalCryptAzure => {
@@ -449,13 +458,20 @@ impl World {
         // No modification times at all (WebDAV "other"): times are not compared.
         let precision = |r: &Arc<dyn Remote>| r.features().precision.unwrap_or(Nanos::MAX);
         PRECISION.with(|p| p.set(precision(&src.remote).max(precision(&dst.remote))));
-        World { tmp, s3, pair, src, dst }
+        let src_engine = (pair == Pair::HttpLocal)
+            .then(|| servers::rclone_http().http(&format!("{container}/src")) as Arc<dyn Remote>);
+        World { tmp, s3, pair, src, dst, src_engine }
+    }
+
+    /// The source as the engine sees it.
+    pub fn source(&self) -> &dyn Remote {
+        self.src_engine.as_deref().unwrap_or(self.src.remote.as_ref())
     }
 
     /// Run the engine and check that the decision log predicts the final destination
     /// listing (rclone's `testLoggerVsLsf`).
     pub fn run(&self, mode: Mode, tweak: impl FnOnce(&mut SyncOptions)) -> (Report, Vec<FileEvent>) {
-        run_between(self.src.remote.as_ref(), &self.dst, mode, tweak)
+        run_between(self.source(), &self.dst, mode, tweak)
     }
 
     pub fn sync(&self) -> Report {

@@ -1004,3 +1004,118 @@ pub fn rclone_sftp() -> &'static Sshd {
         Sshd { port, dir, data, fingerprints: Vec::new() }
     })
 }
+
+// ---- HTTP ---------------------------------------------------------------------------------
+
+/// A directory on disk served read-only over HTTP by a real server.
+pub struct HttpTree {
+    pub name: &'static str,
+    /// The tree's root URL (ending in `/`).
+    pub url: String,
+    /// The directory it serves.
+    pub dir: PathBuf,
+}
+
+impl HttpTree {
+    /// The read-only HTTP remote on `sub`, as a job sees it.
+    pub fn http(&self, sub: &str) -> Arc<cloudsync::remote::http::HttpRemote> {
+        let o = cloudsync::remote::http::HttpOptions::new(&self.url, sub);
+        Arc::new(cloudsync::remote::http::HttpRemote::new(o).expect("http remote"))
+    }
+
+    /// A remote on `sub` that reads over HTTP and writes into the served directory (what
+    /// a web server's owner does by hand): the suites' fixtures are written through it,
+    /// everything is read, listed and timed by the HTTP remote.
+    pub fn remote(&self, sub: &str) -> RemoteRef {
+        let disk = cloudsync::remote::local::LocalRemote::new(self.dir.join(sub), Default::default(), None);
+        Arc::new(Served { http: self.http(sub), disk })
+    }
+}
+
+/// Reads through HTTP, writes to the disk behind it.
+pub struct Served {
+    http: Arc<cloudsync::remote::http::HttpRemote>,
+    disk: cloudsync::remote::local::LocalRemote,
+}
+
+mod served {
+    use super::Served;
+    use cloudsync::error::Result;
+    use cloudsync::path::RelPath;
+    use cloudsync::remote::{Entry, Features, Nanos, Opened, PutInfo, Remote, RootState, Source};
+
+    impl Remote for Served {
+        fn describe(&self) -> String {
+            self.http.describe()
+        }
+        fn features(&self) -> Features {
+            Features { read_only: false, ..self.http.features() }
+        }
+        fn root_state(&self) -> Result<RootState> {
+            self.http.root_state()
+        }
+        fn list_dir(&self, dir: &RelPath, bad: &mut dyn FnMut(cloudsync::Error)) -> Result<Vec<Entry>> {
+            self.http.list_dir(dir, bad)
+        }
+        fn mod_time(&self, path: &RelPath, entry: &Entry) -> Result<Nanos> {
+            self.http.mod_time(path, entry)
+        }
+        fn open(&self, path: &RelPath, entry: &Entry, offset: u64, len: u64) -> Result<Opened> {
+            self.http.open(path, entry, offset, len)
+        }
+        fn put(&self, path: &RelPath, src: &dyn Source, info: &PutInfo) -> Result<Entry> {
+            let mut e = self.disk.put(path, src, info)?;
+            // As the HTTP side will list it: whole seconds, no digest.
+            e.mtime = e.mtime.map(|t| t - t.rem_euclid(1_000_000_000));
+            e.md5 = None;
+            Ok(e)
+        }
+        fn delete(&self, path: &RelPath, entry: &Entry) -> Result<()> {
+            self.disk.delete(path, entry)
+        }
+        fn mkdir(&self, dir: &RelPath) -> Result<()> {
+            self.disk.mkdir(dir)
+        }
+        fn rmdir(&self, dir: &RelPath) -> Result<()> {
+            self.disk.rmdir(dir)
+        }
+        fn request_counts(&self) -> Vec<(&'static str, u64)> {
+            self.http.request_counts()
+        }
+    }
+}
+
+fn http_tree(name: &'static str, start: impl FnOnce(&std::path::Path, u16) -> Command) -> HttpTree {
+    let dir = tempfile::Builder::new().prefix("cloudsync-http").tempdir().expect("tempdir").keep();
+    let port = free_port();
+    spawn_for_process(start(&dir, port), port, name);
+    HttpTree { name, url: format!("http://127.0.0.1:{port}/"), dir }
+}
+
+/// The process's `rclone serve http` (rclone 1.75: Range, Last-Modified), listings never
+/// cached.
+pub fn rclone_http() -> &'static HttpTree {
+    static S: OnceLock<HttpTree> = OnceLock::new();
+    S.get_or_init(|| {
+        http_tree("rclone serve http", |dir, port| {
+            let mut cmd = Command::new(super::rclone_current());
+            cmd.args(["serve", "http", "--dir-cache-time", "0s", "--addr"])
+                .arg(format!("127.0.0.1:{port}"))
+                .arg(dir)
+                .env("RCLONE_CONFIG", "/dev/null");
+            cmd
+        })
+    })
+}
+
+/// The process's Python `http.server` (no Range: answers every GET with the whole file).
+pub fn python_http() -> &'static HttpTree {
+    static S: OnceLock<HttpTree> = OnceLock::new();
+    S.get_or_init(|| {
+        http_tree("python3 -m http.server", |dir, port| {
+            let mut cmd = Command::new("python3");
+            cmd.args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"]).arg(dir).arg(port.to_string());
+            cmd
+        })
+    })
+}

@@ -431,24 +431,30 @@ impl Conn {
 
     /// Open a passive data connection: EPSV, or PASV where EPSV is refused.
     fn passive(&mut self) -> Result<TcpStream> {
-        let port = loop {
-            if !self.no_epsv {
-                let r = self.cmd("EPSV")?;
-                if r.code == 229 {
-                    break parse_epsv(&r.text)
-                        .ok_or_else(|| Error::new(Kind::Protocol, format!("FTP EPSV: cannot read {:?}", r.brief())))?;
-                }
-                if !matches!(r.code, 500 | 501 | 502 | 504 | 522) {
-                    return Err(reply_error("EPSV", &r));
-                }
+        let mut port = None;
+        if !self.no_epsv {
+            let r = self.cmd("EPSV")?;
+            if r.code == 229 {
+                port = Some(
+                    parse_epsv(&r.text)
+                        .ok_or_else(|| Error::new(Kind::Protocol, format!("FTP EPSV: cannot read {:?}", r.brief())))?,
+                );
+            } else if !matches!(r.code, 500 | 501 | 502 | 504 | 522) {
+                return Err(reply_error("EPSV", &r));
+            } else {
                 self.no_epsv = true;
             }
-            let r = self.cmd("PASV")?;
-            if r.code != 227 {
-                return Err(reply_error("PASV", &r));
+        }
+        let port = match port {
+            Some(p) => p,
+            None => {
+                let r = self.cmd("PASV")?;
+                if r.code != 227 {
+                    return Err(reply_error("PASV", &r));
+                }
+                parse_pasv(&r.text)
+                    .ok_or_else(|| Error::new(Kind::Protocol, format!("FTP PASV: cannot read {:?}", r.brief())))?
             }
-            break parse_pasv(&r.text)
-                .ok_or_else(|| Error::new(Kind::Protocol, format!("FTP PASV: cannot read {:?}", r.brief())))?;
         };
         let addr = SocketAddr::new(self.peer, port);
         let s = TcpStream::connect_timeout(&addr, self.io_timeout.min(Duration::from_secs(60)))

@@ -487,18 +487,16 @@ impl FtpRemote {
             return Ok(());
         }
         let made = self.cmd("MKD", "MKD", abs)?;
-        if !(made.code == 257 || made.code == 250) {
-            if !self.is_dir(abs)? {
-                // The parent may be missing: make it, then try again.
-                let parent = &abs[..abs.iter().rposition(|b| *b == b'/').unwrap_or(0)];
-                if parent.is_empty() || parent == abs {
-                    return Err(reply_error("MKD", &made));
-                }
-                self.ensure(parent)?;
-                let again = self.cmd("MKD", "MKD", abs)?;
-                if !(again.code == 257 || again.code == 250) && !self.is_dir(abs)? {
-                    return Err(reply_error("MKD", &again));
-                }
+        if !(made.code == 257 || made.code == 250 || self.is_dir(abs)?) {
+            // The parent may be missing: make it, then try again.
+            let parent = &abs[..abs.iter().rposition(|b| *b == b'/').unwrap_or(0)];
+            if parent.is_empty() || parent == abs {
+                return Err(reply_error("MKD", &made));
+            }
+            self.ensure(parent)?;
+            let again = self.cmd("MKD", "MKD", abs)?;
+            if !(again.code == 257 || again.code == 250 || self.is_dir(abs)?) {
+                return Err(reply_error("MKD", &again));
             }
         }
         lock(&self.dirs).insert(abs.to_vec());
@@ -910,7 +908,8 @@ impl Remote for FtpRemote {
         }
         let abs = self.abs(dir);
         let r = self.cmd("RMD", "RMD", &abs).map_err(|e| e.with_path(self.shown(dir)))?;
-        if !r.ok() && !(r.code == 550 && !self.is_dir(&abs)?) {
+        let gone = r.code == 550 && !self.is_dir(&abs)?;
+        if !r.ok() && !gone {
             return Err(reply_error("RMD", &r).with_path(self.shown(dir)));
         }
         lock(&self.dirs).retain(|p| !p.starts_with(&abs));

@@ -7,7 +7,8 @@
 //! path), without a query (Apache's sort links) or `../`; a trailing `/` marks a
 //! directory. Sizes and modification times come from a HEAD per file
 //! (`Content-Length`, `Last-Modified`, 1 s), sent in parallel, a bounded number at a
-//! time (rclone sends them one by one). No hashes.
+//! time (rclone sends them one by one). No hashes. A server that ignores `Range` (Python's
+//! `http.server`) is read from the start, the bytes before the offset skipped.
 
 pub mod provider;
 
@@ -18,6 +19,7 @@ use super::{Entry, Features, Opened, PutInfo, Remote, RootState, Source};
 use crate::error::{Error, Kind, Result};
 use crate::path::RelPath;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use std::io::Read;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
@@ -403,6 +405,27 @@ impl Remote for HttpRemote {
         }
         let url = format!("{}{}", self.origin, self.path_of(path, false));
         let resp = self.send("GET", "GET", &url, &h).map_err(|e| e.with_path(self.shown(path)))?;
+        if ranged && resp.status().as_u16() == 200 {
+            // A server without Range support (Python's http.server, some appliances)
+            // answers with the whole file: its head is skipped here, its tail cut off.
+            if entry.size >= 0 {
+                bucket::check_read(&resp, false, entry.size as u64).map_err(|e| e.with_path(self.shown(path)))?;
+            }
+            let mut reader = resp.into_body().into_reader();
+            let skipped = std::io::copy(&mut (&mut reader).take(offset), &mut std::io::sink())
+                .map_err(|e| Error::from(e).with_path(self.shown(path)))?;
+            if skipped < offset {
+                return Err(Error::new(
+                    Kind::Protocol,
+                    format!("the file ended after {skipped} bytes, before {offset}"),
+                )
+                .with_retryable(true)
+                .with_path(self.shown(path)));
+            }
+            let mut o = Opened::plain(Box::new(reader.take(len)));
+            o.mtime = entry.mtime;
+            return Ok(o);
+        }
         if entry.size >= 0 {
             bucket::check_read(&resp, ranged, len).map_err(|e| e.with_path(self.shown(path)))?;
         }
