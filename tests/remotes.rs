@@ -738,6 +738,7 @@ suite!(
     sftp_openssh => sftp_fx(servers::sshd()),
     sftp_internal_only => sftp_fx(servers::sshd_sftp_only()),
     sftp_rclone => sftp_fx(servers::rclone_sftp()),
+    sftp_sha1_only => sftp_fx(servers::sshd_sha1_only()),
     http_rclone => http_fx(servers::rclone_http(), RCLONE_HTTP_NAMES),
     http_python => http_fx(servers::python_http(), HTTP_NAMES),
 );

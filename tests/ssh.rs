@@ -279,4 +279,112 @@ fn digests_where_the_account_runs_md5sum_and_none_where_it_cannot() {
     assert!(servers::sshd().remote("").features().md5(), "OpenSSH with a shell");
     assert!(servers::rclone_sftp().remote("").features().md5(), "rclone serve sftp emulates md5sum");
     assert!(servers::sshd_sftp_only().remote("").features().hashes.is_empty(), "ForceCommand internal-sftp");
+    let sha1 = servers::sshd_sha1_only().remote("").features().hashes;
+    assert!(
+        sha1.contains(cloudsync::remote::hash::HashType::Sha1)
+            && !sha1.contains(cloudsync::remote::hash::HashType::Md5)
+    );
+}
+
+/// A server whose md5sum lies about what it stored: every upload fails its check, the
+/// target is never written and no temporary file stays.
+#[test]
+fn an_upload_the_server_hashes_differently_is_refused() {
+    use cloudsync::remote::Remote;
+    let s = servers::sshd_lying_md5sum();
+    let sub = servers::unique("lying");
+    let r = s.remote(&sub);
+    assert!(r.features().md5());
+    let e = common::put_file(r.as_ref(), "f.bin", b"some bytes", common::T1).unwrap_err();
+    assert_eq!(e.kind(), Kind::Corrupted, "{e}");
+    assert!(e.to_string().contains("server's MD5 is 0123456789abcdef"), "{e}");
+    assert!(e.is_retryable());
+    let dir = s.data.join(&sub);
+    let left: Vec<_> =
+        std::fs::read_dir(&dir).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// A source that fails with a network error after `cut` bytes of each read.
+struct Versioned {
+    data: Vec<u8>,
+    fingerprint: &'static str,
+    cut: Option<usize>,
+    starts: std::sync::Mutex<Vec<u64>>,
+}
+
+struct FailAfter;
+
+impl std::io::Read for FailAfter {
+    fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+        Err(std::io::Error::other(
+            cloudsync::Error::new(Kind::Network, "connection reset by peer").with_retryable(true),
+        ))
+    }
+}
+
+impl cloudsync::remote::Source for Versioned {
+    fn size(&self) -> u64 {
+        self.data.len() as u64
+    }
+    fn mtime(&self) -> cloudsync::Result<i64> {
+        Ok(common::T2)
+    }
+    fn fingerprint(&self) -> Option<String> {
+        Some(self.fingerprint.to_string())
+    }
+    fn open_at(&self, offset: u64, len: u64) -> cloudsync::Result<Box<dyn std::io::Read + Send + '_>> {
+        self.starts.lock().unwrap().push(offset);
+        let part = &self.data[offset as usize..(offset + len) as usize];
+        Ok(match self.cut {
+            Some(cut) if cut < part.len() => Box::new(std::io::Read::chain(&part[..cut], FailAfter)),
+            _ => Box::new(part),
+        })
+    }
+}
+
+/// An upload cut by the network keeps its temporary file, and the same version goes on
+/// from there in the next run (its prefix checked by the whole file's digest where the
+/// server runs one); another version starts over.
+#[test]
+fn an_interrupted_sftp_upload_goes_on_where_it_stopped() {
+    use cloudsync::remote::{PutInfo, Remote};
+    for (s, digest) in [(servers::sshd(), true), (servers::sshd_sftp_only(), false)] {
+        let sub = servers::unique("resume");
+        let r = s.remote(&sub);
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        let info = PutInfo { size: data.len() as u64, mtime: Some(common::T2), ..PutInfo::default() };
+        let first =
+            Versioned { data: data.clone(), fingerprint: "v1", cut: Some(1_000_000), starts: Default::default() };
+        let e = r.put(&common::rel("big.bin"), &first, &info).unwrap_err();
+        assert_eq!(e.kind(), Kind::Network, "{e}");
+        // Tried twice (a network failure gets a new connection): the second went on.
+        let starts = first.starts.lock().unwrap().clone();
+        assert_eq!(starts.last().copied().map(|s| s > 0), Some(true), "{starts:?}");
+        let dir = s.data.join(&sub);
+        let left: Vec<String> =
+            std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        assert!(left.len() == 1 && left[0].ends_with(".cloudsync-partial"), "{left:?}");
+        let held = std::fs::metadata(dir.join(&left[0])).unwrap().len();
+        assert!(held >= 1_000_000 && held < data.len() as u64, "{held}");
+        // Another version of the file does not go on from there.
+        let other = Versioned { data: data.clone(), fingerprint: "v2", cut: None, starts: Default::default() };
+        r.put(&common::rel("other.bin"), &other, &info).unwrap();
+        assert_eq!(*other.starts.lock().unwrap(), vec![0]);
+        // The same version, in a new run: only the rest is sent, and the file is whole.
+        let second = s.remote(&sub);
+        let again = Versioned { data: data.clone(), fingerprint: "v1", cut: None, starts: Default::default() };
+        let listed = second.list_dir(&cloudsync::path::RelPath::root(), &mut |_| {}).unwrap();
+        assert!(!listed.iter().any(|e| e.name.ends_with(b".cloudsync-partial")), "temporary files are never listed");
+        let e = second.put(&common::rel("big.bin"), &again, &info).unwrap();
+        let want = if digest { vec![0, held] } else { vec![held] };
+        assert_eq!(*again.starts.lock().unwrap(), want, "the prefix is read back to hash it only where it is checked");
+        assert_eq!(std::fs::read(dir.join("big.bin")).unwrap(), data);
+        assert_eq!(e.md5.is_some(), digest);
+        assert_eq!(second.remove_leftovers().unwrap(), 0, "the leftover was used, not removed");
+        let mut names: Vec<String> =
+            std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        assert_eq!(names, vec!["big.bin", "other.bin"]);
+    }
 }

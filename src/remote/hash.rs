@@ -162,6 +162,15 @@ impl Feed for md5::Md5 {
     }
 }
 
+/// Nothing to feed: a tee that hashes only when a digest is wanted.
+impl<F: Feed> Feed for Option<F> {
+    fn feed(&mut self, data: &[u8]) {
+        if let Some(f) = self {
+            f.feed(data);
+        }
+    }
+}
+
 impl Feed for Hasher {
     fn feed(&mut self, data: &[u8]) {
         self.update(data);

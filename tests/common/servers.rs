@@ -985,6 +985,40 @@ pub fn sshd_sftp_only() -> &'static Sshd {
     S.get_or_init(|| sshd_with(&["ForceCommand internal-sftp"]))
 }
 
+/// An sshd whose account runs every command through `script` (ForceCommand), given as the
+/// body of a `case "$SSH_ORIGINAL_COMMAND" in ... esac` that falls through to the real
+/// command, and to OpenSSH's sftp-server for the SFTP subsystem.
+fn sshd_forced(name: &str, cases: &str) -> Sshd {
+    let dir = tempfile::Builder::new().prefix("cloudsync-forced").tempdir().expect("tempdir").keep();
+    let script = dir.join(name);
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncase \"$SSH_ORIGINAL_COMMAND\" in\n{cases}\n  sftp|internal-sftp) exec /usr/lib/openssh/sftp-server ;;\n  \
+             *) exec /bin/sh -c \"$SSH_ORIGINAL_COMMAND\" ;;\nesac\n"
+        ),
+    )
+    .expect("script");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    sshd_with(&[&format!("ForceCommand {}", script.display())])
+}
+
+/// An sshd account with `sha1sum` but no `md5sum` (as on some appliances): digests and
+/// upload checks by SHA-1.
+pub fn sshd_sha1_only() -> &'static Sshd {
+    static S: OnceLock<Sshd> = OnceLock::new();
+    S.get_or_init(|| sshd_forced("sha1-only", "  md5sum*) echo 'sh: md5sum: not found' >&2; exit 127 ;;"))
+}
+
+/// An sshd whose `md5sum` answers the empty probe truly and lies about every file: each
+/// upload's check must fail.
+pub fn sshd_lying_md5sum() -> &'static Sshd {
+    static S: OnceLock<Sshd> = OnceLock::new();
+    S.get_or_init(|| sshd_forced("lying-md5sum", "  'md5sum '*) echo '0123456789abcdef0123456789abcdef  x' ;;"))
+}
+
 /// `rclone serve sftp` (rclone 1.75, Go's SSH server; it emulates md5sum), as an [`Sshd`]
 /// whose files are `data`.
 pub fn rclone_sftp() -> &'static Sshd {

@@ -4,12 +4,12 @@
 //! On-remote format as rclone writes it: names as they are, control characters and DEL as
 //! their Unicode pictures (rclone's SFTP encoding, `Display`); bytes that are not UTF-8 go
 //! as they are. Modification times are the files' own (SETSTAT, atime = mtime, 1 s).
-//! Digests by running `md5sum` on the server where the account has a shell (probed once
-//! with empty input, as rclone does); an account without one (`ForceCommand
-//! internal-sftp`) compares by size and time, said once in the log.
+//! Digests by running `md5sum` and `sha1sum` on the server where the account has a shell
+//! (each probed once with empty input, as rclone does); an account without either
+//! (`ForceCommand internal-sftp`) compares by size and time, said once in the log.
 //!
 //! Every upload is written to a temporary name next to its target, checked (size, and the
-//! server's MD5 of what it stored against the MD5 of what was sent, where `md5sum` runs),
+//! server's MD5, else SHA-1, of what it stored against the digest of what was sent),
 //! given its time, then renamed into place with `posix-rename@openssh.com` (one step, the
 //! old version replaced atomically). A failure deletes only the temporary file.
 //!
@@ -29,7 +29,6 @@ use crate::ssh::channel::Session;
 use crate::ssh::hostkey::HostKey;
 use crate::ssh::sftp::{OPEN_CREAT, OPEN_READ, OPEN_TRUNC, OPEN_WRITE, Sftp};
 use crate::ssh::transport::{Endpoint, Transport};
-use md5::Digest as _;
 use std::collections::HashSet;
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -112,6 +111,8 @@ pub struct SftpRemote {
     seen_key: Mutex<Option<HostKey>>,
     /// `md5sum` runs on the server.
     md5sum: AtomicBool,
+    /// `sha1sum` runs on the server.
+    sha1sum: AtomicBool,
     dirs: Mutex<HashSet<Vec<u8>>>,
     leftovers: Mutex<Vec<RelPath>>,
     shown_root: String,
@@ -128,6 +129,7 @@ impl SftpRemote {
             pool: Arc::new(Mutex::new(Vec::new())),
             seen_key: Mutex::new(None),
             md5sum: AtomicBool::new(false),
+            sha1sum: AtomicBool::new(false),
             dirs: Mutex::new(HashSet::new()),
             leftovers: Mutex::new(Vec::new()),
             opts,
@@ -147,12 +149,12 @@ impl SftpRemote {
         };
         r.root = if root == b"/" { Vec::new() } else { root };
         // rclone's probe: a digest command that prints the empty input's digest.
-        let probe = first.session().run(b"md5sum", 4096);
-        let ok = matches!(&probe, Ok((out, Some(0), _)) if out.starts_with(b"d41d8cd98f00b204e9800998ecf8427e"));
-        r.md5sum.store(ok, Relaxed);
-        if !ok {
+        let mut probe = |cmd: &[u8], empty: &[u8]| matches!(first.session().run(cmd, 4096), Ok((out, Some(0), _)) if out.starts_with(empty));
+        r.md5sum.store(probe(b"md5sum", b"d41d8cd98f00b204e9800998ecf8427e"), Relaxed);
+        r.sha1sum.store(probe(b"sha1sum", b"da39a3ee5e6b4b0d3255bfef95601890afd80709"), Relaxed);
+        if !r.md5sum.load(Relaxed) && !r.sha1sum.load(Relaxed) {
             log::info!(
-                "SFTP {}: the server runs no md5sum for this account; files are compared by size and time",
+                "SFTP {}: the server runs neither md5sum nor sha1sum for this account; files are compared by size and time",
                 r.opts.host
             );
         }
@@ -271,22 +273,41 @@ impl SftpRemote {
         Ok(())
     }
 
-    /// The server's MD5 of `abs` (`md5sum`), when it runs one.
-    fn remote_md5(&self, abs: &[u8]) -> Result<Option<Md5>> {
-        if !self.md5sum.load(Relaxed) {
+    /// The digests the server computes for this account.
+    fn digests(&self) -> Hashes {
+        let mut h = Hashes::NONE;
+        if self.md5sum.load(Relaxed) {
+            h = h.with(HashType::Md5);
+        }
+        if self.sha1sum.load(Relaxed) {
+            h = h.with(HashType::Sha1);
+        }
+        h
+    }
+
+    /// The server's digest of `abs` (`md5sum` or `sha1sum`), when it runs that command.
+    fn remote_digest(&self, abs: &[u8], kind: HashType) -> Result<Option<hash::Checksum>> {
+        let (cmd, len): (&[u8], usize) = match kind {
+            HashType::Md5 => (b"md5sum", 16),
+            HashType::Sha1 => (b"sha1sum", 20),
+            _ => return Ok(None),
+        };
+        if !self.digests().contains(kind) {
             return Ok(None);
         }
-        let cmd = [&b"md5sum "[..], &shell_quote(abs)].concat();
-        let (out, exit, stderr) = self.with(|c| c.session().run(&cmd, 64 * 1024))?;
+        let line = [cmd, b" ", &shell_quote(abs)].concat();
+        let (out, exit, stderr) = self.with(|c| c.session().run(&line, 64 * 1024))?;
+        let name = String::from_utf8_lossy(cmd);
         if exit != Some(0) {
-            return Err(Error::new(Kind::Server, format!("md5sum failed on the server: {}", stderr.trim())));
+            return Err(Error::new(Kind::Server, format!("{name} failed on the server: {}", stderr.trim())));
         }
+        // GNU coreutils escapes names with a backslash: the digest then starts with one.
         let word = out.split(|b| b.is_ascii_whitespace()).next().unwrap_or(b"");
         let word = word.strip_prefix(b"\\").unwrap_or(word);
-        let mut md5 = [0u8; 16];
-        hex::decode_to_slice(word, &mut md5)
-            .map_err(|_| Error::new(Kind::Protocol, "md5sum printed something that is not a digest"))?;
-        Ok(Some(md5))
+        let mut value = vec![0u8; len];
+        hex::decode_to_slice(word, &mut value)
+            .map_err(|_| Error::new(Kind::Protocol, format!("{name} printed something that is not a digest")))?;
+        Ok(Some(hash::Checksum { kind, value }))
     }
 
     fn entry(&self, name: Vec<u8>, a: &crate::ssh::sftp::Attrs) -> Entry {
@@ -302,7 +323,7 @@ impl Remote for SftpRemote {
 
     fn features(&self) -> Features {
         Features {
-            hashes: if self.md5sum.load(Relaxed) { Hashes::of(HashType::Md5) } else { Hashes::NONE },
+            hashes: self.digests(),
             md5_is_slow: true,
             precision: Some(super::NANOS_PER_SEC),
             set_mod_time: true,
@@ -375,14 +396,15 @@ impl Remote for SftpRemote {
         if entry.md5.is_some() {
             return Ok(entry.md5);
         }
-        self.remote_md5(&self.abs(path)).map_err(|e| e.with_path(self.shown(path)))
+        let got = self.remote_digest(&self.abs(path), HashType::Md5).map_err(|e| e.with_path(self.shown(path)))?;
+        Ok(got.and_then(|c| c.value.try_into().ok()))
     }
 
     fn hash(&self, path: &RelPath, entry: &Entry, kind: HashType) -> Result<Option<hash::Checksum>> {
-        if kind != HashType::Md5 {
-            return Ok(None);
+        if kind == HashType::Md5 {
+            return Ok(self.md5(path, entry)?.map(|m| hash::Checksum { kind, value: m.to_vec() }));
         }
-        Ok(self.md5(path, entry)?.map(|m| hash::Checksum { kind, value: m.to_vec() }))
+        self.remote_digest(&self.abs(path), kind).map_err(|e| e.with_path(self.shown(path)))
     }
 
     fn open(&self, path: &RelPath, entry: &Entry, offset: u64, len: u64) -> Result<Opened> {
@@ -417,27 +439,68 @@ impl Remote for SftpRemote {
         let parent = path.parent();
         self.ensure(&self.abs(&parent)).map_err(|e| e.with_path(self.shown(&parent)))?;
         let size = src.size();
-        let tmp = parent.join(&partial::name(path.file_name()))?;
+        // One source version has one temporary name, so that the next attempt or run goes
+        // on where an interrupted upload of the same data stopped (data that changed
+        // meanwhile has another fingerprint and starts over).
+        let fingerprint = src.fingerprint();
+        let tmp_name = match &fingerprint {
+            Some(fp) => partial::stable_name(path.file_name(), &self.abs(path), fp),
+            None => partial::name(path.file_name()),
+        };
+        let tmp = parent.join(&tmp_name)?;
         let tmp_abs = self.abs(&tmp);
         let final_abs = self.abs(path);
         let cleanup = |e: Error| {
             let _ = self.with(|c| c.remove(&tmp_abs));
             e.with_path(shown.clone())
         };
-        let hasher = Arc::new(Mutex::new(md5::Md5::new()));
-        let sent = self
-            .with(|c| {
-                *lock(&hasher) = md5::Md5::new();
-                let mut reader = hash::Tee { inner: src.open_at(0, size)?, hasher: hasher.clone() };
-                let h = c.open(&tmp_abs, OPEN_WRITE | OPEN_CREAT | OPEN_TRUNC)?;
-                let n = c.write_from(&h, 0, &mut reader);
-                let closed = c.close(&h);
-                let n = n?;
-                closed?;
-                Ok(n)
-            })
-            .map_err(cleanup)?;
-        let md5: Md5 = std::mem::replace(&mut *lock(&hasher), md5::Md5::new()).finalize().into();
+        // What the upload is checked by: the server's MD5, else its SHA-1.
+        let check = self.digests().preferred();
+        let new_hasher = || check.map(hash::Hasher::new);
+        let hasher = Arc::new(Mutex::new(new_hasher()));
+        let sent = self.with(|c| {
+            let from = match c.stat(&tmp_abs)? {
+                Some(a) if fingerprint.is_some() && a.size.is_some_and(|n| n > 0 && n <= size) => a.size.unwrap_or(0),
+                Some(_) => {
+                    c.remove(&tmp_abs)?;
+                    0
+                }
+                None => 0,
+            };
+            *lock(&hasher) = new_hasher();
+            if from > 0 {
+                log::info!("{shown}: resuming an interrupted upload at byte {from} of {size}");
+                if check.is_some() {
+                    // The whole file's digest is compared with the server's below, so the
+                    // kept prefix is checked with the rest.
+                    let mut prefix = hash::Tee { inner: src.open_at(0, from)?, hasher: hasher.clone() };
+                    let n = std::io::copy(&mut prefix, &mut std::io::sink())?;
+                    if n != from {
+                        return Err(Error::new(Kind::SourceChanged, "the source file is shorter than when listed"));
+                    }
+                }
+            }
+            let mut reader = hash::Tee { inner: src.open_at(from, size - from)?, hasher: hasher.clone() };
+            let flags = if from > 0 { OPEN_WRITE } else { OPEN_WRITE | OPEN_CREAT | OPEN_TRUNC };
+            let h = c.open(&tmp_abs, flags)?;
+            let n = c.write_from(&h, from, &mut reader);
+            let closed = c.close(&h);
+            let n = n?;
+            closed?;
+            Ok(from + n)
+        });
+        let sent = match sent {
+            Ok(n) => n,
+            // What reached the server is a prefix of this very version: kept for the next
+            // attempt or run, unless the source itself failed (its data is not that version).
+            Err(e)
+                if fingerprint.is_some() && (e.is_cancelled() || matches!(e.kind(), Kind::Network | Kind::Server)) =>
+            {
+                return Err(e.with_path(shown));
+            }
+            Err(e) => return Err(cleanup(e)),
+        };
+        let sent_digest = lock(&hasher).take().map(hash::Hasher::finish);
         let stored = self.with(|c| c.stat(&tmp_abs)).map_err(cleanup)?;
         if sent != size || stored.as_ref().and_then(|a| a.size) != Some(size) {
             return Err(cleanup(
@@ -451,15 +514,18 @@ impl Remote for SftpRemote {
                 .with_retryable(true),
             ));
         }
-        if let Some(theirs) = self.remote_md5(&tmp_abs).map_err(cleanup)? {
-            if theirs != md5 {
+        if let (Some(ours), Some(kind)) = (&sent_digest, check)
+            && let Some(theirs) = self.remote_digest(&tmp_abs, kind).map_err(cleanup)?
+        {
+            if theirs.value != ours.value {
                 return Err(cleanup(
                     Error::new(
                         Kind::Corrupted,
                         format!(
-                            "corrupted on transfer: the server's MD5 is {}, what was sent hashes to {}",
-                            hex::encode(theirs),
-                            hex::encode(md5)
+                            "corrupted on transfer: the server's {} is {}, what was sent hashes to {}",
+                            kind.name().to_uppercase(),
+                            hex::encode(&theirs.value),
+                            hex::encode(&ours.value)
                         ),
                     )
                     .with_retryable(true),
@@ -479,9 +545,11 @@ impl Remote for SftpRemote {
             self.with(|c| c.remove(&final_abs)).map_err(cleanup)?;
             self.with(|c| c.rename(&tmp_abs, &final_abs)).map_err(cleanup)?;
         }
+        // A leftover this upload went on from is gone now.
+        lock(&self.leftovers).retain(|p| p != &tmp);
         let mut e = Entry::file(path.file_name(), size as i64, Some(i64::from(secs) * super::NANOS_PER_SEC));
-        if self.md5sum.load(Relaxed) {
-            e.md5 = Some(md5);
+        if let Some(c) = sent_digest.filter(|c| c.kind == HashType::Md5) {
+            e.md5 = c.value.try_into().ok();
         }
         Ok(e)
     }
