@@ -123,6 +123,122 @@ fn der_expect(input: &[u8], want: u8) -> Result<(&[u8], &[u8])> {
 
 const OID_RSA: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x01];
 const OID_ED25519: &[u8] = &[0x2B, 0x65, 0x70];
+const OID_EC_PUBLIC_KEY: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x02, 0x01];
+const OID_P256: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
+const OID_P384: &[u8] = &[0x2B, 0x81, 0x04, 0x00, 0x22];
+const OID_P521: &[u8] = &[0x2B, 0x81, 0x04, 0x00, 0x23];
+
+/// The ECDSA curves SSH names (`nistp256`, `nistp384`); P-521 is refused with a sentence
+/// (ring cannot sign with it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Curve {
+    P256,
+    P384,
+}
+
+impl Curve {
+    fn ssh_name(self) -> &'static str {
+        match self {
+            Curve::P256 => "nistp256",
+            Curve::P384 => "nistp384",
+        }
+    }
+
+    fn algorithm(self) -> &'static str {
+        match self {
+            Curve::P256 => "ecdsa-sha2-nistp256",
+            Curve::P384 => "ecdsa-sha2-nistp384",
+        }
+    }
+
+    fn scalar_len(self) -> usize {
+        match self {
+            Curve::P256 => 32,
+            Curve::P384 => 48,
+        }
+    }
+
+    fn signing(self) -> &'static ring::signature::EcdsaSigningAlgorithm {
+        match self {
+            Curve::P256 => &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            Curve::P384 => &ring::signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+        }
+    }
+
+    fn of_ssh_name(name: &[u8]) -> Result<Curve> {
+        match name {
+            b"nistp256" => Ok(Curve::P256),
+            b"nistp384" => Ok(Curve::P384),
+            b"nistp521" => Err(p521()),
+            _ => Err(bad(format!("the ECDSA curve {} is not known", String::from_utf8_lossy(name)))),
+        }
+    }
+
+    fn of_oid(oid: &[u8]) -> Result<Curve> {
+        match oid {
+            OID_P256 => Ok(Curve::P256),
+            OID_P384 => Ok(Curve::P384),
+            OID_P521 => Err(p521()),
+            _ => Err(bad("the EC key's curve is not one SSH uses")),
+        }
+    }
+}
+
+fn p521() -> Error {
+    Error::new(Kind::Unsupported, "ECDSA keys on the P-521 curve cannot sign in to SSH servers yet: use an Ed25519, RSA, or P-256/P-384 ECDSA key")
+}
+
+fn ecdsa_public_blob(curve: Curve, q: &[u8]) -> Vec<u8> {
+    let mut b = Vec::new();
+    put_string(&mut b, curve.algorithm().as_bytes());
+    put_string(&mut b, curve.ssh_name().as_bytes());
+    put_string(&mut b, q);
+    b
+}
+
+/// SEC 1 `ECPrivateKey` (PEM `EC PRIVATE KEY`, and inside PKCS#8): curve, scalar and
+/// public point. `outer_curve` is PKCS#8's, where the inner one may be left out.
+fn sec1_key(der_key: &[u8], outer_curve: Option<Curve>) -> Result<(Curve, Vec<u8>, Vec<u8>)> {
+    let (seq, _) = der_expect(der_key, 0x30)?;
+    let (_version, rest) = der_expect(seq, 0x02)?;
+    let (d, mut rest) = der_expect(rest, 0x04)?;
+    let mut curve = outer_curve;
+    let mut q = None;
+    while !rest.is_empty() {
+        let (tag, body, more) = der(rest)?;
+        match tag {
+            0xA0 => curve = Some(Curve::of_oid(der_expect(body, 0x06)?.0)?),
+            0xA1 => {
+                let (bits, _) = der_expect(body, 0x03)?;
+                q = Some(bits.get(1..).ok_or_else(|| bad("the EC public key is empty"))?.to_vec());
+            }
+            _ => {}
+        }
+        rest = more;
+    }
+    let curve = curve.ok_or_else(|| bad("the EC private key does not name its curve"))?;
+    let q = q.ok_or_else(|| bad("the EC private key does not carry its public key"))?;
+    Ok((curve, d.to_vec(), q))
+}
+
+/// A signer from an ECDSA scalar and point (the pair is checked by ring).
+fn ecdsa_signer(curve: Curve, d: &[u8], q: &[u8]) -> Result<Signer> {
+    let n = curve.scalar_len();
+    let d: Vec<u8> = d.iter().copied().skip_while(|b| *b == 0).collect();
+    if d.len() > n {
+        return Err(bad("the ECDSA private key is longer than its curve allows"));
+    }
+    let mut fixed = vec![0u8; n - d.len()];
+    fixed.extend_from_slice(&d);
+    let kp = ring::signature::EcdsaKeyPair::from_private_key_and_public_key(
+        curve.signing(),
+        &fixed,
+        q,
+        &ring::rand::SystemRandom::new(),
+    )
+    .map_err(|_| bad("the ECDSA private key's public part does not belong to its private part"))?;
+    Ok(Signer::Ecdsa(kp, curve))
+}
 
 fn rsa_public_blob(n: &[u8], e: &[u8]) -> Vec<u8> {
     let mut b = Vec::new();
@@ -155,15 +271,20 @@ fn ed25519_public(seed: &[u8]) -> Result<Vec<u8>> {
     Ok(kp.public_key().as_ref().to_vec())
 }
 
-/// PKCS#8 `PrivateKeyInfo` (RSA or Ed25519): the public blob, and the Ed25519 seed.
+/// PKCS#8 `PrivateKeyInfo` (RSA, Ed25519 or ECDSA): the public blob, and the Ed25519 seed.
 fn pkcs8_public(der_key: &[u8]) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
     let (seq, _) = der_expect(der_key, 0x30)?;
     let (_version, rest) = der_expect(seq, 0x02)?;
     let (alg, rest) = der_expect(rest, 0x30)?;
-    let (oid, _) = der_expect(alg, 0x06)?;
+    let (oid, params) = der_expect(alg, 0x06)?;
     let (key, _) = der_expect(rest, 0x04)?;
     match oid {
         OID_RSA => Ok((pkcs1_public(key)?, None)),
+        OID_EC_PUBLIC_KEY => {
+            let curve = Curve::of_oid(der_expect(params, 0x06)?.0)?;
+            let (curve, _, q) = sec1_key(key, Some(curve))?;
+            Ok((ecdsa_public_blob(curve, &q), None))
+        }
         OID_ED25519 => {
             let (seed, _) = der_expect(key, 0x04)?;
             if seed.len() != 32 {
@@ -171,7 +292,7 @@ fn pkcs8_public(der_key: &[u8]) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
             }
             Ok((ed25519_public_blob(&ed25519_public(seed)?), Some(seed.to_vec())))
         }
-        _ => Err(bad("only RSA and Ed25519 keys are supported in PKCS#8 form")),
+        _ => Err(bad("only RSA, Ed25519 and ECDSA keys are supported in PKCS#8 form")),
     }
 }
 
@@ -209,6 +330,15 @@ fn openssh_public(bin: &[u8]) -> Result<Vec<u8>> {
         {
             return Err(bad("the OpenSSH private key's public part does not belong to its private part"));
         }
+    }
+    if ty.starts_with(b"ecdsa-sha2-") {
+        let curve = Curve::of_ssh_name(p.string()?)?;
+        let q = p.string()?;
+        let d = p.string()?;
+        if public != ecdsa_public_blob(curve, q) || curve.algorithm().as_bytes() != ty {
+            return Err(bad("the OpenSSH private key's public part does not belong to its private part"));
+        }
+        ecdsa_signer(curve, d, q)?;
     }
     Ok(public)
 }
@@ -252,6 +382,8 @@ pub enum Signer {
     Ed25519(ring::signature::Ed25519KeyPair),
     /// With its `ssh-rsa` public blob; signs `rsa-sha2-512`.
     Rsa(ring::signature::RsaKeyPair, Vec<u8>),
+    /// `ecdsa-sha2-nistp256` / `-nistp384`.
+    Ecdsa(ring::signature::EcdsaKeyPair, Curve),
 }
 
 impl Signer {
@@ -259,6 +391,7 @@ impl Signer {
         match self {
             Signer::Ed25519(_) => "ssh-ed25519",
             Signer::Rsa(..) => "rsa-sha2-512",
+            Signer::Ecdsa(_, c) => c.algorithm(),
         }
     }
 
@@ -267,6 +400,7 @@ impl Signer {
         match self {
             Signer::Ed25519(k) => ed25519_public_blob(k.public_key().as_ref()),
             Signer::Rsa(_, blob) => blob.clone(),
+            Signer::Ecdsa(k, c) => ecdsa_public_blob(*c, k.public_key().as_ref()),
         }
     }
 
@@ -278,6 +412,17 @@ impl Signer {
                 k.sign(&ring::signature::RSA_PKCS1_SHA512, &ring::rand::SystemRandom::new(), data, &mut sig)
                     .map_err(|_| Error::other("RSA signing failed"))?;
                 Ok(sig)
+            }
+            Signer::Ecdsa(k, c) => {
+                // RFC 5656: the signature blob is mpint r, mpint s.
+                let sig = k
+                    .sign(&ring::rand::SystemRandom::new(), data)
+                    .map_err(|_| Error::other("ECDSA signing failed"))?;
+                let (r, s) = sig.as_ref().split_at(c.scalar_len());
+                let mut out = Vec::new();
+                put_mpint(&mut out, r);
+                put_mpint(&mut out, s);
+                Ok(out)
             }
         }
     }
@@ -338,10 +483,15 @@ pub fn signer(private_key: &str) -> Result<Signer> {
                 let kp = ring::signature::RsaKeyPair::from_components(&components).map_err(rsa_err)?;
                 Ok(Signer::Rsa(kp, public))
             }
+            ty if ty.starts_with(b"ecdsa-sha2-") => {
+                let curve = Curve::of_ssh_name(p.string()?)?;
+                let q = p.string()?.to_vec();
+                ecdsa_signer(curve, p.string()?, &q)
+            }
             other => Err(Error::new(
                 Kind::Unsupported,
                 format!(
-                    "{} keys cannot sign in to SSH servers yet: use an Ed25519 or RSA key",
+                    "{} keys cannot sign in to SSH servers yet: use an Ed25519, RSA or ECDSA key",
                     String::from_utf8_lossy(other)
                 ),
             )),
@@ -351,9 +501,23 @@ pub fn signer(private_key: &str) -> Result<Signer> {
         let kp = ring::signature::RsaKeyPair::from_der(&bin).map_err(rsa_err)?;
         return Ok(Signer::Rsa(kp, pkcs1_public(&bin)?));
     }
+    if let Some((bin, _)) = pem_body(private_key, "EC PRIVATE KEY") {
+        let (curve, d, q) = sec1_key(&bin, None)?;
+        return ecdsa_signer(curve, &d, &q);
+    }
     let (bin, _) = pem_body(private_key, "PRIVATE KEY").ok_or_else(|| bad("not a private key"))?;
     match pkcs8_public(&bin)? {
         (_, Some(seed)) => ed25519_signer(&seed),
+        (blob, None) if type_name(&blob)?.starts_with("ecdsa-") => {
+            let (seq, _) = der_expect(&bin, 0x30)?;
+            let (_, rest) = der_expect(seq, 0x02)?;
+            let (alg, rest) = der_expect(rest, 0x30)?;
+            let (_, params) = der_expect(alg, 0x06)?;
+            let outer = Curve::of_oid(der_expect(params, 0x06)?.0)?;
+            let (key, _) = der_expect(rest, 0x04)?;
+            let (curve, d, q) = sec1_key(key, Some(outer))?;
+            ecdsa_signer(curve, &d, &q)
+        }
         (blob, None) => {
             let kp = ring::signature::RsaKeyPair::from_pkcs8(&bin).map_err(rsa_err)?;
             Ok(Signer::Rsa(kp, blob))
@@ -376,10 +540,19 @@ pub fn public_of(private_key: &str) -> Result<String> {
         pkcs1_public(&bin)?
     } else if pem_body(private_key, "ENCRYPTED PRIVATE KEY").is_some() {
         return Err(Error::usage(PASSPHRASE));
+    } else if let Some((bin, encrypted)) = pem_body(private_key, "EC PRIVATE KEY") {
+        if encrypted {
+            return Err(Error::usage(PASSPHRASE));
+        }
+        let (curve, d, q) = sec1_key(&bin, None)?;
+        ecdsa_signer(curve, &d, &q)?;
+        ecdsa_public_blob(curve, &q)
     } else if let Some((bin, _)) = pem_body(private_key, "PRIVATE KEY") {
         pkcs8_public(&bin)?.0
     } else {
-        return Err(bad("the private key is not in a format cloudsync reads (OpenSSH, PEM RSA or PKCS#8 RSA/Ed25519)"));
+        return Err(bad(
+            "the private key is not in a format cloudsync reads (OpenSSH, PEM RSA or EC, or PKCS#8 RSA/Ed25519/ECDSA)",
+        ));
     };
     Ok(format!("{} {}", type_name(&blob)?, B64.encode(&blob)))
 }

@@ -35,6 +35,8 @@ fn keys_of_every_format_ssh_keygen_writes_give_the_same_public_key() {
         ("rsa-pem", &["-t", "rsa", "-b", "2048", "-N", "", "-m", "PEM"]),
         ("rsa-pkcs8", &["-t", "rsa", "-b", "2048", "-N", "", "-m", "PKCS8"]),
         ("ecdsa", &["-t", "ecdsa", "-N", ""]),
+        ("ecdsa-384-pem", &["-t", "ecdsa", "-b", "384", "-N", "", "-m", "PEM"]),
+        ("ecdsa-pkcs8", &["-t", "ecdsa", "-b", "256", "-N", "", "-m", "PKCS8"]),
     ] {
         let (private, public) = keygen(tmp.path(), name, args);
         let derived = cloudsync::keychain::public_of(&private).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -42,6 +44,10 @@ fn keys_of_every_format_ssh_keygen_writes_give_the_same_public_key() {
         let checked = cloudsync::keychain::check(Some(&private), Some(&public)).unwrap();
         assert_eq!(checked.public_key.trim(), public.trim(), "{name}: the given public key is kept");
     }
+    // P-521 reads (its public key is known) but cannot sign: said at once.
+    let (private, _) = keygen(tmp.path(), "ecdsa-521", &["-t", "ecdsa", "-b", "521", "-N", ""]);
+    let e = cloudsync::keychain::signer(&private).err().expect("P-521 refused");
+    assert!(e.to_string().contains("P-521") && e.to_string().contains("Ed25519"), "{e}");
     // A key under a passphrase: refused with the way out.
     let (private, _) = keygen(tmp.path(), "protected", &["-t", "ed25519", "-N", "secret words"]);
     let e = cloudsync::keychain::public_of(&private).unwrap_err();

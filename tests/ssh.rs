@@ -55,12 +55,18 @@ fn passwords_and_keychain_keys_log_in_and_wrong_ones_are_told() {
     assert_eq!(e.kind(), Kind::Permission);
     assert!(e.to_string().contains("refused the user name") && e.to_string().contains("password"), "{e}");
     assert!(!e.to_string().contains("Wrong-one-9"));
-    // Keys: one the keychain made, and RSA keys as ssh-keygen writes them.
+    // Keys: one the keychain made, and RSA and ECDSA keys as ssh-keygen writes them.
     let tmp = tempfile::tempdir().unwrap();
     let made = cloudsync::keychain::generate("test").unwrap();
     let mut keys = vec![(made.private_key.unwrap(), made.public_key)];
     for (name, args) in
-        [("rsa", &["-t", "rsa", "-b", "2048"][..]), ("rsa-pem", &["-t", "rsa", "-b", "2048", "-m", "PEM"])]
+        [
+            ("rsa", &["-t", "rsa", "-b", "2048"][..]),
+            ("rsa-pem", &["-t", "rsa", "-b", "2048", "-m", "PEM"]),
+            ("ecdsa-256", &["-t", "ecdsa", "-b", "256"]),
+            ("ecdsa-384-pem", &["-t", "ecdsa", "-b", "384", "-m", "PEM"]),
+            ("ecdsa-256-pkcs8", &["-t", "ecdsa", "-b", "256", "-m", "PKCS8"]),
+        ]
     {
         let path = tmp.path().join(name);
         let st = Command::new("ssh-keygen").args(["-q", "-N", ""]).args(args).arg("-f").arg(&path).status().unwrap();

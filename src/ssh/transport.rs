@@ -89,6 +89,12 @@ fn kexinit_payload() -> Vec<u8> {
     w.0
 }
 
+/// Whether a KEXINIT's key-exchange list names `name`.
+fn contains_name(kexinit: &[u8], name: &[u8]) -> bool {
+    let Some(rest) = kexinit.get(17..) else { return false };
+    Reader(rest).string().is_ok_and(|list| list.split(|b| *b == b',').any(|n| n == name))
+}
+
 /// `HASH(K || H || letter || session_id)`, extended to `len` bytes (RFC 4253 §7.2).
 fn derive(k: &[u8], h: &[u8], letter: u8, session_id: &[u8], len: usize) -> Vec<u8> {
     let mut kw = Writer::default();
@@ -156,9 +162,21 @@ impl Transport {
         t.server_version = t.read_version()?;
         let ours = kexinit_payload();
         t.send_raw(&ours)?;
-        let theirs = t.recv_raw()?;
+        // A server may send IGNORE and DEBUG before its KEXINIT, unless it then asks for
+        // strict kex (which makes KEXINIT the first packet: the Terrapin fix).
+        let mut skipped = 0;
+        let theirs = loop {
+            let m = t.recv_raw()?;
+            match m.first() {
+                Some(&msg::IGNORE) | Some(&msg::DEBUG) if skipped < 64 => skipped += 1,
+                _ => break m,
+            }
+        };
         if theirs.first() != Some(&msg::KEXINIT) {
             return Err(protocol("the server did not start the key exchange"));
+        }
+        if skipped > 0 && contains_name(&theirs, b"kex-strict-s-v00@openssh.com") {
+            return Err(protocol("the server asked for strict key exchange after sending other messages first"));
         }
         t.kex(ours, theirs, Some(check))?;
         Ok(t)
@@ -290,6 +308,10 @@ impl Transport {
             let m = if plain_in { self.recv_plain()? } else { self.recv_raw()? };
             if m.first() == Some(&msg::NEWKEYS) {
                 break;
+            }
+            // Without strict kex a server may send IGNORE and DEBUG at any time.
+            if !self.strict && matches!(m.first(), Some(&msg::IGNORE) | Some(&msg::DEBUG)) {
+                continue;
             }
             if self.strict || first {
                 return Err(protocol("the server sent another message in the middle of the key exchange"));
@@ -473,5 +495,71 @@ impl Transport {
             },
         };
         self.kex(ours, theirs, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// An unencrypted packet (padding to 8 bytes, at least 4).
+    fn plain_packet(payload: &[u8]) -> Vec<u8> {
+        let mut pad = 8 - (payload.len() + 5) % 8;
+        if pad < 4 {
+            pad += 8;
+        }
+        let mut p = ((payload.len() + pad + 1) as u32).to_be_bytes().to_vec();
+        p.push(pad as u8);
+        p.extend_from_slice(payload);
+        p.extend(std::iter::repeat_n(0, pad));
+        p
+    }
+
+    fn server_kexinit(kex: &str) -> Vec<u8> {
+        let mut w = Writer::new(msg::KEXINIT);
+        w.raw(&[7; 16]);
+        for list in [kex, "ssh-ed25519", CIPHER, CIPHER, "hmac-sha2-256", "hmac-sha2-256", "none", "none", "", ""] {
+            w.string(list.as_bytes());
+        }
+        w.bool(false).u32(0);
+        w.0
+    }
+
+    /// What connecting answers to a server that sends `packets` after its version line.
+    fn against(packets: Vec<Vec<u8>>) -> Error {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            s.write_all(b"SSH-2.0-Scripted_1.0\r\n").unwrap();
+            for p in packets {
+                s.write_all(&plain_packet(&p)).unwrap();
+            }
+            let mut sink = [0u8; 4096];
+            while matches!(std::io::Read::read(&mut s, &mut sink), Ok(n) if n > 0) {}
+        });
+        let ep = Endpoint {
+            host: "127.0.0.1".into(),
+            port,
+            connect_timeout: Duration::from_secs(5),
+            io_timeout: Duration::from_secs(5),
+        };
+        let e = Transport::connect(&ep, &mut |_| Ok(())).err().expect("an error");
+        drop(server);
+        e
+    }
+
+    #[test]
+    fn ignore_and_debug_before_kexinit_are_skipped_unless_strict_kex_is_asked() {
+        let ignore = Writer::new(msg::IGNORE).string(b"padding").0.clone();
+        let debug = Writer::new(msg::DEBUG).bool(false).string(b"hello").string(b"").0.clone();
+        // Not strict: skipped, the exchange goes on (to the unsupported kex, here).
+        let e = against(vec![ignore.clone(), debug, server_kexinit("diffie-hellman-group1-sha1")]);
+        assert!(e.to_string().contains("no key exchange cloudsync supports"), "{e}");
+        // Strict kex after a message: refused (the Terrapin prefix).
+        let e = against(vec![ignore, server_kexinit("curve25519-sha256,kex-strict-s-v00@openssh.com")]);
+        assert!(e.to_string().contains("strict key exchange"), "{e}");
+        assert!(contains_name(&server_kexinit("a,b"), b"b") && !contains_name(&server_kexinit("ab"), b"a"));
     }
 }
