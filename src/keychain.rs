@@ -185,7 +185,10 @@ impl Curve {
 }
 
 fn p521() -> Error {
-    Error::new(Kind::Unsupported, "ECDSA keys on the P-521 curve cannot sign in to SSH servers yet: use an Ed25519, RSA, or P-256/P-384 ECDSA key")
+    Error::new(
+        Kind::Unsupported,
+        "ECDSA keys on the P-521 curve cannot sign in to SSH servers yet: use an Ed25519, RSA, or P-256/P-384 ECDSA key",
+    )
 }
 
 fn ecdsa_public_blob(curve: Curve, q: &[u8]) -> Vec<u8> {
@@ -415,9 +418,8 @@ impl Signer {
             }
             Signer::Ecdsa(k, c) => {
                 // RFC 5656: the signature blob is mpint r, mpint s.
-                let sig = k
-                    .sign(&ring::rand::SystemRandom::new(), data)
-                    .map_err(|_| Error::other("ECDSA signing failed"))?;
+                let sig =
+                    k.sign(&ring::rand::SystemRandom::new(), data).map_err(|_| Error::other("ECDSA signing failed"))?;
                 let (r, s) = sig.as_ref().split_at(c.scalar_len());
                 let mut out = Vec::new();
                 put_mpint(&mut out, r);

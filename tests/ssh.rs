@@ -1,7 +1,8 @@
 //! The SSH client against OpenSSH's sshd on loopback: key exchange and the server's host
 //! key as `ssh-keygen -l` shows it, logins by password and by keychain keys (Ed25519,
-//! RSA in OpenSSH and PEM form), refusals in sentences, a host key the caller refuses, and
-//! a server that re-keys every kilobyte.
+//! RSA and ECDSA in OpenSSH, PEM and PKCS#8 form), refusals in sentences, a host key the
+//! caller refuses, a server that re-keys every kilobyte, and each cipher (AES-256-GCM,
+//! AES-128-GCM, ChaCha20-Poly1305) with a server restricted to it.
 
 mod common;
 
@@ -59,15 +60,13 @@ fn passwords_and_keychain_keys_log_in_and_wrong_ones_are_told() {
     let tmp = tempfile::tempdir().unwrap();
     let made = cloudsync::keychain::generate("test").unwrap();
     let mut keys = vec![(made.private_key.unwrap(), made.public_key)];
-    for (name, args) in
-        [
-            ("rsa", &["-t", "rsa", "-b", "2048"][..]),
-            ("rsa-pem", &["-t", "rsa", "-b", "2048", "-m", "PEM"]),
-            ("ecdsa-256", &["-t", "ecdsa", "-b", "256"]),
-            ("ecdsa-384-pem", &["-t", "ecdsa", "-b", "384", "-m", "PEM"]),
-            ("ecdsa-256-pkcs8", &["-t", "ecdsa", "-b", "256", "-m", "PKCS8"]),
-        ]
-    {
+    for (name, args) in [
+        ("rsa", &["-t", "rsa", "-b", "2048"][..]),
+        ("rsa-pem", &["-t", "rsa", "-b", "2048", "-m", "PEM"]),
+        ("ecdsa-256", &["-t", "ecdsa", "-b", "256"]),
+        ("ecdsa-384-pem", &["-t", "ecdsa", "-b", "384", "-m", "PEM"]),
+        ("ecdsa-256-pkcs8", &["-t", "ecdsa", "-b", "256", "-m", "PKCS8"]),
+    ] {
         let path = tmp.path().join(name);
         let st = Command::new("ssh-keygen").args(["-q", "-N", ""]).args(args).arg("-f").arg(&path).status().unwrap();
         assert!(st.success());
@@ -112,6 +111,38 @@ fn a_server_re_keying_every_kilobyte_is_followed() {
         assert!(matches!(answer[0], 81 | 82), "round {round}: message {}", answer[0]);
     }
     assert!(t.key_exchanges() >= 3, "the server re-keyed: {} key exchanges", t.key_exchanges());
+}
+
+#[test]
+fn each_cipher_is_spoken_and_a_server_without_one_is_told() {
+    // OpenSSH's defaults: cloudsync's first choice, AES-256-GCM, both ways.
+    let s = servers::sshd();
+    let t = connect(s.port);
+    assert_eq!(t.ciphers(), ("aes256-gcm@openssh.com", "aes256-gcm@openssh.com"));
+    // A server restricted to each one: logged in, commands run, and a re-key every
+    // kilobyte followed under that cipher (its counters and sequence numbers carried on).
+    for cipher in ["aes256-gcm@openssh.com", "aes128-gcm@openssh.com", "chacha20-poly1305@openssh.com"] {
+        let s = servers::sshd_with(&[&format!("Ciphers {cipher}"), "RekeyLimit 1K"]);
+        let mut t = connect(s.port);
+        assert_eq!(t.ciphers(), (cipher, cipher));
+        authenticate(&mut t, "sshd", FTP_USER, &Credentials::Password(FTP_PASS))
+            .unwrap_or_else(|e| panic!("{cipher}: {e}"));
+        let mut sess = cloudsync::ssh::channel::Session::new(t, "sshd");
+        for round in 0..3 {
+            let (out, exit, _) = sess.run(b"head -c 20000 /dev/zero | md5sum", 4096).unwrap();
+            assert_eq!(
+                (String::from_utf8_lossy(&out).trim(), exit),
+                ("b2fe457348de243a579a1591d3815170  -", Some(0)),
+                "{cipher}, round {round}"
+            );
+        }
+    }
+    // Only ciphers cloudsync does not speak: one sentence naming both sides' lists.
+    let s = servers::sshd_with(&["Ciphers aes128-ctr,aes256-ctr"]);
+    let e = Transport::connect(&endpoint(s.port), &mut |_| Ok(())).err().unwrap();
+    assert_eq!(e.kind(), Kind::Unsupported, "{e}");
+    let text = e.to_string();
+    assert!(text.contains("aes256-gcm@openssh.com") && text.contains("it offers aes128-ctr, aes256-ctr"), "{text}");
 }
 
 fn session(port: u16) -> cloudsync::ssh::channel::Session {

@@ -8,14 +8,19 @@
 use super::hostkey::{self, HostKey};
 use super::wire::{Reader, Writer, choose, msg, protocol};
 use crate::error::{Error, Kind, Result};
-use ring::aead::chacha20_poly1305_openssh::{KEY_LEN, OpeningKey, SealingKey, TAG_LEN};
+use ring::aead::chacha20_poly1305_openssh::{self as chacha, OpeningKey, SealingKey};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 const CLIENT_VERSION: &str = concat!("SSH-2.0-cloudsync_", env!("CARGO_PKG_VERSION"));
 const KEX: &[&str] = &["curve25519-sha256", "curve25519-sha256@libssh.org"];
-const CIPHER: &str = "chacha20-poly1305@openssh.com";
+/// The ciphers offered, in cloudsync's order: AES-GCM first (hardware AES makes it the
+/// cheaper one here), ChaCha20-Poly1305 for servers without it. All three are AEADs: no
+/// separate MAC.
+const CIPHERS: &[&str] = &["aes256-gcm@openssh.com", "aes128-gcm@openssh.com", "chacha20-poly1305@openssh.com"];
+/// Every AEAD here has a 16-byte tag.
+const TAG_LEN: usize = 16;
 /// A packet longer than this is refused (OpenSSH sends at most 256 KiB).
 const MAX_PACKET: usize = 1 << 20;
 /// Re-key after this many bytes either way (RFC 4253 §9 recommends 1 GiB).
@@ -36,9 +41,105 @@ impl Endpoint {
     }
 }
 
-struct Keys {
-    seal: SealingKey,
-    open: OpeningKey,
+/// AES-GCM as OpenSSH uses it (RFC 5647): the packet length in clear as associated data,
+/// a 12-byte nonce of 4 fixed bytes and a 64-bit counter bumped per packet.
+struct Gcm {
+    key: ring::aead::LessSafeKey,
+    fixed: [u8; 4],
+    counter: u64,
+}
+
+impl Gcm {
+    fn new(alg: &'static ring::aead::Algorithm, key: &[u8], iv: &[u8]) -> Gcm {
+        let key = ring::aead::UnboundKey::new(alg, key).expect("key length of the algorithm");
+        Gcm {
+            key: ring::aead::LessSafeKey::new(key),
+            fixed: iv[..4].try_into().expect("12-byte IV"),
+            counter: u64::from_be_bytes(iv[4..12].try_into().expect("12-byte IV")),
+        }
+    }
+
+    fn nonce(&mut self) -> ring::aead::Nonce {
+        let mut n = [0u8; 12];
+        n[..4].copy_from_slice(&self.fixed);
+        n[4..].copy_from_slice(&self.counter.to_be_bytes());
+        self.counter = self.counter.wrapping_add(1);
+        ring::aead::Nonce::assume_unique_for_key(n)
+    }
+}
+
+/// One direction's keys.
+enum Crypt {
+    ChaChaSeal(SealingKey),
+    ChaChaOpen(OpeningKey),
+    Gcm(Gcm),
+}
+
+impl Crypt {
+    /// The keys of `cipher` for one direction, from the exchange's derivation letters
+    /// (`iv_letter` A/B, `key_letter` C/D).
+    fn new(cipher: &str, sealing: bool, derive_key: &dyn Fn(u8, usize) -> Vec<u8>, letters: (u8, u8)) -> Crypt {
+        match cipher {
+            "aes256-gcm@openssh.com" | "aes128-gcm@openssh.com" => {
+                let (alg, len) = if cipher.starts_with("aes256") {
+                    (&ring::aead::AES_256_GCM, 32)
+                } else {
+                    (&ring::aead::AES_128_GCM, 16)
+                };
+                Crypt::Gcm(Gcm::new(alg, &derive_key(letters.1, len), &derive_key(letters.0, 12)))
+            }
+            _ => {
+                let k: [u8; chacha::KEY_LEN] = derive_key(letters.1, chacha::KEY_LEN).try_into().expect("64 bytes");
+                if sealing { Crypt::ChaChaSeal(SealingKey::new(&k)) } else { Crypt::ChaChaOpen(OpeningKey::new(&k)) }
+            }
+        }
+    }
+
+    /// The block size packets are padded to.
+    fn block(&self) -> usize {
+        if matches!(self, Crypt::Gcm(_)) { 16 } else { 8 }
+    }
+
+    /// Seal `pkt` (length field included) in place; returns the tag.
+    fn seal(&mut self, seq: u32, pkt: &mut [u8]) -> [u8; TAG_LEN] {
+        let mut tag = [0u8; TAG_LEN];
+        match self {
+            Crypt::ChaChaSeal(k) => k.seal_in_place(seq, pkt, &mut tag),
+            Crypt::Gcm(g) => {
+                let nonce = g.nonce();
+                let (len, body) = pkt.split_at_mut(4);
+                let t = g
+                    .key
+                    .seal_in_place_separate_tag(nonce, ring::aead::Aad::from(&*len), body)
+                    .expect("a packet within AES-GCM's limits");
+                tag.copy_from_slice(t.as_ref());
+            }
+            Crypt::ChaChaOpen(_) => unreachable!("an opening key does not seal"),
+        }
+        tag
+    }
+
+    /// The packet length from its first four bytes as received.
+    fn length(&self, seq: u32, first: [u8; 4]) -> u32 {
+        match self {
+            Crypt::ChaChaOpen(k) => u32::from_be_bytes(k.decrypt_packet_length(seq, first)),
+            _ => u32::from_be_bytes(first),
+        }
+    }
+
+    /// Open `body` (length field included) with `tag`: the plaintext after the length.
+    fn open<'a>(&mut self, seq: u32, body: &'a mut [u8], tag: &[u8; TAG_LEN]) -> Option<&'a [u8]> {
+        match self {
+            Crypt::ChaChaOpen(k) => k.open_in_place(seq, body, tag).ok().map(|p| &*p),
+            Crypt::Gcm(g) => {
+                let nonce = g.nonce();
+                let (len, rest) = body.split_at_mut(4);
+                let tag = ring::aead::Tag::from(*tag);
+                g.key.open_in_place_separate_tag(nonce, ring::aead::Aad::from(&*len), tag, rest, 0..).ok().map(|p| &*p)
+            }
+            Crypt::ChaChaSeal(_) => unreachable!("a sealing key does not open"),
+        }
+    }
 }
 
 pub struct Transport {
@@ -46,7 +147,12 @@ pub struct Transport {
     shown: String,
     seq_out: u32,
     seq_in: u32,
-    keys: Option<Keys>,
+    /// Our packets' keys, once the first exchange is done.
+    seal: Option<Crypt>,
+    /// The server's packets' keys, from its first NEWKEYS on.
+    open: Option<Crypt>,
+    /// The ciphers of the last exchange (client→server, server→client).
+    ciphers: (String, String),
     session_id: Vec<u8>,
     server_version: String,
     strict: bool,
@@ -74,8 +180,8 @@ fn kexinit_payload() -> Vec<u8> {
     for list in [
         kex.as_str(),
         &hostkey::ALGORITHMS.join(","),
-        CIPHER,
-        CIPHER,
+        &CIPHERS.join(","),
+        &CIPHERS.join(","),
         "hmac-sha2-256",
         "hmac-sha2-256",
         "none",
@@ -148,7 +254,9 @@ impl Transport {
             shown,
             seq_out: 0,
             seq_in: 0,
-            keys: None,
+            seal: None,
+            open: None,
+            ciphers: Default::default(),
             session_id: Vec::new(),
             server_version: String::new(),
             strict: false,
@@ -180,6 +288,11 @@ impl Transport {
         }
         t.kex(ours, theirs, Some(check))?;
         Ok(t)
+    }
+
+    /// The ciphers of the last key exchange: (client→server, server→client).
+    pub fn ciphers(&self) -> (&str, &str) {
+        (&self.ciphers.0, &self.ciphers.1)
     }
 
     pub fn server_version(&self) -> &str {
@@ -252,12 +365,16 @@ impl Transport {
                 format!("the SSH server's host key types are not supported ({})", host_algs.join(", ")),
             )
         })?;
-        if choose(&[CIPHER], &enc_cs).is_none() || choose(&[CIPHER], &enc_sc).is_none() {
+        let (Some(cipher_cs), Some(cipher_sc)) = (choose(CIPHERS, &enc_cs), choose(CIPHERS, &enc_sc)) else {
             return Err(Error::new(
                 Kind::Unsupported,
-                format!("the SSH server does not offer the cipher {CIPHER} (it offers {})", enc_cs.join(", ")),
+                format!(
+                    "the SSH server offers none of the ciphers cloudsync speaks ({}; it offers {})",
+                    CIPHERS.join(", "),
+                    enc_cs.join(", ")
+                ),
             ));
-        }
+        };
         let rng = ring::rand::SystemRandom::new();
         let secret = ring::agreement::EphemeralPrivateKey::generate(&ring::agreement::X25519, &rng)
             .map_err(|_| Error::other("no randomness for the key exchange"))?;
@@ -292,20 +409,19 @@ impl Transport {
             self.session_id = h.clone();
         }
         self.send_raw(&[msg::NEWKEYS])?;
-        let key_cs = derive(&k, &h, b'C', &self.session_id, KEY_LEN);
-        let key_sc = derive(&k, &h, b'D', &self.session_id, KEY_LEN);
-        let seal = SealingKey::new(key_cs.as_slice().try_into().expect("64 bytes"));
-        let open = OpeningKey::new(key_sc.as_slice().try_into().expect("64 bytes"));
+        let session_id = self.session_id.clone();
+        let keys = |letter: u8, len: usize| derive(&k, &h, letter, &session_id, len);
+        let seal = Crypt::new(cipher_cs, true, &keys, (b'A', b'C'));
+        let open = Crypt::new(cipher_sc, false, &keys, (b'B', b'D'));
+        self.ciphers = (cipher_cs.to_string(), cipher_sc.to_string());
         if self.strict {
             self.seq_out = 0;
         }
         // Our packets are sealed from here; the server's from its NEWKEYS on.
-        let old_open = self.keys.take().map(|k| k.open);
-        self.keys = Some(Keys { seal, open: old_open.unwrap_or_else(|| OpeningKey::new(&[0; KEY_LEN])) });
-        let plain_in = first;
+        self.seal = Some(seal);
         loop {
             // Until the server's NEWKEYS its packets use its old keys (none the first time).
-            let m = if plain_in { self.recv_plain()? } else { self.recv_raw()? };
+            let m = self.recv_raw()?;
             if m.first() == Some(&msg::NEWKEYS) {
                 break;
             }
@@ -318,9 +434,7 @@ impl Transport {
             }
             self.held.push_back(m);
         }
-        if let Some(keys) = &mut self.keys {
-            keys.open = open;
-        }
+        self.open = Some(open);
         if self.strict {
             self.seq_in = 0;
         }
@@ -374,12 +488,15 @@ impl Transport {
 
     /// Send one message (sealed once keys exist).
     fn send_raw(&mut self, payload: &[u8]) -> Result<()> {
-        let sealed = self.keys.is_some();
-        // Sealed: (1 + payload + padding) % 8 == 0; plain: the length field counts too.
-        let base = if sealed { 1 + payload.len() } else { 5 + payload.len() };
-        let mut pad = 8 - base % 8;
+        // Sealed (every cipher here is an AEAD): 1 + payload + padding is a multiple of the
+        // cipher's block, the length field left out (OpenSSH's packet.c); plain: of 8, with it.
+        let (block, base) = match &self.seal {
+            Some(c) => (c.block(), 1 + payload.len()),
+            None => (8, 5 + payload.len()),
+        };
+        let mut pad = block - base % block;
         if pad < 4 {
-            pad += 8;
+            pad += block;
         }
         let mut pkt = Vec::with_capacity(4 + 1 + payload.len() + pad + TAG_LEN);
         pkt.extend_from_slice(&((1 + payload.len() + pad) as u32).to_be_bytes());
@@ -388,9 +505,8 @@ impl Transport {
         let mut padding = vec![0u8; pad];
         let _ = getrandom::getrandom(&mut padding);
         pkt.extend_from_slice(&padding);
-        if let Some(k) = &self.keys {
-            let mut tag = [0u8; TAG_LEN];
-            k.seal.seal_in_place(self.seq_out, &mut pkt, &mut tag);
+        if let Some(c) = &mut self.seal {
+            let tag = c.seal(self.seq_out, &mut pkt);
             pkt.extend_from_slice(&tag);
         }
         self.seq_out = self.seq_out.wrapping_add(1);
@@ -400,20 +516,21 @@ impl Transport {
 
     /// Receive one message, opened once keys exist.
     fn recv_raw(&mut self) -> Result<Vec<u8>> {
-        let Some(k) = &self.keys else { return self.recv_plain() };
-        let mut enc_len = [0u8; 4];
-        self.sock.read_exact(&mut enc_len).map_err(|e| net(&self.shown, "read", e))?;
-        let len = u32::from_be_bytes(k.open.decrypt_packet_length(self.seq_in, enc_len)) as usize;
+        let Some(c) = &self.open else { return self.recv_plain() };
+        let mut first = [0u8; 4];
+        self.sock.read_exact(&mut first).map_err(|e| net(&self.shown, "read", e))?;
+        let len = c.length(self.seq_in, first) as usize;
         if !(5..=MAX_PACKET).contains(&len) {
             return Err(protocol(format!("a packet of {len} bytes (the connection is corrupted)")));
         }
         let mut buf = vec![0u8; 4 + len + TAG_LEN];
-        buf[..4].copy_from_slice(&enc_len);
+        buf[..4].copy_from_slice(&first);
         self.read_exact(&mut buf[4..])?;
-        let k = self.keys.as_ref().expect("keys");
+        let seq = self.seq_in;
+        let c = self.open.as_mut().expect("keys");
         let (body, tag) = buf.split_at_mut(4 + len);
         let tag: &[u8; TAG_LEN] = (&*tag).try_into().expect("tag length");
-        let plain = k.open.open_in_place(self.seq_in, body, tag).map_err(|_| {
+        let plain = c.open(seq, body, tag).ok_or_else(|| {
             Error::new(Kind::Corrupted, "SSH: a packet failed its authentication (corrupted on the way)")
         })?;
         self.seq_in = self.seq_in.wrapping_add(1);
@@ -519,7 +636,9 @@ mod tests {
     fn server_kexinit(kex: &str) -> Vec<u8> {
         let mut w = Writer::new(msg::KEXINIT);
         w.raw(&[7; 16]);
-        for list in [kex, "ssh-ed25519", CIPHER, CIPHER, "hmac-sha2-256", "hmac-sha2-256", "none", "none", "", ""] {
+        for list in
+            [kex, "ssh-ed25519", CIPHERS[2], CIPHERS[2], "hmac-sha2-256", "hmac-sha2-256", "none", "none", "", ""]
+        {
             w.string(list.as_bytes());
         }
         w.bool(false).u32(0);
