@@ -258,9 +258,11 @@ cloudsync_result cloudsync_store_set_pool_root(const struct cloudsync_store *sto
                                                const char *pool_root,
                                                struct cloudsync_error **error_out);
 
-// Whether a job's local path must lie on a dataset mounted below the pool root rather
-// than on the pool root's own filesystem (default true). Set false on appliances whose
-// storage below the pool root is plain directories, not ZFS datasets.
+// Whether a task's local path must lie on a dataset mounted below the pool root rather
+// than on the pool root's own filesystem (default true): checked when a task is saved
+// (`The path must reside within a pool mount point`) and when its job starts. Set false
+// where storage below the pool root is plain directories (a USB disk, ext4, btrfs), as
+// the CLI's and the daemon's `--plain-directories` do.
 cloudsync_result cloudsync_store_set_require_dataset(const struct cloudsync_store *store,
                                                      bool require,
                                                      struct cloudsync_error **error_out);

@@ -190,18 +190,25 @@ fn credentials_tasks_and_jobs_from_the_command_line() {
     assert_eq!(code, Some(2));
     assert!(err.contains("cloud_sync_create.path: The path must reside within a pool mount point"), "{err}");
 
-    // The test machine has no datasets: use a path policy that does not require them.
+    // The test machine has no datasets: a plain directory below the pool root is refused
+    // when the task is saved (TrueNAS's sentence, and how to allow it)...
     let task = serde_json::json!({"description": "nightly", "path": data, "credentials": id,
         "attributes": {"bucket": "bkt", "folder": "backup"}, "direction": "PUSH", "transfer_mode": "SYNC"});
-    let (code, out, err) = run(&["task", "create", &task.to_string()]);
+    let (code, _, err) = run(&["task", "create", &task.to_string()]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("cloud_sync_create.path: The path must reside within a pool mount point"), "{err}");
+    assert!(err.contains("is not on a ZFS dataset") && err.contains("--plain-directories"), "{err}");
+    // ... and accepted with --plain-directories.
+    let (code, out, err) = run(&["--plain-directories", "task", "create", &task.to_string()]);
     assert_eq!(code, Some(0), "{err}");
     let tid = serde_json::from_str::<serde_json::Value>(&out).unwrap()["id"].as_i64().unwrap();
     let (code, out, err) = run(&["task", "run", &tid.to_string()]);
-    // A plain directory under the pool root is not a dataset: the job says so.
+    // Run without the switch, the job refuses the plain directory before touching it.
     assert_eq!(code, Some(1), "{out}{err}");
-    assert!(out.contains("must reside within volume mount point"), "{out}");
+    assert!(out.contains("The path must reside within a pool mount point"), "{out}");
+    // Its log says why, though it failed before any transfer.
     let (_, out, _) = run(&["task", "logs", &tid.to_string()]);
-    assert!(out.contains("Locking local path"), "{out}");
+    assert!(out.contains("ERROR") && out.contains("The path must reside within a pool mount point"), "{out}");
     let (_, out, _) = run(&["task", "list"]);
     assert!(out.contains("nightly") && out.contains("FAILED"), "{out}");
 
@@ -209,6 +216,7 @@ fn credentials_tasks_and_jobs_from_the_command_line() {
     assert_eq!(code, Some(2));
     assert!(err.contains("This credential is used by cloud sync task nightly"), "{err}");
     let (code, out, _) = run(&[
+        "--plain-directories",
         "task",
         "restore",
         &tid.to_string(),
@@ -230,7 +238,11 @@ fn secrets_are_printed_only_when_revealed() {
     let data = pool.join("tank/data");
     std::fs::create_dir_all(&data).unwrap();
     let db = tmp.path().join("state/cloudsync.db");
-    let env = [("CLOUDSYNC_DB", db.to_str().unwrap()), ("CLOUDSYNC_POOL_ROOT", pool.to_str().unwrap())];
+    let env = [
+        ("CLOUDSYNC_DB", db.to_str().unwrap()),
+        ("CLOUDSYNC_POOL_ROOT", pool.to_str().unwrap()),
+        ("CLOUDSYNC_PLAIN_DIRECTORIES", "1"),
+    ];
     let run = |args: &[&str]| {
         let o = cloudsync(args, &env);
         assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
@@ -302,4 +314,124 @@ fn providers_are_listed_from_the_registry() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let names: Vec<&str> = v.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
     assert!(names.contains(&"S3") && names.contains(&"GOOGLE_PHOTOS") && names.len() >= 17, "{names:?}");
+}
+
+#[test]
+fn jobs_and_schedules_from_the_command_line() {
+    let s3 = S3Server::start();
+    let _ = s3.remote("jobs", "", None);
+    let tmp = tempfile::tempdir().unwrap();
+    let pool = tmp.path().join("mnt");
+    let data = pool.join("usb/photos");
+    std::fs::create_dir_all(data.join("2026")).unwrap();
+    std::fs::write(data.join("2026/a.jpg"), vec![1u8; 300_000]).unwrap();
+    std::fs::write(data.join("b.jpg"), b"bee").unwrap();
+    let db = tmp.path().join("state/cloudsync.db");
+    let env = [
+        ("CLOUDSYNC_DB", db.to_str().unwrap()),
+        ("CLOUDSYNC_POOL_ROOT", pool.to_str().unwrap()),
+        ("CLOUDSYNC_INDEX", "/nonexistent"),
+        ("CLOUDSYNCD_SOCKET", "/nonexistent/cloudsyncd.sock"),
+        ("CLOUDSYNC_PLAIN_DIRECTORIES", "1"),
+        ("TZ", "UTC"),
+    ];
+    let run = |args: &[&str]| {
+        let o = cloudsync(args, &env);
+        (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned(), stderr(&o))
+    };
+    let json = |out: &str| serde_json::from_str::<serde_json::Value>(out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let cred = serde_json::json!({"name": "s3", "provider": {"type": "S3", "access_key_id": ACCESS_KEY,
+        "secret_access_key": SECRET_KEY, "endpoint": s3.endpoint}});
+    let (code, out, err) = run(&["credential", "add", &cred.to_string()]);
+    assert_eq!(code, Some(0), "{err}");
+    let cid = json(&out)["id"].as_i64().unwrap();
+    let task = serde_json::json!({"description": "usb photos", "path": data, "credentials": cid,
+        "attributes": {"bucket": "jobs", "folder": "photos"}, "direction": "PUSH", "transfer_mode": "COPY",
+        "schedule": {"minute": "30", "hour": "3", "dom": "*", "month": "*", "dow": "*"}});
+    let (code, out, err) = run(&["task", "create", &task.to_string()]);
+    assert_eq!(code, Some(0), "{err}");
+    let tid = json(&out)["id"].as_i64().unwrap().to_string();
+
+    // The schedule and the next run, computed here (no daemon runs).
+    let (_, out, _) = run(&["task", "list", "--json"]);
+    let listed = &json(&out)[0];
+    assert_eq!(listed["enabled"], true);
+    assert_eq!(listed["schedule"]["hour"], "3");
+    let next =
+        chrono::DateTime::parse_from_rfc3339(listed["next_run"].as_str().unwrap()).unwrap().with_timezone(&chrono::Utc);
+    let now = chrono::Utc::now();
+    assert!(next > now && next - now <= chrono::Duration::hours(24), "{next}");
+    assert_eq!(next.format("%H:%M").to_string(), "03:30");
+    let (_, out, _) = run(&["task", "list"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    for col in ["ID", "DESCRIPTION", "DIRECTION", "PATH", "ENABLED", "SCHEDULE", "NEXT RUN", "LAST JOB"] {
+        assert!(lines[0].contains(col), "{out}");
+    }
+    // Aligned: each column starts at the same offset in the header and the row.
+    let at = |line: &str, text: &str| line.find(text).unwrap_or_else(|| panic!("{text:?} in {line:?}"));
+    assert_eq!(at(lines[0], "ENABLED"), at(lines[1], "yes"), "{out}");
+    assert_eq!(at(lines[0], "SCHEDULE"), at(lines[1], "30 3 * * *"), "{out}");
+    assert_eq!(at(lines[0], "NEXT RUN"), at(lines[1], &next.format("%Y-%m-%d 03:30").to_string()), "{out}");
+    assert!(lines[1].trim_end().ends_with('-'), "no job yet: {out}");
+
+    // A partial schedule: the missing fields become `*`, and the command says so.
+    let (code, _, err) = run(&["task", "update", &tid, r#"{"schedule": {"minute": "*/5"}}"#]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("schedule: */5 * * * * (next run: "), "{err}");
+    let (code, _, err) = run(&["task", "update", &tid, r#"{"enabled": false}"#]);
+    assert_eq!(code, Some(0), "{err}");
+    let (_, out, _) = run(&["task", "list", "--json"]);
+    assert_eq!(json(&out)[0]["next_run"], serde_json::Value::Null, "a disabled task never runs: {out}");
+    let (_, out, _) = run(&["task", "list"]);
+    assert!(out.lines().nth(1).unwrap().contains(" no "), "{out}");
+
+    // `task run --follow`: the log on stderr, one sentence at the end.
+    let (code, out, err) = run(&["task", "run", "--follow", &tid]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let job =
+        out.trim().strip_prefix("Job ").and_then(|r| r.strip_suffix(" succeeded.")).unwrap_or_else(|| panic!("{out}"));
+    assert!(err.contains("Locking local path"), "{err}");
+    assert_eq!(std::fs::read(s3.data.path().join("jobs/photos/2026/a.jpg")).unwrap().len(), 300_000);
+
+    // The job commands.
+    let (code, out, _) = run(&["job", "show", job]);
+    assert_eq!(code, Some(0));
+    let record = json(&out);
+    assert_eq!((record["state"].as_str(), record["task_id"].to_string()), (Some("SUCCESS"), tid.clone()));
+    let (_, out, _) = run(&["job", "log", job]);
+    assert!(out.contains("Locking local path") && out.contains("a.jpg"), "{out}");
+    let (_, follow, _) = run(&["job", "log", "--follow", job]);
+    assert_eq!(follow, out, "an ended job's log, followed, is the whole log");
+    let (_, out, _) = run(&["job", "list"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(at(lines[0], "STATE"), at(lines[1], "SUCCESS"), "{out}");
+    assert!(lines[1].starts_with(&format!("{job} ")), "{out}");
+    let (_, out, _) = run(&["job", "list", "--task", &tid, "--json"]);
+    assert_eq!(json(&out).as_array().unwrap().len(), 1);
+    let (code, out, _) = run(&["job", "abort", job]);
+    assert_eq!((code, out.trim()), (Some(0), r#"{"aborted":false}"#), "an ended job is not aborted");
+    let (code, _, err) = run(&["job", "show", "999"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("job 999 does not exist"), "{err}");
+    let (code, _, err) = run(&["job", "list", "--task", "999"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("999"), "{err}");
+
+    // A job that fails: the closing sentence names the cause, exit status 1.
+    let mut strict = env.to_vec();
+    strict.retain(|(k, _)| *k != "CLOUDSYNC_PLAIN_DIRECTORIES");
+    strict.push(("CLOUDSYNC_PLAIN_DIRECTORIES", "0"));
+    let o = cloudsync(&["task", "run", "-f", &tid], &strict);
+    let (code, out) = (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned());
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.starts_with("Job ")
+            && out.contains(" failed: ")
+            && out.contains("The path must reside within a pool mount point"),
+        "{out}"
+    );
+    let (_, out, _) = run(&["task", "list"]);
+    assert!(out.lines().nth(1).unwrap().trim_end().ends_with("FAILED"), "{out}");
 }

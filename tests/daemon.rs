@@ -390,6 +390,27 @@ fn sync_and_dry_run_through_the_socket_and_the_cli() {
     let out = cli(&["task", "abort", &id.to_string()]);
     assert!(out.status.success());
     assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap(), json!({"aborted": false}));
+    // --follow through the daemon: the log on stderr, one sentence; `job abort` and the
+    // next run as the daemon schedules it.
+    let out = cli(&["task", "run", "--follow", &id.to_string()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let job = stdout
+        .trim()
+        .strip_prefix("Job ")
+        .and_then(|r| r.strip_suffix(" succeeded."))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Locking local path"), "the job log is followed");
+    assert_eq!(d.log().matches("cloudsync.sync done").count(), 4);
+    let out = cli(&["job", "abort", job]);
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap(), json!({"aborted": false}));
+    assert!(d.log().contains("core.job_abort"), "asked through the daemon");
+    let out = cli(&["task", "list", "--json"]);
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let daemons = d.result("core.schedule", json!([]));
+    let theirs = daemons.as_array().unwrap().iter().find(|r| r["id"] == json!(id)).map(|r| r["next_run"].clone());
+    let ours = listed.as_array().unwrap().iter().find(|t| t["id"] == json!(id)).map(|t| t["next_run"].clone());
+    assert_eq!(ours, theirs.or(Some(Value::Null)), "the daemon's next run: {listed}");
     // A daemon serving another database is not used: the CLI runs the job itself.
     let out = Command::new(env!("CARGO_BIN_EXE_cloudsync"))
         .args(["task", "run", "1"])
@@ -398,7 +419,7 @@ fn sync_and_dry_run_through_the_socket_and_the_cli() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("task 1 does not exist"), "{out:?}");
-    assert_eq!(d.log().matches("cloudsync.sync").count(), 3);
+    assert_eq!(d.log().matches("cloudsync.sync").count(), 4);
 }
 
 #[test]

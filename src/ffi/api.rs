@@ -52,9 +52,8 @@ impl cloudsync_store {
     pub(crate) fn runner(&self) -> Result<RunnerConfig, Fail> {
         let mut s = self.settings.lock().map_err(|_| Fail::new(CLOUDSYNC_OTHER, "store settings lock poisoned"))?;
         if s.runner.is_none() {
-            let mut cfg = RunnerConfig::beside(&self.db_path, s.log_dir.clone(), s.pool_root.clone());
-            cfg.policy.require_dataset = s.require_dataset;
-            s.runner = Some(cfg);
+            let policy = PathPolicy { pool_root: s.pool_root.clone(), require_dataset: s.require_dataset };
+            s.runner = Some(RunnerConfig::beside(&self.db_path, s.log_dir.clone(), policy));
         }
         Ok(s.runner.clone().expect("set above"))
     }
@@ -140,9 +139,11 @@ pub unsafe extern "C" fn cloudsync_store_set_pool_root(
     })
 }
 
-/// Whether a job's local path must lie on a dataset mounted below the pool root rather
-/// than on the pool root's own filesystem (default true). Set false on appliances whose
-/// storage below the pool root is plain directories, not ZFS datasets.
+/// Whether a task's local path must lie on a dataset mounted below the pool root rather
+/// than on the pool root's own filesystem (default true): checked when a task is saved
+/// (`The path must reside within a pool mount point`) and when its job starts. Set false
+/// where storage below the pool root is plain directories (a USB disk, ext4, btrfs), as
+/// the CLI's and the daemon's `--plain-directories` do.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cloudsync_store_set_require_dataset(
     store: *const cloudsync_store,

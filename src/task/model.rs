@@ -27,9 +27,10 @@ pub struct Caller {
 #[derive(Clone, Debug)]
 pub struct PathPolicy {
     pub pool_root: PathBuf,
-    /// At job start, refuse a path that lies directly on the pool root's filesystem rather
-    /// than on a dataset mounted below it (§7.2 step 5). Off only where no datasets exist
-    /// (tests on a plain filesystem).
+    /// Refuse a path that lies directly on the pool root's filesystem rather than on a
+    /// dataset mounted below it, when a task is saved (V12) and at job start (§7.2 step
+    /// 5). Off for plain directories (a USB disk, ext4, btrfs: the CLI's and the daemon's
+    /// `--plain-directories`, the C API's `require_dataset`).
     pub require_dataset: bool,
 }
 
@@ -316,6 +317,37 @@ pub fn cron_schedule(schedule: &Map<String, Value>) -> std::result::Result<crone
     }
 }
 
+/// Whether a stored task body runs on its schedule: enabled, and not kept disabled by an
+/// import with problems.
+pub fn is_scheduled(body: &Map<String, Value>) -> bool {
+    body.get("enabled").and_then(Value::as_bool) != Some(false) && !body.contains_key("import_problems")
+}
+
+/// When a stored task body fires next after `after` (the system's local time zone, as the
+/// daemon evaluates it): `None` for a disabled task, a task kept from an import with
+/// problems, or a schedule that is not a valid cron expression. What `task list` shows
+/// when no daemon runs; the daemon's own `next_run` agrees with it.
+pub fn next_run(
+    body: &Map<String, Value>,
+    after: &chrono::DateTime<chrono::Local>,
+) -> Option<chrono::DateTime<chrono::Local>> {
+    if !is_scheduled(body) {
+        return None;
+    }
+    let cron = cron_schedule(body.get("schedule")?.as_object()?).ok()?;
+    cron.find_next_occurrence(after, false).ok()
+}
+
+/// The five cron fields of a task body's schedule as one line (`"0 3 * * *"`).
+pub fn schedule_line(body: &Map<String, Value>) -> String {
+    let s = body.get("schedule").and_then(Value::as_object);
+    ["minute", "hour", "dom", "month", "dow"]
+        .iter()
+        .map(|k| s.and_then(|s| s.get(*k)).and_then(Value::as_str).unwrap_or("?"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// V11–V13 (V14 concerns zvols, which are refused by V11 already).
 fn check_path(schema: &str, path: &str, policy: &PathPolicy, errors: &mut Errors) {
     let k = key(schema, "path");
@@ -351,6 +383,19 @@ fn check_path(schema: &str, path: &str, policy: &PathPolicy, errors: &mut Errors
     if !inside {
         errors.push((k, "The path must reside within a pool mount point".into()));
         return;
+    }
+    // A directory that exists but lies on the pool root's own filesystem is on no dataset
+    // (TrueNAS: not on a known pool, the same sentence). Checked here so that `create`
+    // says it, not only the job; `require_dataset` off (plain directories) skips it.
+    if policy.require_dataset {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(md), Ok(root)) = (std::fs::metadata(p), std::fs::metadata(&policy.pool_root))
+            && md.is_dir()
+            && md.dev() == root.dev()
+        {
+            errors.push((k.clone(), "The path must reside within a pool mount point".into()));
+            return;
+        }
     }
     if parts.iter().any(|s| s == ".zfs") {
         errors.push((

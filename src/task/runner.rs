@@ -42,7 +42,7 @@ impl RunnerConfig {
     /// The layout the CLI, the C API and the daemon share: logs in `<dir>/jobs` (unless
     /// `log_dir`), the metadata index in `<dir>/index.db`, where `dir` holds the database.
     /// An index that cannot be opened is left out (runs then hash and HEAD again).
-    pub fn beside(db: &Path, log_dir: Option<PathBuf>, pool_root: PathBuf) -> RunnerConfig {
+    pub fn beside(db: &Path, log_dir: Option<PathBuf>, policy: PathPolicy) -> RunnerConfig {
         let dir = db.parent().map(Path::to_path_buf).unwrap_or_default();
         let index = match Index::open(&dir.join("index.db")) {
             Ok(i) => Some(Arc::new(i)),
@@ -51,11 +51,7 @@ impl RunnerConfig {
                 None
             }
         };
-        RunnerConfig {
-            log_dir: log_dir.unwrap_or_else(|| dir.join("jobs")),
-            index,
-            policy: PathPolicy { pool_root, require_dataset: true },
-        }
+        RunnerConfig { log_dir: log_dir.unwrap_or_else(|| dir.join("jobs")), index, policy }
     }
 }
 
@@ -434,6 +430,16 @@ fn run_job(
         r
     });
     log.flush();
+    // A job that failed before the engine said anything (a path refused, a credential
+    // that cannot be read, a failed pre-script's own lines aside) still says why in its
+    // log, once.
+    if let Err(e) = &result
+        && !(e.is_cancelled() || cancel.is_cancelled())
+        && !joblog::excerpt(log.path()).contains(e.message())
+    {
+        log.line(log::Level::Error, &e.to_string());
+        log.flush();
+    }
     let excerpt = joblog::excerpt(log.path());
     let (state, error) = match &result {
         Ok(()) => (SUCCESS, None),

@@ -28,6 +28,11 @@ pub struct StoreArgs {
     /// Where pools are mounted: task paths must lie below it.
     #[arg(long, env = "CLOUDSYNC_POOL_ROOT", global = true, default_value = "/mnt", value_name = "DIR")]
     pub pool_root: PathBuf,
+    /// Let tasks use directories below the pool root that are not on a ZFS dataset (a USB
+    /// disk, ext4, btrfs); snapshots need a dataset. Without it, such a path is refused
+    /// when the task is saved.
+    #[arg(long, env = "CLOUDSYNC_PLAIN_DIRECTORIES", global = true, value_parser = clap::builder::FalseyValueParser::new())]
+    pub plain_directories: bool,
     /// cloudsyncd's control socket: `task run` and `task abort` go through a daemon serving
     /// the same database, which is also told about changes; without one, all runs here.
     #[arg(long, env = "CLOUDSYNCD_SOCKET", global = true, default_value = crate::daemon::DEFAULT_SOCKET, value_name = "PATH")]
@@ -57,13 +62,13 @@ impl StoreArgs {
         Store::open(&db, &seed)
     }
     fn runner(&self) -> RunnerConfig {
-        RunnerConfig::beside(&self.dir().join("cloudsync.db"), self.log_dir.clone(), self.pool_root.clone())
+        RunnerConfig::beside(&self.dir().join("cloudsync.db"), self.log_dir.clone(), self.policy())
     }
     fn policy(&self) -> PathPolicy {
-        PathPolicy { pool_root: self.pool_root.clone(), require_dataset: true }
+        PathPolicy { pool_root: self.pool_root.clone(), require_dataset: !self.plain_directories }
     }
     /// The daemon serving this database, if one runs.
-    fn daemon(&self) -> Option<Daemon> {
+    pub fn daemon(&self) -> Option<Daemon> {
         Daemon::connect(&self.socket, &self.db_path())
     }
     /// Tell a running daemon that the configuration changed.
@@ -145,7 +150,8 @@ pub enum TaskCmd {
         #[arg(long)]
         reveal: bool,
     },
-    /// List tasks with their last job.
+    /// List tasks: id, description, direction and mode, path, enabled, schedule, next run
+    /// and last job (with --json: the task bodies, each with `next_run`).
     List {
         #[arg(long)]
         json: bool,
@@ -166,12 +172,17 @@ pub enum TaskCmd {
     },
     /// Delete a task (its running job is aborted first).
     Delete { id: i64 },
-    /// Run a task now and wait for it (also a disabled one).
+    /// Run a task now and wait for it (also a disabled one); prints the job's log and its
+    /// outcome as JSON.
     Run {
         id: i64,
         /// Decide and report only: no transfer, no deletion, no script, no snapshot.
         #[arg(long)]
         dry_run: bool,
+        /// Show a live progress line and the log on stderr, and end with one sentence
+        /// instead of the JSON outcome.
+        #[arg(long, short)]
+        follow: bool,
     },
     /// Abort the task's running or waiting job (from any process).
     Abort { id: i64 },
@@ -391,42 +402,136 @@ fn shown_task(store: &Store, stored: Value, reveal: bool) -> Result<Value> {
     }
 }
 
-struct Printer;
+/// A saved task refused for its path: when the path lies below the pool root but on no
+/// dataset, say how to allow plain directories.
+fn path_hint<T>(s: &StoreArgs, body: &Value, r: Result<T>) -> Result<T> {
+    if let Err(e) = &r
+        && !s.plain_directories
+        && e.to_string().contains(".path: The path must reside within a pool mount point")
+        && let Some(path) = body.get("path").and_then(Value::as_str)
+        && std::path::Path::new(path).starts_with(&s.pool_root)
+        && std::path::Path::new(path).is_dir()
+    {
+        eprintln!(
+            "note: {path} is not on a ZFS dataset mounted below {}; to sync a plain directory (a USB disk, \
+             ext4, btrfs), pass --plain-directories (or set CLOUDSYNC_PLAIN_DIRECTORIES=1)",
+            s.pool_root.display()
+        );
+    }
+    r
+}
+
+/// The job's log lines on stderr as they are written; with `follow`, its progress too.
+struct Printer(Option<crate::jobs::Follow>);
 impl JobObserver for Printer {
     fn log(&self, _job: i64, line: &str) {
-        eprintln!("{line}");
+        match &self.0 {
+            Some(f) => f.log(line),
+            None => eprintln!("{line}"),
+        }
     }
+    fn progress(&self, _job: i64, percent: u32, description: &str, _progress: &cloudsync::engine::Progress) {
+        if let Some(f) = &self.0 {
+            f.progress(percent, description);
+        }
+    }
+}
+
+/// Each task's next run: the daemon's schedule when one serves this database, else
+/// computed here from the schedules (the same cron evaluation).
+fn next_runs(s: &StoreArgs, tasks: &[Value]) -> std::collections::BTreeMap<i64, Option<String>> {
+    if let Some(mut d) = s.daemon()
+        && let Ok(Value::Array(runs)) = d.call("core.schedule", serde_json::json!([]))
+    {
+        let mut m: std::collections::BTreeMap<i64, Option<String>> =
+            tasks.iter().filter_map(|t| t["id"].as_i64()).map(|id| (id, None)).collect();
+        for r in runs {
+            if let Some(id) = r["id"].as_i64() {
+                m.insert(id, r["next_run"].as_str().map(str::to_string));
+            }
+        }
+        return m;
+    }
+    let now = chrono::Local::now();
+    tasks
+        .iter()
+        .filter_map(|t| {
+            let body = t.as_object()?;
+            let at = cloudsync::task::model::next_run(body, &now).map(|t| t.to_rfc3339());
+            Some((t["id"].as_i64()?, at))
+        })
+        .collect()
+}
+
+/// `2026-12-04T03:00:00+00:00` as `2026-12-04 03:00` (local time, as computed).
+fn short_time(rfc3339: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_else(|_| rfc3339.to_string())
 }
 
 pub fn task(cmd: TaskCmd, s: &StoreArgs) -> Result<i32> {
     let store = s.open()?;
     match cmd {
         TaskCmd::Create { body, reveal } => {
-            let created = api(api::task_create(&store, &read_body(&body)?, ADMIN, &s.policy()))?;
+            let body = read_body(&body)?;
+            let created = path_hint(s, &body, api(api::task_create(&store, &body, ADMIN, &s.policy())))?;
             print(&shown_task(&store, created, reveal)?);
             s.changed();
         }
         TaskCmd::List { json } => {
-            let list = api(api::task_list(&store, false).map(Value::from))?;
+            let mut list = api(api::task_list(&store, false).map(Value::from))?;
+            let tasks = list.as_array_mut().map(std::mem::take).unwrap_or_default();
+            let next = next_runs(s, &tasks);
+            let tasks: Vec<Value> = tasks
+                .into_iter()
+                .map(|mut t| {
+                    let at = t["id"].as_i64().and_then(|id| next.get(&id).cloned().flatten());
+                    t["next_run"] = at.map_or(Value::Null, Value::String);
+                    t
+                })
+                .collect();
             if json {
-                print(&list);
+                print(&Value::Array(tasks));
             } else {
-                for t in list.as_array().into_iter().flatten() {
-                    println!(
-                        "{:>4}  {:<24} {} {} {:<40} {}",
-                        t["id"],
-                        t["description"].as_str().unwrap_or(""),
-                        t["direction"].as_str().unwrap_or(""),
-                        t["transfer_mode"].as_str().unwrap_or(""),
-                        t["path"].as_str().unwrap_or(""),
-                        t["job"]["state"].as_str().unwrap_or("-")
-                    );
-                }
+                let rows: Vec<[String; 8]> = tasks
+                    .iter()
+                    .map(|t| {
+                        let body = t.as_object().cloned().unwrap_or_default();
+                        [
+                            t["id"].to_string(),
+                            t["description"].as_str().unwrap_or("").to_string(),
+                            format!(
+                                "{} {}",
+                                t["direction"].as_str().unwrap_or(""),
+                                t["transfer_mode"].as_str().unwrap_or("")
+                            ),
+                            t["path"].as_str().unwrap_or("").to_string(),
+                            if cloudsync::task::model::is_scheduled(&body) { "yes" } else { "no" }.to_string(),
+                            cloudsync::task::model::schedule_line(&body),
+                            t["next_run"].as_str().map_or("-".into(), short_time),
+                            t["job"]["state"].as_str().unwrap_or("-").to_string(),
+                        ]
+                    })
+                    .collect();
+                crate::jobs::print_table(
+                    &["ID", "DESCRIPTION", "DIRECTION", "PATH", "ENABLED", "SCHEDULE", "NEXT RUN", "LAST JOB"],
+                    &rows,
+                );
             }
         }
         TaskCmd::Show { id, reveal } => print(&api(api::task_get(&store, id, reveal))?),
         TaskCmd::Update { id, body, reveal } => {
-            let updated = api(api::task_update(&store, id, &read_body(&body)?, ADMIN, &s.policy()))?;
+            let body = read_body(&body)?;
+            let updated = path_hint(s, &body, api(api::task_update(&store, id, &body, ADMIN, &s.policy())))?;
+            if body.get("schedule").is_some() {
+                // A partial schedule fills the missing fields with `*` (TrueNAS's rule):
+                // say what the task now runs on, so `{"minute": "*/5"}` is seen.
+                let t = updated.as_object().cloned().unwrap_or_default();
+                let next = cloudsync::task::model::next_run(&t, &chrono::Local::now())
+                    .map_or_else(|| "never (disabled)".to_string(), |at| at.format("%Y-%m-%d %H:%M %Z").to_string());
+                eprintln!("schedule: {} (next run: {next})", cloudsync::task::model::schedule_line(&t));
+            }
             print(&shown_task(&store, updated, reveal)?);
             s.changed();
         }
@@ -434,13 +539,17 @@ pub fn task(cmd: TaskCmd, s: &StoreArgs) -> Result<i32> {
             api(api::task_delete(&store, id).map(|()| Value::Null)).map(drop)?;
             s.changed();
         }
-        TaskCmd::Run { id, dry_run } => {
+        TaskCmd::Run { id, dry_run, follow } => {
             if let Some(mut daemon) = s.daemon() {
-                return daemon.run_task(id, dry_run);
+                return daemon.run_task(id, dry_run, follow);
             }
             let cancel = crate::interrupt::token();
-            let out = runner::run_task(&store, &s.runner(), id, dry_run, Some(Arc::new(Printer)), cancel)?;
-            print(&serde_json::to_value(&out).unwrap_or_default());
+            let printer = Arc::new(Printer(follow.then(crate::jobs::Follow::new)));
+            let out = runner::run_task(&store, &s.runner(), id, dry_run, Some(printer.clone()), cancel)?;
+            match &printer.0 {
+                Some(f) => f.finish(out.job_id, &out.state, out.error.as_deref()),
+                None => print(&serde_json::to_value(&out).unwrap_or_default()),
+            }
             return Ok(match out.state.as_str() {
                 "SUCCESS" | "WAITING" => 0,
                 _ => 1,
@@ -454,7 +563,8 @@ pub fn task(cmd: TaskCmd, s: &StoreArgs) -> Result<i32> {
             print(&serde_json::json!({"aborted": aborted}));
         }
         TaskCmd::Restore { id, body } => {
-            let restored = api(api::task_restore(&store, id, &read_body(&body)?, ADMIN, &s.policy()))?;
+            let body = read_body(&body)?;
+            let restored = path_hint(s, &body, api(api::task_restore(&store, id, &body, ADMIN, &s.policy())))?;
             print(&shown_task(&store, restored, false)?);
             s.changed();
         }

@@ -65,39 +65,40 @@ impl Daemon {
     }
 
     /// `task run` through the daemon: start the job there, follow its log on stderr (when
-    /// we may read it) until it ends, print the outcome. Interrupting this command does
-    /// not stop the job (`task abort` does).
-    pub fn run_task(&mut self, task_id: i64, dry_run: bool) -> Result<i32> {
+    /// we may read it) until it ends, print the outcome (as JSON, or with `follow` a live
+    /// progress line and a closing sentence). Interrupting this command does not stop the
+    /// job (`task abort` does).
+    pub fn run_task(&mut self, task_id: i64, dry_run: bool, follow: bool) -> Result<i32> {
         let job = self.call("cloudsync.sync", json!([task_id, {"dry_run": dry_run}]))?;
         let job = job.as_i64().ok_or_else(|| Error::new(Kind::Protocol, "cloudsyncd did not return a job id"))?;
+        let shown_to = crate::jobs::Follow::new();
         let mut shown = 0;
         loop {
             let record = self.call("core.job", json!([job]))?;
             if let Some(path) = record["logs_path"].as_str() {
-                shown = print_new_lines(Path::new(path), shown);
+                let mut text = Vec::new();
+                shown = crate::jobs::print_new(Path::new(path), shown, &mut text);
+                if !text.is_empty() {
+                    shown_to.log(&String::from_utf8_lossy(&text));
+                }
             }
             let state = record["state"].as_str().unwrap_or("");
             if matches!(state, "SUCCESS" | "FAILED" | "ABORTED") {
-                let outcome = json!({"job_id": job, "state": state, "error": record["error"], "logs_excerpt": record["logs_excerpt"]});
-                println!("{}", serde_json::to_string_pretty(&outcome).unwrap_or_default());
+                if follow {
+                    shown_to.finish(job, state, record["error"].as_str());
+                } else {
+                    let outcome = json!({"job_id": job, "state": state, "error": record["error"], "logs_excerpt": record["logs_excerpt"]});
+                    println!("{}", serde_json::to_string_pretty(&outcome).unwrap_or_default());
+                }
                 return Ok(if state == "SUCCESS" { 0 } else { 1 });
+            }
+            if follow && state == "RUNNING" {
+                let p = &record["progress"];
+                shown_to.progress(p["percent"].as_u64().unwrap_or(0) as u32, p["description"].as_str().unwrap_or(""));
             }
             std::thread::sleep(Duration::from_millis(300));
         }
     }
-}
-
-/// Print the complete lines of `path` after byte `from` to stderr; the new offset.
-fn print_new_lines(path: &Path, from: u64) -> u64 {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(path) else { return from };
-    let mut text = Vec::new();
-    if f.seek(SeekFrom::Start(from)).is_err() || f.read_to_end(&mut text).is_err() {
-        return from;
-    }
-    let complete = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    eprint!("{}", String::from_utf8_lossy(&text[..complete]));
-    from + complete as u64
 }
 
 /// Tell a daemon serving `db` that tasks changed (it also notices by itself; this makes

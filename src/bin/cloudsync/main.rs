@@ -4,6 +4,7 @@
 mod admin;
 mod daemon;
 mod interrupt;
+mod jobs;
 
 use clap::{Args, Parser, Subcommand};
 use cloudsync::crypt::check as cryptcheck;
@@ -60,6 +61,9 @@ enum Command {
     /// Saved Cloud Sync tasks and their jobs.
     #[command(subcommand)]
     Task(admin::TaskCmd),
+    /// Jobs of saved tasks: list, show, log (--follow), abort.
+    #[command(subcommand)]
+    Job(jobs::JobCmd),
     /// The whole configuration.
     #[command(subcommand)]
     Config(admin::ConfigCmd),
@@ -257,6 +261,7 @@ fn run(cli: Cli, term: Arc<Term>) -> Result<i32> {
         Command::Credential(c) => return admin::credential(c, &cli.store),
         Command::Keychain(c) => return admin::keychain(c, &cli.store),
         Command::Task(c) => return admin::task(c, &cli.store),
+        Command::Job(c) => return jobs::job(c, &cli.store),
         Command::Config(c) => return admin::config(c, &cli.store),
         Command::Ls { credential, location, json } => return admin::ls(credential, location, json, &cli.store),
         Command::Providers { json } => return admin::providers(json),

@@ -27,6 +27,10 @@ Options:
       --log-dir DIR      Job logs (default: `jobs/` next to the database) [env: CLOUDSYNC_LOG_DIR]
       --pool-root DIR    Where pools are mounted: task paths must lie below it
                          [env: CLOUDSYNC_POOL_ROOT] [default: /mnt]
+      --plain-directories
+                         Let tasks use directories below the pool root that are not on a
+                         ZFS dataset (a USB disk, ext4, btrfs); no snapshots there
+                         [env: CLOUDSYNC_PLAIN_DIRECTORIES=1]
       --socket PATH      The control socket [env: CLOUDSYNCD_SOCKET]
                          [default: /run/cloudsync/cloudsyncd.sock]
       --group NAME       Members of this group may use the control socket too (it becomes
@@ -47,6 +51,7 @@ pub struct Args {
     pub seed: Option<PathBuf>,
     pub log_dir: Option<PathBuf>,
     pub pool_root: PathBuf,
+    pub plain_directories: bool,
     pub socket: PathBuf,
     pub group: Option<String>,
     pub foreground: bool,
@@ -75,6 +80,8 @@ impl Args {
             seed: env("CLOUDSYNC_SEED").map(PathBuf::from),
             log_dir: env("CLOUDSYNC_LOG_DIR").map(PathBuf::from),
             pool_root: env("CLOUDSYNC_POOL_ROOT").map_or_else(|| PathBuf::from("/mnt"), PathBuf::from),
+            plain_directories: env("CLOUDSYNC_PLAIN_DIRECTORIES")
+                .is_some_and(|v| !matches!(v.to_str(), Some("" | "0" | "false" | "no"))),
             socket: env("CLOUDSYNCD_SOCKET").map_or_else(|| PathBuf::from(DEFAULT_SOCKET), PathBuf::from),
             group: env("CLOUDSYNCD_GROUP").map(|g| g.to_string_lossy().into_owned()),
             foreground: false,
@@ -110,6 +117,7 @@ impl Args {
                 }
                 "-f" | "--foreground" => a.foreground = true,
                 "--log-stderr" => a.log_stderr = true,
+                "--plain-directories" => a.plain_directories = true,
                 "-h" | "--help" => return Ok(Parsed::Help),
                 "-V" | "--version" => return Ok(Parsed::Version),
                 "--verbose" => a.verbose = a.verbose.saturating_add(1),
@@ -129,6 +137,15 @@ impl Args {
             }
         }
         Ok(Parsed::Run(a))
+    }
+
+    /// Which task paths are accepted: below the pool root, on a dataset unless
+    /// `--plain-directories`.
+    pub fn policy(&self) -> cloudsync::task::model::PathPolicy {
+        cloudsync::task::model::PathPolicy {
+            pool_root: self.pool_root.clone(),
+            require_dataset: !self.plain_directories,
+        }
     }
 
     /// The database path: `--db`, else the default for this user.
@@ -185,6 +202,12 @@ mod tests {
         let a = run(&["--db", "/f/db", "--socket=/f/sock", "-fvv", "--reconcile", "60", "--log-stderr"], &env);
         assert_eq!((a.db, a.socket), (Some("/f/db".into()), "/f/sock".into()));
         assert_eq!((a.foreground, a.verbose, a.reconcile, a.log_stderr), (true, 2, 60, true));
+        assert!(!a.plain_directories);
+        assert!(run(&[], &[]).policy().require_dataset);
+        assert!(!run(&["--plain-directories"], &[]).policy().require_dataset);
+        assert!(run(&["--plain-directories"], &[]).plain_directories);
+        assert!(run(&[], &[("CLOUDSYNC_PLAIN_DIRECTORIES", "1")]).plain_directories);
+        assert!(!run(&[], &[("CLOUDSYNC_PLAIN_DIRECTORIES", "0")]).plain_directories);
         assert_eq!(parse(&["--help"], &[]), Ok(Parsed::Help));
         assert_eq!(parse(&["-V"], &[]), Ok(Parsed::Version));
     }

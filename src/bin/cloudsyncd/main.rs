@@ -18,7 +18,6 @@ mod watch;
 
 use args::{Args, Parsed};
 use cloudsync::store::Store;
-use cloudsync::task::model::PathPolicy;
 use cloudsync::task::runner::RunnerConfig;
 use schedule::{Command, Schedule, SystemClock};
 use std::collections::BTreeMap;
@@ -87,8 +86,8 @@ fn run(args: Args) -> Result<ExitCode, String> {
     }
     let db = std::fs::canonicalize(&db).unwrap_or(db);
     let config: jobs::ConfigFn = {
-        let (db, log_dir, pool_root) = (db.clone(), args.log_dir.clone(), args.pool_root.clone());
-        Box::new(move || RunnerConfig::beside(&db, log_dir.clone(), pool_root.clone()))
+        let (db, log_dir, policy) = (db.clone(), args.log_dir.clone(), args.policy());
+        Box::new(move || RunnerConfig::beside(&db, log_dir.clone(), policy.clone()))
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -111,7 +110,7 @@ async fn daemon(
     let (mut sigterm, mut sigint, sighup) =
         (sig(SignalKind::terminate())?, sig(SignalKind::interrupt())?, sig(SignalKind::hangup())?);
     let notifier = system::Notifier::from_env();
-    let policy = PathPolicy { pool_root: args.pool_root.clone(), require_dataset: true };
+    let policy = args.policy();
     let jobs = jobs::Jobs::new(store.clone(), config, tokio::runtime::Handle::current());
     let reload = Arc::new(Notify::new());
     let next_runs: Arc<Mutex<BTreeMap<i64, String>>> = Arc::default();

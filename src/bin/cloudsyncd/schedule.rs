@@ -66,7 +66,7 @@ impl TaskSchedule {
     /// The schedule of a stored task body: `Ok(None)` when the task is disabled,
     /// `Err(text)` when its schedule is not a valid cron expression.
     pub fn from_body(id: i64, body: &Map<String, Value>) -> Result<Option<TaskSchedule>, String> {
-        if body.get("enabled").and_then(Value::as_bool) == Some(false) || body.contains_key("import_problems") {
+        if !cloudsync::task::model::is_scheduled(body) {
             return Ok(None);
         }
         let Some(schedule) = body.get("schedule").and_then(Value::as_object) else {
