@@ -613,17 +613,11 @@ fn dav_fx(dav: &'static servers::Dav, chunk: usize) -> Fx {
     }
 }
 
-/// An FTP server, in clear or over explicit TLS (certificate pinned). FTP is not HTTP, so
-/// its faults are injected by tests/ftp.rs's hostile server instead of the proxy.
-fn ftp_fx(ftp: &'static servers::Ftp, tls: bool) -> Fx {
-    let names = if ftp.name == "pure-ftpd" { pureftpd_names() } else { COMMON_NAMES };
-    let base = unique("ftp");
-    let b1 = base.clone();
-    let b2 = base.clone();
-    let make = move |sub: &str| {
-        let o = if tls { ftp.tls_options(sub) } else { ftp.options(sub) };
-        Arc::new(cloudsync::remote::ftp::FtpRemote::new(o).expect("ftp remote")) as RemoteRef
-    };
+/// A provider that does not talk HTTP (or whose faults are tested elsewhere): remotes on
+/// a fresh folder below `prefix` from `make`, no proxy.
+fn plain_fx(prefix: &str, make: impl Fn(&str) -> RemoteRef + Clone + 'static, names: &'static [&'static [u8]]) -> Fx {
+    let base = unique(prefix);
+    let (b1, b2) = (base.clone(), base);
     let make2 = make.clone();
     Fx {
         at: Box::new(move |sub| make(&format!("{b1}/{sub}"))),
@@ -637,39 +631,28 @@ fn ftp_fx(ftp: &'static servers::Ftp, tls: bool) -> Fx {
     }
 }
 
+/// An FTP server, in clear or over explicit TLS (certificate pinned). FTP is not HTTP, so
+/// its faults are injected by tests/ftp.rs's hostile server instead of the proxy.
+fn ftp_fx(ftp: &'static servers::Ftp, tls: bool) -> Fx {
+    let names = if ftp.name == "pure-ftpd" { pureftpd_names() } else { COMMON_NAMES };
+    let make = move |sub: &str| {
+        let o = if tls { ftp.tls_options(sub) } else { ftp.options(sub) };
+        Arc::new(cloudsync::remote::ftp::FtpRemote::new(o).expect("ftp remote")) as RemoteRef
+    };
+    plain_fx("ftp", make, names)
+}
+
 /// SFTP on an SSH server, logging in with a password (OpenSSH: md5sum runs; SFTP-only
 /// account: no digests; rclone serve sftp: md5sum emulated).
 fn sftp_fx(s: &'static servers::Sshd) -> Fx {
-    let base = unique("sftp");
-    let (b1, b2) = (base.clone(), base.clone());
-    Fx {
-        at: Box::new(move |sub| s.remote(&format!("{b1}/{sub}")) as RemoteRef),
-        chunked: Box::new(move || s.remote(&b2) as RemoteRef),
-        chunk: 1 << 20,
-        faulty: None,
-        upstream: String::new(),
-        kinds: DAV_KINDS,
-        names: COMMON_NAMES,
-        _keep: Box::new(()),
-    }
+    plain_fx("sftp", move |sub| s.remote(sub) as RemoteRef, COMMON_NAMES)
 }
 
 /// A directory served over HTTP: written on the server's disk (HTTP has no writes),
 /// listed, timed and read by the HTTP remote. The servers' busy answers are tested in
 /// tests/http.rs (the proxy's delete fault needs a remote that deletes over the wire).
 fn http_fx(tree: &'static servers::HttpTree, names: &'static [&'static [u8]]) -> Fx {
-    let base = unique("http");
-    let (b1, b2) = (base.clone(), base.clone());
-    Fx {
-        at: Box::new(move |sub| tree.remote(&format!("{b1}/{sub}"))),
-        chunked: Box::new(move || tree.remote(&b2)),
-        chunk: 1 << 20,
-        faulty: None,
-        upstream: String::new(),
-        kinds: DAV_KINDS,
-        names,
-        _keep: Box::new(()),
-    }
+    plain_fx("http", move |sub| tree.remote(sub), names)
 }
 
 macro_rules! suite {
