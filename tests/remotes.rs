@@ -695,4 +695,6 @@ suite!(
     sftp_sha1_only => sftp_fx(servers::sshd_sha1_only()),
     http_rclone => http_fx(servers::rclone_http(), rclone_http_names()),
     http_python => http_fx(servers::python_http(), http_names()),
+    http_nginx => http_fx(servers::nginx_http(), COMMON_NAMES),
+    http_apache => http_fx(servers::apache_http(), COMMON_NAMES),
 );

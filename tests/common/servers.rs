@@ -1153,3 +1153,77 @@ pub fn python_http() -> &'static HttpTree {
         })
     })
 }
+
+/// The served directory readable by the web servers' workers (the tempdir is 0700).
+fn world_readable(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// The process's nginx (Debian's nginx-light) with `autoindex on`: listings with sizes in
+/// bytes and minute times, Range and Last-Modified. One process (`master_process off`),
+/// so that it ends with the test process.
+pub fn nginx_http() -> &'static HttpTree {
+    static S: OnceLock<HttpTree> = OnceLock::new();
+    S.get_or_init(|| {
+        let conf_dir = tempfile::Builder::new().prefix("cloudsync-nginx").tempdir().expect("tempdir").keep();
+        http_tree("nginx", |dir, port| {
+            world_readable(dir);
+            let c = conf_dir.display();
+            let conf = format!(
+                "daemon off;\nmaster_process off;\nerror_log {c}/error.log;\npid {c}/nginx.pid;\nevents {{}}\n\
+                 http {{\n  access_log off;\n  client_body_temp_path {c}/body;\n  include /etc/nginx/mime.types;\n  \
+                 server {{\n    listen 127.0.0.1:{port};\n    root {};\n    autoindex on;\n  }}\n}}\n",
+                dir.display()
+            );
+            std::fs::write(conf_dir.join("nginx.conf"), conf).expect("nginx.conf");
+            let mut cmd = Command::new("/usr/sbin/nginx");
+            cmd.arg("-p")
+                .arg(&conf_dir)
+                .arg("-e")
+                .arg(conf_dir.join("error.log"))
+                .arg("-c")
+                .arg(conf_dir.join("nginx.conf"));
+            cmd
+        })
+    })
+}
+
+/// The process's Apache httpd 2.4 with mod_autoindex as Debian configures it
+/// (`FancyIndexing HTMLTable NameWidth=*`), the event MPM in the foreground (its
+/// children leave when the parent, killed with the test process, is gone).
+pub fn apache_http() -> &'static HttpTree {
+    static S: OnceLock<HttpTree> = OnceLock::new();
+    S.get_or_init(|| {
+        let conf_dir = tempfile::Builder::new().prefix("cloudsync-apache").tempdir().expect("tempdir").keep();
+        http_tree("Apache", |dir, port| {
+            world_readable(dir);
+            let (c, d) = (conf_dir.display(), dir.display());
+            let m = "/usr/lib/apache2/modules";
+            let conf = format!(
+                "ServerName 127.0.0.1\nListen 127.0.0.1:{port}\nPidFile {c}/httpd.pid\nErrorLog {c}/error.log\n\
+                 LoadModule mpm_event_module {m}/mod_mpm_event.so\nLoadModule authz_core_module {m}/mod_authz_core.so\n\
+                 LoadModule dir_module {m}/mod_dir.so\nLoadModule autoindex_module {m}/mod_autoindex.so\n\
+                 LoadModule mime_module {m}/mod_mime.so\nTypesConfig /etc/mime.types\nUser www-data\nGroup www-data\n\
+                 DocumentRoot \"{d}\"\n<Directory \"{d}\">\n  Options Indexes\n  Require all granted\n</Directory>\n\
+                 IndexOptions FancyIndexing HTMLTable VersionSort NameWidth=* DescriptionWidth=* Charset=UTF-8\n"
+            );
+            std::fs::write(conf_dir.join("httpd.conf"), conf).expect("httpd.conf");
+            // Its children drop root, which clears the parent-death signal: a watchdog
+            // ends them once this test process is gone.
+            let _ = Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "while kill -0 {} 2>/dev/null; do sleep 2; done; pkill -KILL -f '{c}/httpd.conf'",
+                    std::process::id()
+                ))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn();
+            let mut cmd = Command::new("/usr/sbin/apache2");
+            cmd.arg("-DFOREGROUND").arg("-d").arg(&conf_dir).arg("-f").arg(conf_dir.join("httpd.conf"));
+            cmd
+        })
+    })
+}

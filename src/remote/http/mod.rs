@@ -266,8 +266,15 @@ impl HttpRemote {
     fn head(&self, url: &str) -> Head {
         match self.send("HEAD", "HEAD", url, &[]) {
             Ok(resp) => {
-                let size = header(&resp, "content-length").and_then(|v| v.trim().parse().ok()).unwrap_or(-1);
+                let length = |r: &HttpResponse| header(r, "content-length").and_then(|v| v.trim().parse::<i64>().ok());
                 let mtime = header(&resp, "last-modified").and_then(time::parse_http_date);
+                let size = match length(&resp) {
+                    Some(n) => n,
+                    // Apache answers a HEAD of an empty file without Content-Length; its
+                    // GET has one. Only the headers are read (the body, if any, is
+                    // dropped with its connection).
+                    None => self.send("GET", "GET", url, &[]).ok().and_then(|r| length(&r)).unwrap_or(-1),
+                };
                 Ok(Some((size, mtime)))
             }
             Err(e) if e.kind() == Kind::NotFound => Ok(None),
