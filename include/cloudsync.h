@@ -11,6 +11,10 @@
 #define CLOUDSYNC_VERSION_MINOR 1
 #define CLOUDSYNC_VERSION_PATCH 0
 
+/* A cloudsync_run_options with its size set and every other field zero (no dry run, no
+   callbacks): `cloudsync_run_options o = CLOUDSYNC_RUN_OPTIONS_INIT;` */
+#define CLOUDSYNC_RUN_OPTIONS_INIT { sizeof(cloudsync_run_options), false, NULL, NULL, NULL }
+
 
 // Result codes of the C API. Values are stable: never renumbered, never reused.
 enum cloudsync_result
@@ -154,17 +158,27 @@ typedef struct cloudsync_progress {
 
 // Called about once a second while a job transfers. Return `CLOUDSYNC_CONTINUE` (0) or
 // `CLOUDSYNC_ABORT` (1); other values count as continue. Called from a library thread,
-// never concurrently with another callback of the same run.
+// never concurrently with another callback of the same run. After a callback returned
+// `CLOUDSYNC_ABORT`, no callback of that run follows (neither progress nor log). A
+// callback may call other functions of the library on the same store (list, query,
+// `cloudsync_job_abort`), but not start a run and wait for it there.
 typedef uint32_t (*cloudsync_progress_callback)(void *userdata,
                                                 const struct cloudsync_progress *progress);
 
 // Called with every line written to the job's log (UTF-8, `len` bytes plus a NUL; valid
 // only during the callback). Called from library threads, never concurrently with
-// another callback of the same run.
+// another callback of the same run; what the progress callback may do, this one may.
 typedef void (*cloudsync_log_callback)(void *userdata, int64_t job_id, const char *line, size_t len);
 
 // Options of a run. A NULL options pointer means all defaults (no dry run, no callbacks).
+// Set `size` to `sizeof(cloudsync_run_options)` (`CLOUDSYNC_RUN_OPTIONS_INIT` does):
+// fields added in later versions go at the end, and the library reads only the fields
+// `size` covers, so a program built against this header keeps working with a newer
+// library. A `size` of 0 or below this version's first fields is refused with
+// `CLOUDSYNC_INVALID_ARGUMENT`.
 typedef struct cloudsync_run_options {
+  // `sizeof(cloudsync_run_options)` as the caller's header defines it.
+  size_t size;
   // Decide and report only: nothing changes on either side, no scripts, no snapshot.
   bool dry_run;
   cloudsync_progress_callback progress;

@@ -358,6 +358,7 @@ _LOG_CB = CFUNCTYPE(None, c_void_p, c_int64, c_void_p, c_size_t)
 
 class _CRunOptions(Structure):
     _fields_ = [
+        ("size", c_size_t),
         ("dry_run", c_bool),
         ("progress", _PROGRESS_CB),
         ("log", _LOG_CB),
@@ -797,6 +798,7 @@ class _Run:
 
     def options(self, dry_run: bool) -> _CRunOptions:
         opts = _CRunOptions()
+        opts.size = ctypes.sizeof(_CRunOptions)
         opts.dry_run = bool(dry_run)
         opts.progress = self.c_progress
         opts.log = self.c_log

@@ -206,6 +206,10 @@ fn bool_op(
     f: impl FnOnce(&cloudsync_store) -> Result<bool, Fail>,
 ) -> cloudsync_result {
     call(error_out, || {
+        if !flag_out.is_null() {
+            // SAFETY: checked non-NULL; the caller passes a valid `bool *`.
+            unsafe { *flag_out = false };
+        }
         let flag = f(store_ref(store)?)?;
         if !flag_out.is_null() {
             // SAFETY: checked non-NULL; the caller passes a valid `bool *`.

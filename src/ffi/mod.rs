@@ -7,6 +7,13 @@
 //!   values are never renumbered or reused) and take an optional last argument
 //!   `cloudsync_error **error_out`: when it is not NULL it is set to NULL on success and to
 //!   a new error object with the details on failure (free it with [`cloudsync_error_free`]);
+//! - every other out-parameter (`char **`, handle `**`, ids, flags) is set to NULL, 0 or
+//!   false when the call starts, on success and on failure alike, and filled only on
+//!   success (the run functions also fill theirs for a job that ran and failed: see
+//!   `cloudsync_task_run`); a NULL out-parameter the function needs is
+//!   `CLOUDSYNC_NULL_PARAMETER`;
+//! - structs the caller fills (`cloudsync_run_options`) start with their `size`, so
+//!   fields can be added at the end without breaking programs built against this header;
 //! - every pointer is checked: a NULL where one is required gives
 //!   `CLOUDSYNC_NULL_PARAMETER`, never a crash;
 //! - every body runs inside one panic boundary; a caught panic gives `CLOUDSYNC_PANIC`;

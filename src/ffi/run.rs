@@ -50,19 +50,29 @@ pub struct cloudsync_progress {
 
 /// Called about once a second while a job transfers. Return `CLOUDSYNC_CONTINUE` (0) or
 /// `CLOUDSYNC_ABORT` (1); other values count as continue. Called from a library thread,
-/// never concurrently with another callback of the same run.
+/// never concurrently with another callback of the same run. After a callback returned
+/// `CLOUDSYNC_ABORT`, no callback of that run follows (neither progress nor log). A
+/// callback may call other functions of the library on the same store (list, query,
+/// `cloudsync_job_abort`), but not start a run and wait for it there.
 pub type cloudsync_progress_callback =
     Option<unsafe extern "C" fn(userdata: *mut c_void, progress: *const cloudsync_progress) -> u32>;
 
 /// Called with every line written to the job's log (UTF-8, `len` bytes plus a NUL; valid
 /// only during the callback). Called from library threads, never concurrently with
-/// another callback of the same run.
+/// another callback of the same run; what the progress callback may do, this one may.
 pub type cloudsync_log_callback =
     Option<unsafe extern "C" fn(userdata: *mut c_void, job_id: i64, line: *const c_char, len: usize)>;
 
 /// Options of a run. A NULL options pointer means all defaults (no dry run, no callbacks).
+/// Set `size` to `sizeof(cloudsync_run_options)` (`CLOUDSYNC_RUN_OPTIONS_INIT` does):
+/// fields added in later versions go at the end, and the library reads only the fields
+/// `size` covers, so a program built against this header keeps working with a newer
+/// library. A `size` of 0 or below this version's first fields is refused with
+/// `CLOUDSYNC_INVALID_ARGUMENT`.
 #[repr(C)]
 pub struct cloudsync_run_options {
+    /// `sizeof(cloudsync_run_options)` as the caller's header defines it.
+    pub size: usize,
     /// Decide and report only: nothing changes on either side, no scripts, no snapshot.
     pub dry_run: bool,
     pub progress: cloudsync_progress_callback,
@@ -78,6 +88,8 @@ struct CObserver {
     userdata: *mut c_void,
     lock: Mutex<()>,
     cancel: CancelToken,
+    /// A callback returned `CLOUDSYNC_ABORT`: none follows.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 // SAFETY: the callbacks are documented to be called from library threads; `userdata` is
@@ -107,8 +119,12 @@ impl JobObserver for CObserver {
             description: desc.as_ptr(),
         };
         let _serial = self.lock.lock();
+        if self.stopped.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
         // SAFETY: a C function pointer the caller supplied, called as documented.
         if unsafe { cb(self.userdata, &cp) } == cloudsync_callback_result::CLOUDSYNC_ABORT as u32 {
+            self.stopped.store(true, std::sync::atomic::Ordering::Release);
             self.cancel.cancel();
         }
     }
@@ -118,15 +134,39 @@ impl JobObserver for CObserver {
         let text = c_string(line);
         let len = text.as_bytes().len();
         let _serial = self.lock.lock();
+        if self.stopped.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
         // SAFETY: as above.
         unsafe { cb(self.userdata, job_id, text.as_ptr(), len) };
     }
 }
 
+/// The size of this version's options: every field up to `userdata`.
+const RUN_OPTIONS_V1: usize = std::mem::offset_of!(cloudsync_run_options, userdata) + size_of::<*mut c_void>();
+
 /// Read the options (NULL: defaults) into (dry_run, observer).
-fn options(opts: *const cloudsync_run_options, cancel: &CancelToken) -> (bool, Option<Arc<dyn JobObserver>>) {
-    // SAFETY: the caller passes NULL or a valid options struct for the call's duration.
-    let Some(o) = (unsafe { opts.as_ref() }) else { return (false, None) };
+fn options(
+    opts: *const cloudsync_run_options,
+    cancel: &CancelToken,
+) -> Result<(bool, Option<Arc<dyn JobObserver>>), Fail> {
+    if opts.is_null() {
+        return Ok((false, None));
+    }
+    // SAFETY: the caller passes a valid options struct of at least `size` bytes, and
+    // every version has `size` first.
+    let size = unsafe { std::ptr::addr_of!((*opts).size).read_unaligned() };
+    if size < RUN_OPTIONS_V1 {
+        return Err(Fail::new(
+            CLOUDSYNC_INVALID_ARGUMENT,
+            format!(
+                "cloudsync_run_options.size is {size}: set it to sizeof(cloudsync_run_options) \
+                 (CLOUDSYNC_RUN_OPTIONS_INIT), at least {RUN_OPTIONS_V1}"
+            ),
+        ));
+    }
+    // SAFETY: `size` covers this version's fields.
+    let o = unsafe { &*opts };
     let observer: Option<Arc<dyn JobObserver>> = if o.progress.is_some() || o.log.is_some() {
         Some(Arc::new(CObserver {
             progress: o.progress,
@@ -134,11 +174,12 @@ fn options(opts: *const cloudsync_run_options, cancel: &CancelToken) -> (bool, O
             userdata: o.userdata,
             lock: Mutex::new(()),
             cancel: cancel.clone(),
+            stopped: Default::default(),
         }))
     } else {
         None
     };
-    (o.dry_run, observer)
+    Ok((o.dry_run, observer))
 }
 
 /// Report a finished job through the out-parameters and its code.
@@ -194,7 +235,7 @@ fn run_with(
         }
         let s = store_ref(store)?;
         let cancel = CancelToken::new();
-        let (dry_run, observer) = self::options(options, &cancel);
+        let (dry_run, observer) = self::options(options, &cancel)?;
         let cfg = s.runner()?;
         let (outcome, provider) = start(s, &cfg, dry_run, observer, cancel)?;
         finish(outcome, provider, job_id_out, outcome_out)

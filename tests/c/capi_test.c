@@ -143,19 +143,36 @@ struct counters {
     int abort_at; /* return CLOUDSYNC_ABORT on this progress call (0: never) */
     uint32_t last_percent;
     int percent_went_down;
+    int abort_returned;      /* a callback returned CLOUDSYNC_ABORT */
+    int calls_after_abort;   /* callbacks that came after it (the header says none) */
+    cloudsync_store *store;  /* when set, each progress call reads its job back */
+    int reads_ok;            /* ... and how many of those reads succeeded */
 };
 
 static uint32_t on_progress(void *userdata, const cloudsync_progress *p) {
     struct counters *c = userdata;
+    if (c->abort_returned) c->calls_after_abort++;
     c->progress_calls++;
+    if (c->store) {
+        /* Calling back into the library from a callback, as the header allows. */
+        char *job = NULL;
+        if (cloudsync_job_get(c->store, p->job_id, &job, NULL) == CLOUDSYNC_OK && job && strstr(job, "RUNNING"))
+            c->reads_ok++;
+        cloudsync_string_free(job);
+    }
     if (p->percent < c->last_percent) c->percent_went_down = 1;
     c->last_percent = p->percent;
     if (p->description == NULL || p->percent > 100) c->percent_went_down = 1;
-    return (c->abort_at && c->progress_calls >= c->abort_at) ? CLOUDSYNC_ABORT : CLOUDSYNC_CONTINUE;
+    if (c->abort_at && c->progress_calls >= c->abort_at) {
+        c->abort_returned = 1;
+        return CLOUDSYNC_ABORT;
+    }
+    return CLOUDSYNC_CONTINUE;
 }
 
 static void on_log(void *userdata, int64_t job_id, const char *line, size_t len) {
     struct counters *c = userdata;
+    if (c->abort_returned) c->calls_after_abort++;
     if (job_id > 0 && line && strlen(line) == len) c->log_lines++;
 }
 
@@ -296,6 +313,9 @@ int main(void) {
     CHECK(rc == CLOUDSYNC_INVALID_ARGUMENT, "validation code %d", rc);
     CHECK(err && cloudsync_error_details(err) && strstr(cloudsync_error_details(err), "access_key_id"),
           "validation details name the field: %s", err ? cloudsync_error_details(err) : "(null)");
+    CHECK(err && cloudsync_error_details(err) && strstr(cloudsync_error_details(err), "secret_access_key"),
+          "validation details hold every error, not the first: %s", err ? cloudsync_error_details(err) : "(null)");
+    CHECK(out == NULL, "out-parameter NULL after a failure");
     cloudsync_error_free(err);
     err = NULL;
 
@@ -467,11 +487,18 @@ int main(void) {
 
     /* ---- run with callbacks */
     struct counters c = {0};
-    cloudsync_run_options opts = {.dry_run = false, .progress = on_progress, .log = on_log, .userdata = &c};
+    c.store = store;
+    cloudsync_run_options opts = {
+        .size = sizeof(cloudsync_run_options), .progress = on_progress, .log = on_log, .userdata = &c};
+    /* A zero size (a struct from before the size field, or one not filled in) is refused. */
+    cloudsync_run_options unsized = {.progress = on_progress};
+    EXPECT(cloudsync_task_run(store, task, &unsized, NULL, NULL, &err), CLOUDSYNC_INVALID_ARGUMENT, "options without size");
     int64_t job = 0;
     EXPECT(cloudsync_task_run(store, task, &opts, &job, &out, &err), CLOUDSYNC_OK, "task_run");
     CHECK(job > 0 && out && strstr(out, "\"SUCCESS\""), "outcome %s", out);
     CHECK(c.log_lines > 0, "log callback called (%d)", c.log_lines);
+    CHECK(c.progress_calls == 0 || c.reads_ok > 0, "job_get from inside the progress callback (%d of %d)", c.reads_ok,
+          c.progress_calls);
     CHECK(!c.percent_went_down, "progress sane");
     cloudsync_string_free(out);
     out = NULL;
@@ -497,7 +524,8 @@ int main(void) {
     /* dry run: changes nothing, succeeds */
     snprintf(path, sizeof path, "%s/new.txt", data);
     write_file(path, 10, 4);
-    cloudsync_run_options dry = {.dry_run = true};
+    cloudsync_run_options dry = CLOUDSYNC_RUN_OPTIONS_INIT;
+    dry.dry_run = true;
     EXPECT(cloudsync_task_run(store, task, &dry, &job, NULL, &err), CLOUDSYNC_OK, "dry run");
 
     /* list the pushed folder */
@@ -574,11 +602,12 @@ int main(void) {
         cloudsync_string_free(out);
         out = NULL;
         struct counters cc = {.abort_at = 1};
-        cloudsync_run_options copts = {.progress = on_progress, .userdata = &cc};
+        cloudsync_run_options copts = {.size = sizeof copts, .progress = on_progress, .log = on_log, .userdata = &cc};
         time_t t0 = time(NULL);
         EXPECT(cloudsync_task_run(store, slow_task, &copts, &job, &out, &err), CLOUDSYNC_ABORTED, "cancel from callback");
         CHECK(time(NULL) - t0 < 7, "aborted quickly (%ld s)", (long)(time(NULL) - t0));
         CHECK(out && strstr(out, "\"ABORTED\""), "aborted outcome: %s", out);
+        CHECK(cc.abort_returned && cc.calls_after_abort == 0, "no callback after ABORT (%d came)", cc.calls_after_abort);
         cloudsync_string_free(out);
         out = NULL;
 
