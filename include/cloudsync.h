@@ -513,6 +513,15 @@ cloudsync_result cloudsync_list_buckets(const struct cloudsync_store *store,
                                         struct cloudsync_listing **listing_out,
                                         struct cloudsync_error **error_out);
 
+// Create bucket `name` (UTF-8) in the account of stored credential `credential_id`, with
+// the verify timeouts (TrueNAS's `cloudsync.create_bucket`). Only Storj can: any other
+// provider gets `CLOUDSYNC_INVALID_ARGUMENT` with "This provider can't create buckets"
+// before any network call. A bucket the account already owns is not an error.
+cloudsync_result cloudsync_create_bucket(const struct cloudsync_store *store,
+                                         int64_t credential_id,
+                                         const char *name,
+                                         struct cloudsync_error **error_out);
+
 // The number of entries of a listing (0 for NULL).
 size_t cloudsync_listing_len(const struct cloudsync_listing *listing);
 

@@ -422,6 +422,7 @@ _SIGNATURES: Dict[str, Tuple[Any, List[Any]]] = {
     "cloudsync_job_abort": (_RC, [_HANDLE, c_int64, POINTER(c_bool), _OUT]),
     "cloudsync_list_directory": (_RC, [_HANDLE, c_char_p, _OUT, _OUT]),
     "cloudsync_list_buckets": (_RC, [_HANDLE, c_int64, _OUT, _OUT]),
+    "cloudsync_create_bucket": (_RC, [_HANDLE, c_int64, c_char_p, _OUT]),
     "cloudsync_listing_len": (c_size_t, [_HANDLE]),
     "cloudsync_listing_get": (_RC, [_HANDLE, c_size_t, POINTER(_CEntry), _OUT]),
     "cloudsync_listing_free": (None, [_HANDLE]),
@@ -1214,6 +1215,14 @@ class Store:
         """The buckets a stored credential can see, as directory entries (a list, read
         whole and freed as :meth:`list_directory`)."""
         return self._call_listing("cloudsync_list_buckets", _id_arg(credential_id, "credential_id"))
+
+    def create_bucket(self, credential_id: int, name: str) -> None:
+        """Create bucket ``name`` in a stored credential's account (Storj only, as in
+        TrueNAS; any other provider raises InvalidInputError "This provider can't create
+        buckets" before any network call)."""
+        if not isinstance(name, str) or "\0" in name:
+            raise ValueError("name must be a str without null bytes")
+        self._call("cloudsync_create_bucket", _id_arg(credential_id, "credential_id"), name.encode("utf-8"))
 
     # -- runs
 

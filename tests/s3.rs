@@ -479,3 +479,21 @@ fn base64_std(b: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(b)
 }
+
+/// `cloudsync.create_bucket` for Storj (its gateway is S3): the bucket appears on the
+/// server and lists; a second create of a bucket the account owns is not an error where
+/// the server says so, and S3 itself is refused with TrueNAS's text.
+#[test]
+fn storj_creates_buckets() {
+    let s3 = S3Server::start();
+    let mut storj = s3.credential_provider();
+    storj.insert("type".into(), "STORJ_IX".into());
+    cloudsync::remote::registry::create_bucket(&storj, "made-here").unwrap();
+    assert!(s3.data.path().join("made-here").is_dir(), "the bucket is on the server");
+    let names: Vec<String> =
+        cloudsync::remote::registry::list_buckets(&storj).unwrap().into_iter().map(|(n, _)| n).collect();
+    assert!(names.contains(&"made-here".to_string()), "{names:?}");
+    let e = cloudsync::remote::registry::create_bucket(&s3.credential_provider(), "other").unwrap_err();
+    assert_eq!(e.to_string(), "This provider can't create buckets");
+    assert!(!s3.data.path().join("other").exists());
+}

@@ -360,6 +360,7 @@ class StoreTests(StoreCase):
             lambda: self.store.delete_credential(424242),
             lambda: self.store.verify_credential_id(424242),
             lambda: self.store.list_buckets(424242),
+            lambda: self.store.create_bucket(424242, "b"),
             lambda: self.store.job(999999),
             lambda: self.store.job_log(999999),
             lambda: self.store.abort_job(999999),
@@ -453,6 +454,13 @@ class CredentialTests(S3Case):
         self.assertEqual(self.store.list_keypairs(), [])
         with self.assertRaises(cloudsync.NotFoundError):
             self.store.delete_keypair(created["id"])
+
+    def test_create_bucket_is_storj_only(self):
+        # An S3 credential: TrueNAS's text, and no bucket appears on the server.
+        with self.assertRaises(cloudsync.InvalidInputError) as cm:
+            self.store.create_bucket(self.cred, "made-by-python")
+        self.assertEqual(str(cm.exception).split(" (")[0].rstrip("."), "This provider can't create buckets")
+        self.assertNotIn("made-by-python", [b.name for b in self.store.list_buckets(self.cred)])
 
     def test_list_buckets(self):
         server().make_bucket("second-bucket")

@@ -3,7 +3,7 @@
 
 use super::api::{cloudsync_store, store_ref};
 use super::cloudsync_result::{self, *};
-use super::{Fail, call, clear, cloudsync_error, ffi_guard, json_arg};
+use super::{Fail, call, clear, cloudsync_error, ffi_guard, json_arg, text_arg};
 use crate::task::{api, runner};
 use std::ffi::{CString, c_char};
 
@@ -113,6 +113,27 @@ pub unsafe extern "C" fn cloudsync_list_buckets(
                 })
                 .collect(),
         )
+    })
+}
+
+/// Create bucket `name` (UTF-8) in the account of stored credential `credential_id`, with
+/// the verify timeouts (TrueNAS's `cloudsync.create_bucket`). Only Storj can: any other
+/// provider gets `CLOUDSYNC_INVALID_ARGUMENT` with "This provider can't create buckets"
+/// before any network call. A bucket the account already owns is not an error.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cloudsync_create_bucket(
+    store: *const cloudsync_store,
+    credential_id: i64,
+    name: *const c_char,
+    error_out: *mut *mut cloudsync_error,
+) -> cloudsync_result {
+    call(error_out, || {
+        let s = store_ref(store)?;
+        let name = text_arg(name, "name")?;
+        let c = s.store.get_credential(credential_id)?;
+        let provider = c.provider.get("type").and_then(|t| t.as_str()).map(str::to_string);
+        runner::create_bucket(c.usable()?, name).map_err(|e| Fail::from(e).with_provider(provider))?;
+        Ok(CLOUDSYNC_OK)
     })
 }
 

@@ -69,6 +69,9 @@ pub type Bucket = (String, String);
 /// Lists an account's buckets or containers.
 pub type ListBuckets = fn(&BuildRequest<'_>) -> Result<Vec<Bucket>>;
 
+/// Creates a bucket of the given name in an account.
+pub type CreateBucket = fn(&BuildRequest<'_>, &str) -> Result<()>;
+
 /// One runnable provider.
 pub struct Provider {
     /// The TrueNAS credential type (`S3`, `AZUREBLOB`).
@@ -79,6 +82,8 @@ pub struct Provider {
     pub build: fn(&BuildRequest<'_>) -> Result<RemoteRef>,
     /// The account's buckets or containers (`None`: the provider has none).
     pub list_buckets: Option<ListBuckets>,
+    /// Creates a bucket (`None`: TrueNAS does not offer it for this provider).
+    pub create_bucket: Option<CreateBucket>,
 }
 
 /// Every provider this build runs (local paths are not credentials and not listed).
@@ -133,6 +138,25 @@ pub fn list_buckets(credential: &Map<String, Value>) -> Result<Vec<Bucket>> {
     f(&BuildRequest::verify(credential, &attributes)).map_err(|e| e.with_provider(p.type_name))
 }
 
+/// Create a bucket in a credential's account, with the verify timeouts (TrueNAS's
+/// `cloudsync.create_bucket`; only Storj offers it). A provider that cannot is told before
+/// any network call. A bucket the account already owns is not an error (`rclone mkdir`).
+pub fn create_bucket(credential: &Map<String, Value>, name: &str) -> Result<()> {
+    let ty = type_of(credential);
+    let cannot = || Error::usage("This provider can't create buckets");
+    if crate::task::providers::get(ty).is_some_and(|p| !p.can_create_bucket) {
+        return Err(cannot());
+    }
+    let p = get(ty).ok_or_else(|| unsupported(ty))?;
+    let f = p.create_bucket.ok_or_else(cannot)?;
+    if name.is_empty() || name.contains('/') {
+        return Err(Error::usage(format!("Invalid bucket name {name:?}: a bucket name is one non-empty path element")));
+    }
+    let attributes = Map::new();
+    f(&BuildRequest::verify(credential, &attributes), name)
+        .map_err(|e| e.with_provider(p.type_name).with_remote(name.to_string()))
+}
+
 /// Verify a credential with the verify timeouts: list the account's buckets, or, for a
 /// provider without buckets (WebDAV), the root its URL names (TrueNAS runs
 /// `rclone lsjson REMOTE:`).
@@ -170,6 +194,7 @@ mod tests {
         for p in PROVIDERS {
             let spec = crate::task::providers::get(p.type_name).unwrap_or_else(|| panic!("{} unknown", p.type_name));
             assert_eq!(spec.buckets, p.list_buckets.is_some(), "{}", p.type_name);
+            assert_eq!(spec.can_create_bucket, p.create_bucket.is_some(), "{}", p.type_name);
         }
     }
 }

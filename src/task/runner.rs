@@ -146,6 +146,11 @@ pub fn list_buckets(credential: &Map<String, Value>) -> Result<Vec<(String, Stri
     registry::list_buckets(credential)
 }
 
+/// Create a bucket in a credential's account (Storj only, as TrueNAS).
+pub fn create_bucket(credential: &Map<String, Value>, name: &str) -> Result<()> {
+    registry::create_bucket(credential, name)
+}
+
 /// Wrap `inner` in rclone crypt when the task encrypts.
 pub fn with_crypt(inner: RemoteRef, body: &Map<String, Value>) -> Result<RemoteRef> {
     if !body.get("encryption").and_then(Value::as_bool).unwrap_or(false) {
@@ -654,6 +659,25 @@ mod tests {
             let e = list_buckets(&c).unwrap_err();
             assert_eq!(e.to_string(), "This provider does not use buckets", "{ty}");
             assert_eq!(e.kind(), Kind::Usage);
+        }
+    }
+
+    #[test]
+    fn only_storj_creates_buckets_and_the_others_say_so_before_any_request() {
+        for ty in ["S3", "B2", "AZUREBLOB", "GOOGLE_CLOUD_STORAGE", "OPENSTACK_SWIFT", "DROPBOX", "SFTP", "HTTP"] {
+            let mut c = Map::new();
+            c.insert("type".into(), Value::String(ty.into()));
+            // A closed loopback port: a request would fail differently.
+            c.insert("endpoint".into(), Value::String("http://127.0.0.1:9".into()));
+            let e = create_bucket(&c, "new").unwrap_err();
+            assert_eq!(e.to_string(), "This provider can't create buckets", "{ty}");
+            assert_eq!(e.kind(), Kind::Usage);
+        }
+        let mut storj = Map::new();
+        storj.insert("type".into(), Value::String("STORJ_IX".into()));
+        for bad in ["", "a/b"] {
+            let e = create_bucket(&storj, bad).unwrap_err();
+            assert!(e.to_string().starts_with("Invalid bucket name"), "{e}");
         }
     }
 }

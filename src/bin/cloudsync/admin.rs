@@ -604,6 +604,15 @@ pub fn config(cmd: ConfigCmd, s: &StoreArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// `cloudsync create-bucket CREDENTIAL NAME`.
+pub fn create_bucket(credential: i64, name: &str, s: &StoreArgs) -> Result<i32> {
+    let store = s.open()?;
+    let c = store.get_credential(credential)?;
+    runner::create_bucket(c.usable()?, name)?;
+    eprintln!("Bucket {name} created.");
+    Ok(0)
+}
+
 /// `cloudsync ls CREDENTIAL [BUCKET[/PATH]]`: the buckets, or a folder's entries.
 pub fn ls(credential: i64, location: Option<String>, json: bool, s: &StoreArgs) -> Result<i32> {
     let store = s.open()?;

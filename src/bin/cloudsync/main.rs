@@ -80,6 +80,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Create bucket NAME in a credential's account (Storj; other providers cannot).
+    CreateBucket { credential: i64, name: String },
 }
 
 #[derive(Args)]
@@ -265,6 +267,7 @@ fn run(cli: Cli, term: Arc<Term>) -> Result<i32> {
         Command::Config(c) => return admin::config(c, &cli.store),
         Command::Ls { credential, location, json } => return admin::ls(credential, location, json, &cli.store),
         Command::Providers { json } => return admin::providers(json),
+        Command::CreateBucket { credential, name } => return admin::create_bucket(credential, &name, &cli.store),
     };
     let src_spec = RemoteSpec::parse(&args.src)?;
     let dst_spec = RemoteSpec::parse(&args.dst)?;

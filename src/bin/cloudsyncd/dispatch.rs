@@ -198,6 +198,12 @@ impl Params<'_> {
         }
     }
 
+    fn str(&self, i: usize, name: &str) -> Result<&str, RpcError> {
+        self.value(i, name)?
+            .as_str()
+            .ok_or_else(|| RpcError::invalid(format!("{}: parameter {} ({name}) must be a string", self.method, i + 1)))
+    }
+
     fn object(&self, i: usize, name: &str) -> Result<&Value, RpcError> {
         let v = self.value(i, name)?;
         if !v.is_object() {
@@ -226,6 +232,7 @@ pub const METHODS: &[&str] = &[
     "cloudsync.abort",
     "cloudsync.restore",
     "cloudsync.list_buckets",
+    "cloudsync.create_bucket",
     "cloudsync.list_directory",
     "cloudsync.credentials.query",
     "cloudsync.credentials.create",
@@ -379,6 +386,17 @@ pub fn call(ctx: &Context, peer: &Peer, method: &str, params: &[Value]) -> Resul
                     })
                     .collect(),
             ))
+        }
+        "cloudsync.create_bucket" => {
+            p.at_most(2)?;
+            let id = p.int(0, "credentials")?;
+            let name = p.str(1, "name")?;
+            let credential = store.get_credential(id).map_err(|e| match e.kind() {
+                Kind::NotFound => validation("cloud_sync_create_bucket.credentials", "Invalid credentials"),
+                _ => e.into(),
+            })?;
+            runner::create_bucket(credential.usable()?, name)?;
+            Ok(Value::Null)
         }
         "cloudsync.list_directory" => {
             p.at_most(1)?;

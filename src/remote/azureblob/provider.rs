@@ -15,8 +15,13 @@ pub const FIELDS: &[FieldSpec] = &[
     FieldSpec::new("endpoint", Str).or(d_empty).chk(Check::EmptyOrHttpUrl),
 ];
 
-pub static PROVIDER: Provider =
-    Provider { type_name: "AZUREBLOB", scheme: "azureblob", build: build_remote, list_buckets: Some(list_buckets) };
+pub static PROVIDER: Provider = Provider {
+    type_name: "AZUREBLOB",
+    scheme: "azureblob",
+    build: build_remote,
+    list_buckets: Some(list_buckets),
+    create_bucket: None,
+};
 
 pub(crate) fn options(req: &BuildRequest<'_>, container: &str) -> AzureOptions {
     let mut o =

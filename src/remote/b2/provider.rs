@@ -18,8 +18,13 @@ pub const FIELDS: &[FieldSpec] =
 /// The task's own attributes (chunk size in MiB).
 pub const ATTRIBUTES: &[FieldSpec] = &[FieldSpec::new("chunk_size", Int).or(d_b2_chunk)];
 
-pub static PROVIDER: Provider =
-    Provider { type_name: "B2", scheme: "b2", build: build_remote, list_buckets: Some(list_buckets) };
+pub static PROVIDER: Provider = Provider {
+    type_name: "B2",
+    scheme: "b2",
+    build: build_remote,
+    list_buckets: Some(list_buckets),
+    create_bucket: None,
+};
 
 pub(crate) fn options(req: &BuildRequest<'_>, bucket: &str) -> B2Options {
     let chunk = req.attributes.get("chunk_size").and_then(Value::as_u64).unwrap_or(96);

@@ -28,7 +28,8 @@ pub const FIELDS: &[FieldSpec] = &[
     FieldSpec::new("tls_fingerprint", Str).opt(),
 ];
 
-pub static PROVIDER: Provider = Provider { type_name: "FTP", scheme: "ftp", build: build_remote, list_buckets: None };
+pub static PROVIDER: Provider =
+    Provider { type_name: "FTP", scheme: "ftp", build: build_remote, list_buckets: None, create_bucket: None };
 
 pub(crate) fn options(req: &BuildRequest<'_>) -> Result<FtpOptions> {
     let mode = TlsMode::parse(req.cred("tls"))?;

@@ -23,6 +23,7 @@ pub static PROVIDER: Provider = Provider {
     scheme: "gcs",
     build: build_remote,
     list_buckets: Some(list_buckets),
+    create_bucket: None,
 };
 
 pub(crate) fn options(req: &BuildRequest<'_>, bucket: &str) -> Result<GcsOptions> {

@@ -11,7 +11,8 @@ use std::sync::Arc;
 /// The credential (TrueNAS `HTTPCredentialsModel`).
 pub const FIELDS: &[FieldSpec] = &[FieldSpec::new("url", Str).chk(Check::HttpUrl)];
 
-pub static PROVIDER: Provider = Provider { type_name: "HTTP", scheme: "http", build: build_remote, list_buckets: None };
+pub static PROVIDER: Provider =
+    Provider { type_name: "HTTP", scheme: "http", build: build_remote, list_buckets: None, create_bucket: None };
 
 fn build_remote(req: &BuildRequest<'_>) -> Result<RemoteRef> {
     let mut o = HttpOptions::new(req.cred("url"), req.attr("folder"));

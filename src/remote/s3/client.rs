@@ -305,6 +305,11 @@ impl Classify for S3Classify<'_> {
                 (Kind::Server, classify::after_or_backoff(headers), "server error".to_string())
             }
             (_, "NoSuchBucket") => (Kind::DirNotFound, Retry::No, format!("bucket {:?} does not exist", self.bucket)),
+            (_, "BucketAlreadyExists") => (
+                Kind::Usage,
+                Retry::No,
+                format!("the bucket name {:?} is taken by another account: bucket names are global", self.bucket),
+            ),
             (_, "InvalidAccessKeyId") => (Kind::Permission, Retry::No, "the access key ID is not valid".to_string()),
             (_, "SignatureDoesNotMatch") => (
                 Kind::Permission,

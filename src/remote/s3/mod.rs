@@ -540,7 +540,23 @@ impl S3Remote {
         xml::parse_buckets(&read_body(&mut resp, 16 * MIB)?)
     }
 
+    /// Create this remote's bucket as `rclone mkdir` does: one the account already owns is
+    /// not an error, a name another account holds is.
+    pub fn make_bucket(&self) -> Result<()> {
+        match self.put_bucket() {
+            Err(e) if e.http_status() == Some(409) && e.to_string().contains("BucketAlreadyOwnedByYou") => Ok(()),
+            r => r,
+        }
+    }
+
     fn create_bucket(&self) -> Result<()> {
+        match self.put_bucket() {
+            Err(e) if e.http_status() == Some(409) => Ok(()), // exists already (ours)
+            r => r,
+        }
+    }
+
+    fn put_bucket(&self) -> Result<()> {
         let region = self.opts.client.region.as_str();
         let body = if region.is_empty() || region == "us-east-1" {
             String::new()
@@ -551,11 +567,7 @@ impl S3Remote {
             )
         };
         let req = Request::new(Op::Put, "PUT", Some(&self.opts.bucket), None).body(Body::Bytes(body.as_bytes()));
-        match self.client.send(&req) {
-            Ok(_) => Ok(()),
-            Err(e) if e.http_status() == Some(409) => Ok(()), // exists already (ours)
-            Err(e) => Err(e),
-        }
+        self.client.send(&req).map(drop)
     }
 }
 

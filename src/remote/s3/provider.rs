@@ -49,10 +49,20 @@ pub const S3_ATTRIBUTES: &[FieldSpec] = &[
     FieldSpec::new("storage_class", Enum(S3_STORAGE_CLASSES)).or(d_empty),
 ];
 
-pub static S3: Provider =
-    Provider { type_name: "S3", scheme: "s3", build: build_remote, list_buckets: Some(list_buckets) };
-pub static STORJ_IX: Provider =
-    Provider { type_name: "STORJ_IX", scheme: "storj", build: build_remote, list_buckets: Some(list_buckets) };
+pub static S3: Provider = Provider {
+    type_name: "S3",
+    scheme: "s3",
+    build: build_remote,
+    list_buckets: Some(list_buckets),
+    create_bucket: None,
+};
+pub static STORJ_IX: Provider = Provider {
+    type_name: "STORJ_IX",
+    scheme: "storj",
+    build: build_remote,
+    list_buckets: Some(list_buckets),
+    create_bucket: Some(create_bucket),
+};
 
 /// What differs per S3 vendor, matched on the endpoint's host suffix.
 struct Quirks {
@@ -110,6 +120,13 @@ pub(crate) fn options(req: &BuildRequest<'_>) -> S3Options {
 
 fn build_remote(req: &BuildRequest<'_>) -> Result<RemoteRef> {
     Ok(Arc::new(S3Remote::new(options(req), req.index.clone())?))
+}
+
+fn create_bucket(req: &BuildRequest<'_>, name: &str) -> Result<()> {
+    let mut attributes = req.attributes.clone();
+    attributes.insert("bucket".into(), Value::String(name.into()));
+    let req = BuildRequest { attributes: &attributes, index: None, ..*req };
+    S3Remote::new(options(&req), None)?.make_bucket()
 }
 
 fn list_buckets(req: &BuildRequest<'_>) -> Result<Vec<Bucket>> {

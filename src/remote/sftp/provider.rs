@@ -21,7 +21,8 @@ pub const FIELDS: &[FieldSpec] = &[
     FieldSpec::new("private_key", IntOrNull).or(d_null),
 ];
 
-pub static PROVIDER: Provider = Provider { type_name: "SFTP", scheme: "sftp", build: build_remote, list_buckets: None };
+pub static PROVIDER: Provider =
+    Provider { type_name: "SFTP", scheme: "sftp", build: build_remote, list_buckets: None, create_bucket: None };
 
 pub(crate) fn options(req: &BuildRequest<'_>) -> Result<SftpOptions> {
     let port = match req.credential.get("port").and_then(Value::as_i64) {

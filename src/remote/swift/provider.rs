@@ -31,8 +31,13 @@ pub const FIELDS: &[FieldSpec] = &[
     FieldSpec::new("endpoint_type", EnumOrNull(&["public", "internal", "admin"])),
 ];
 
-pub static PROVIDER: Provider =
-    Provider { type_name: "OPENSTACK_SWIFT", scheme: "swift", build: build_remote, list_buckets: Some(list_buckets) };
+pub static PROVIDER: Provider = Provider {
+    type_name: "OPENSTACK_SWIFT",
+    scheme: "swift",
+    build: build_remote,
+    list_buckets: Some(list_buckets),
+    create_bucket: None,
+};
 
 pub(crate) fn auth(req: &BuildRequest<'_>) -> SwiftAuth {
     let s = |k: &str| req.cred(k).to_string();

@@ -20,7 +20,7 @@ pub const FIELDS: &[FieldSpec] = &[
 ];
 
 pub static PROVIDER: Provider =
-    Provider { type_name: "WEBDAV", scheme: "webdav", build: build_remote, list_buckets: None };
+    Provider { type_name: "WEBDAV", scheme: "webdav", build: build_remote, list_buckets: None, create_bucket: None };
 
 pub(crate) fn options(req: &BuildRequest<'_>) -> Result<WebdavOptions> {
     let mut o = WebdavOptions::new(
