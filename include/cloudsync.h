@@ -239,8 +239,10 @@ uint16_t cloudsync_error_http_status(const struct cloudsync_error *error);
 // Whether trying the same operation again later may succeed.
 bool cloudsync_error_retryable(const struct cloudsync_error *error);
 
-// Validation details as JSON `[[field, message], ...]` for `CLOUDSYNC_INVALID_ARGUMENT`
-// from a validation, else NULL. Valid until the error is freed.
+// Details as JSON, else NULL. Valid until the error is freed. For
+// `CLOUDSYNC_INVALID_ARGUMENT` from a validation: `[[field, message], ...]`; for
+// `CLOUDSYNC_JOB_FAILED`: the job's `error_details` `{kind, exit_code, retryable,
+// http_status, provider, remote, path}` (`exit_code` is rclone's for the error).
 const char *cloudsync_error_details(const struct cloudsync_error *error);
 
 // Free an error object. NULL is accepted and ignored.

@@ -178,7 +178,9 @@ class CloudsyncError(Exception):
         http_status: the HTTP status the server answered, or 0.
         retryable: whether the same operation may succeed later.
         details: for validation errors, the list of ``[field, message]`` pairs (TrueNAS
-            field names and texts); else None.
+            field names and texts); for :class:`JobFailedError`, the job's error details
+            (a dict: ``kind``, ``exit_code``, ``retryable``, ``http_status``,
+            ``provider``, ``remote``, ``path``); else None.
         outcome: for errors of a run (:class:`AbortedError`, :class:`JobFailedError`), the
             :class:`JobOutcome` of the job; else None.
     """
@@ -193,7 +195,7 @@ class CloudsyncError(Exception):
         remote: Optional[str] = None,
         http_status: int = 0,
         retryable: bool = False,
-        details: Optional[List[List[str]]] = None,
+        details: Optional[Any] = None,
         outcome: Optional["JobOutcome"] = None,
     ) -> None:
         super().__init__(message)
@@ -272,8 +274,15 @@ class AbortedError(CloudsyncError):
 
 
 class JobFailedError(CloudsyncError):
-    """CLOUDSYNC_JOB_FAILED: the job ran and failed; the message is the job's error text and
-    :attr:`outcome` its :class:`JobOutcome`."""
+    """CLOUDSYNC_JOB_FAILED: the job ran and failed; the message is the job's error (one
+    sentence), :attr:`details` its fields and :attr:`outcome` its :class:`JobOutcome`."""
+
+    @property
+    def exit_code(self) -> int:
+        """rclone's exit code for the job's error (1 when the library did not say)."""
+        if isinstance(self.details, dict):
+            return int(self.details.get("exit_code", 1))
+        return 1
 
 
 class AlreadyQueuedError(CloudsyncError):

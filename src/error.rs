@@ -110,14 +110,28 @@ impl Error {
             .with_source(err)
     }
 
+    /// Name the path the error concerns, unless one is named already: the innermost
+    /// layer knows best (a local file that failed while a remote uploaded it keeps its
+    /// local path, so the sentence names the side that failed).
     pub fn with_path(mut self, path: impl Into<String>) -> Error {
-        self.path = Some(path.into());
+        if self.path.is_none() {
+            self.path = Some(path.into());
+        }
         self
     }
 
     pub fn with_remote(mut self, remote: impl Into<String>) -> Error {
         if self.remote.is_none() {
             self.remote = Some(remote.into());
+        }
+        self
+    }
+
+    /// Put what was being done in front of the message (`Failed to copy: ...`), keeping
+    /// the kind and the context.
+    pub fn doing(mut self, what: &str) -> Error {
+        if !what.is_empty() && !self.message.starts_with(what) {
+            self.message = format!("{what}: {}", self.message);
         }
         self
     }
@@ -201,13 +215,22 @@ impl Error {
     }
 }
 
-/// `io::Error`'s Display adds "(os error N)"; admins read the plain sentence better.
+/// `io::Error`'s Display adds "(os error N)"; admins read the plain sentence better. An
+/// OS error reads as rclone (Go) writes it, in lower case (`connection refused`, `no such
+/// file or directory`): middleware matches on those texts.
 fn plain_io_message(err: &io::Error) -> String {
     let text = err.to_string();
-    match text.find(" (os error") {
+    let plain = match text.find(" (os error") {
         Some(i) => text[..i].to_string(),
         None => text,
+    };
+    if err.raw_os_error().is_some() {
+        let mut chars = plain.chars();
+        if let Some(first) = chars.next() {
+            return first.to_lowercase().chain(chars).collect();
+        }
     }
+    plain
 }
 
 impl fmt::Display for Error {
@@ -305,7 +328,7 @@ mod tests {
     #[test]
     fn io_errors_read_as_sentences() {
         let e = Error::io("open", "/mnt/tank/x", io::Error::from_raw_os_error(libc::ENOENT));
-        assert_eq!(e.to_string(), "/mnt/tank/x: open failed: No such file or directory");
+        assert_eq!(e.to_string(), "/mnt/tank/x: open failed: no such file or directory");
         assert_eq!(e.kind(), Kind::NotFound);
     }
 

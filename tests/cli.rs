@@ -203,8 +203,9 @@ fn credentials_tasks_and_jobs_from_the_command_line() {
     assert_eq!(code, Some(0), "{err}");
     let tid = serde_json::from_str::<serde_json::Value>(&out).unwrap()["id"].as_i64().unwrap();
     let (code, out, err) = run(&["task", "run", &tid.to_string()]);
-    // Run without the switch, the job refuses the plain directory before touching it.
-    assert_eq!(code, Some(1), "{out}{err}");
+    // Run without the switch, the job refuses the plain directory before touching it
+    // (rclone's usage exit status).
+    assert_eq!(code, Some(2), "{out}{err}");
     assert!(out.contains("The path must reside within a pool mount point"), "{out}");
     // Its log says why, though it failed before any transfer.
     let (_, out, _) = run(&["task", "logs", &tid.to_string()]);
@@ -400,7 +401,8 @@ fn jobs_and_schedules_from_the_command_line() {
     let record = json(&out);
     assert_eq!((record["state"].as_str(), record["task_id"].to_string()), (Some("SUCCESS"), tid.clone()));
     let (_, out, _) = run(&["job", "log", job]);
-    assert!(out.contains("Locking local path") && out.contains("a.jpg"), "{out}");
+    // The log holds what the transfer said; the locking steps were progress (above).
+    assert!(out.contains("a.jpg") && !out.contains("Locking"), "{out}");
     let (_, follow, _) = run(&["job", "log", "--follow", job]);
     assert_eq!(follow, out, "an ended job's log, followed, is the whole log");
     let (_, out, _) = run(&["job", "list"]);
@@ -419,13 +421,14 @@ fn jobs_and_schedules_from_the_command_line() {
     assert_ne!(code, Some(0));
     assert!(err.contains("999"), "{err}");
 
-    // A job that fails: the closing sentence names the cause, exit status 1.
+    // A job that fails: the closing sentence names the cause; the exit status is
+    // rclone's for it (2: the task is not valid here).
     let mut strict = env.to_vec();
     strict.retain(|(k, _)| *k != "CLOUDSYNC_PLAIN_DIRECTORIES");
     strict.push(("CLOUDSYNC_PLAIN_DIRECTORIES", "0"));
     let o = cloudsync(&["task", "run", "-f", &tid], &strict);
     let (code, out) = (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned());
-    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(code, Some(2), "{out}");
     assert!(
         out.starts_with("Job ")
             && out.contains(" failed: ")
@@ -434,4 +437,22 @@ fn jobs_and_schedules_from_the_command_line() {
     );
     let (_, out, _) = run(&["task", "list"]);
     assert!(out.lines().nth(1).unwrap().trim_end().ends_with("FAILED"), "{out}");
+
+    // A PULL from a folder that is not there: one sentence naming the remote, exit 3
+    // (rclone's "directory not found"), the fields in the outcome.
+    let pull = serde_json::json!({"description": "from nowhere", "path": data, "credentials": cid,
+        "attributes": {"bucket": "jobs", "folder": "nope"}, "direction": "PULL", "transfer_mode": "COPY"});
+    let (code, out, err) = run(&["task", "create", &pull.to_string()]);
+    assert_eq!(code, Some(0), "{err}");
+    let pid = json(&out)["id"].as_i64().unwrap().to_string();
+    let (code, out, _) = run(&["task", "run", &pid]);
+    assert_eq!(code, Some(3), "{out}");
+    let outcome = json(&out);
+    assert_eq!(outcome["error"], "Directory does not exist [s3:jobs/nope]", "{out}");
+    assert_eq!(outcome["error_details"]["exit_code"], 3, "{out}");
+    let excerpt = outcome["logs_excerpt"].as_str().unwrap();
+    assert!(
+        excerpt.lines().count() == 1 && excerpt.ends_with(" ERROR : Directory does not exist [s3:jobs/nope]\n"),
+        "a refused pull logs its error and nothing else: {out}"
+    );
 }

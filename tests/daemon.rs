@@ -400,7 +400,7 @@ fn sync_and_dry_run_through_the_socket_and_the_cli() {
         .strip_prefix("Job ")
         .and_then(|r| r.strip_suffix(" succeeded."))
         .unwrap_or_else(|| panic!("{stdout}"));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Locking local path"), "the job log is followed");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("There was nothing to transfer"), "the job log is followed");
     assert_eq!(d.log().matches("cloudsync.sync done").count(), 4);
     let out = cli(&["job", "abort", job]);
     assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap(), json!({"aborted": false}));

@@ -404,6 +404,35 @@ fn a_file_that_changes_while_it_uploads_fails_and_is_not_stored() {
     assert_eq!(std::fs::read(dst.path().join("growing.log")).unwrap(), std::fs::read(&path).unwrap());
 }
 
+/// A local file that vanishes between the listing and its upload: the error names the
+/// local side with its full path and says it as rclone does (`no such file or
+/// directory`); nothing is deleted after it, and the other file is stored.
+#[test]
+fn a_local_file_that_vanishes_is_reported_with_its_local_path() {
+    let server = S3Server::start();
+    let proxy = FaultProxy::start(&server.endpoint);
+    let remote = s3_via(&server, &proxy, "vanish", None, |_| {});
+    let src = tempfile::tempdir().unwrap();
+    write(src.path(), "a-first.bin", &pattern(2 * MIB, 1), T1);
+    write(src.path(), "b-gone.txt", b"here at listing time", T1);
+    // The first upload stalls; meanwhile the second file is deleted.
+    proxy.add(1, |s| s.method == "PUT", Fault::StallRequest(Duration::from_millis(1500)));
+    let gone = src.path().join("b-gone.txt");
+    let remover = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        std::fs::remove_file(gone).unwrap();
+    });
+    let (r, _) = run(local(src.path()).as_ref(), remote.as_ref(), Mode::Sync, |o| o.transfers = 1);
+    remover.join().unwrap();
+    let err = r.error.expect("a vanished source file is an error");
+    let text = err.to_string();
+    let local_path = src.path().join("b-gone.txt");
+    assert_eq!(err.path(), Some(local_path.to_str().unwrap()), "{text}");
+    assert!(text.starts_with(&format!("{}: Failed to copy: ", local_path.display())), "{text}");
+    assert!(text.contains("no such file or directory"), "{text}");
+    assert_eq!(remote_files(remote.as_ref(), &RelPath::root()), vec!["a-first.bin".to_string()]);
+}
+
 /// Defects 5 and the journal: a multipart upload that a crash interrupted is resumed by
 /// the next run from its verified parts (only the missing ones are sent), and one whose
 /// file changed meanwhile is aborted, leaving no upload on the server.

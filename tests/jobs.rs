@@ -98,8 +98,11 @@ fn push_succeeds_and_the_state_persists() {
     let out = e.run(id, false);
     assert_eq!(out.state, "SUCCESS", "{out:?}");
     assert_eq!(e.remote_files("backup"), vec!["b.bin", "docs/a.txt"]);
-    let excerpt = out.logs_excerpt.unwrap();
-    assert!(excerpt.contains("Locking local path") && excerpt.contains("Copied (new)"), "{excerpt}");
+    let excerpt = out.logs_excerpt.clone().unwrap();
+    assert!(excerpt.contains("Copied (new)") && !excerpt.contains("Locking"), "{excerpt}");
+    let record = queue::job_record(&e.store, out.job_id).unwrap();
+    assert_eq!(record["progress"]["description"], "done", "{record}");
+    assert_eq!((out.exit_code(), &record["error_details"]), (0, &Value::Null));
     let task = e.store.get_task(id).unwrap();
     assert_eq!(task.job.unwrap()["state"], "SUCCESS");
     // After a restart (a new store instance), the last state is still there.
@@ -144,7 +147,10 @@ fn pre_script_failure_is_reported_exactly() {
     let out = e.run(id, false);
     assert_eq!(out.state, "FAILED");
     assert_eq!(out.error.as_deref(), Some("Pre-script failed with exit code 123"));
-    assert!(out.logs_excerpt.unwrap().contains("[Pre-script] Custom error\n"));
+    // The excerpt holds the script's lines only: locking and starting are progress
+    // steps, as TrueNAS reports them (its test asserts this excerpt exactly).
+    assert_eq!(out.logs_excerpt.as_deref(), Some("[Pre-script] Custom error\n"));
+    assert_eq!(out.exit_code(), 1);
     assert!(e.remote_files("backup").is_empty(), "nothing transferred");
 }
 
@@ -166,8 +172,19 @@ fn post_script_does_not_run_after_a_failed_transfer() {
     let id = e.task(json!({"credentials": dead, "post_script": format!("touch {}", marker.display())}));
     let out = e.run(id, false);
     assert_eq!(out.state, "FAILED");
-    let err = out.error.unwrap();
-    assert!(err.contains("sync failed with exit code") || err.contains("connect"), "{err}");
+    // One sentence naming the cause and the remote; the fields for programs.
+    let err = out.error.clone().unwrap();
+    eprintln!("job error: {err}\ndetails: {:?}", out.error_details);
+    assert!(!err.contains('\n') && err.contains("connection refused"), "{err}");
+    let d = out.error_details.clone().unwrap();
+    assert_eq!((d.kind.as_str(), d.exit_code, d.provider.as_deref()), ("network", 5, Some("S3")), "{d:?}");
+    assert!(d.remote.is_some_and(|r| err.contains(&r)), "{err}");
+    assert_eq!(out.exit_code(), 5);
+    let record = queue::job_record(&e.store, out.job_id).unwrap();
+    assert_eq!(
+        (record["error"].as_str(), record["error_details"]["exit_code"].as_i64()),
+        (Some(err.as_str()), Some(5))
+    );
     assert!(!marker.exists(), "the post-script ran after a failure");
 }
 
@@ -214,7 +231,9 @@ fn pull_preflight_and_restore() {
     let missing = e.task(json!({"direction": "PULL", "attributes": {"bucket": "bucket", "folder": "nope"}}));
     let out = e.run(missing, false);
     assert_eq!(out.state, "FAILED");
-    assert_eq!(out.error.as_deref(), Some("Directory does not exist"));
+    // TrueNAS's text (V20), naming the remote that lacks it; rclone's exit code 3.
+    assert_eq!(out.error.as_deref(), Some("Directory does not exist [s3:bucket/nope]"));
+    assert_eq!((out.exit_code(), out.error_details.unwrap().kind.as_str()), (3, "dir_not_found"));
     // Restore: the reversed, disabled task, run on demand into another directory.
     let stored = e.store.get_task(push).unwrap().body;
     let restore_path = e.cfg.policy.pool_root.join("tank/restore");

@@ -242,6 +242,9 @@ fn missing_bucket_on_pull() {
     let rep =
         engine::run(&r, &LocalRemote::new(tmp.path().join("d"), Default::default(), None), &SyncOptions::default());
     assert_eq!(rep.exit_code(), 3, "{:?}", rep.error);
+    // rclone's phrasing, and the bucket named.
+    let text = rep.error.unwrap().to_string();
+    assert!(text.contains("directory not found") && text.contains("nosuchbucket"), "{text}");
 }
 
 fn fake_remote(endpoint: &str) -> S3Remote {

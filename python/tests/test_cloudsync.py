@@ -621,6 +621,18 @@ class RunTests(S3Case):
         self.assertEqual(tree(back), files)
         self.assertEqual(tree(back), tree(self.data))
 
+    def test_failed_job_raises_one_sentence_with_its_fields(self):
+        # A PULL from a folder that does not exist: the job fails before touching anything.
+        tid = self.create_task(direction="PULL", attributes={"bucket": BUCKET, "folder": "no-such-folder"})
+        with self.assertRaises(cloudsync.JobFailedError) as cm:
+            self.store.run(tid)
+        e = cm.exception
+        self.assertEqual(e.message, "Directory does not exist [s3:%s/no-such-folder]" % BUCKET)
+        self.assertEqual((e.provider, e.remote), ("S3", "s3:%s/no-such-folder" % BUCKET))
+        self.assertEqual((e.details["kind"], e.exit_code), ("dir_not_found", 3), e.details)
+        self.assertEqual(e.outcome.state, "FAILED")
+        self.assertEqual(self.store.job(e.outcome.job_id)["error_details"]["exit_code"], 3)
+
     def test_dry_run_changes_nothing(self):
         self.sample_tree()
         tid = self.create_task()
@@ -652,7 +664,10 @@ class RunTests(S3Case):
         self.assertIn(first.bytes_total, (0, 16 * MiB))
         self.assertLessEqual(first.bytes_done, 16 * MiB)
         self.assertLessEqual(first.files_total, 1)
-        self.assertIn("MiB", first.description)
+        # The first call is the first step, as TrueNAS describes it; the transfer's
+        # calls describe bytes.
+        self.assertTrue(first.description.startswith("Locking local path '"), first.description)
+        self.assertTrue(all("MiB" in c.description for c in calls if not c.description.startswith(("Locking", "Starting"))))
         self.assertNotIn("big.bin", [x.name for x in self.listing(self.folder)])
         # Store.ABORT and StopIteration abort as well
         for cb in (lambda p: cloudsync.Store.ABORT, lambda p: next(iter(()))):
@@ -678,7 +693,8 @@ class RunTests(S3Case):
         self.assertEqual(self.store.get_task(tid)["job"]["state"], "ABORTED")
 
     def test_an_exception_in_the_log_callback_aborts_and_is_reraised(self):
-        tid = self.slow_task()
+        # The first log line is the pre-script's (locking and starting are progress steps).
+        tid = self.slow_task(pre_script="echo about to push")
         lines = []
 
         def on_log(job_id, line):

@@ -113,9 +113,15 @@ impl<'a> Shared<'a> {
     fn event(&self, path: &RelPath, action: FileAction, size: i64) {
         self.opts().observer.file_event(&FileEvent { path: path.clone(), action, size });
     }
+    /// Count and log a failure on `path`. The error names the side that failed: a remote's
+    /// or the local filesystem's own path when it carries one, else the relative path;
+    /// and what was being done. Its text is the log line, and the job's error when it is
+    /// the last one.
     fn fail(&self, path: &RelPath, what: &str, err: Error) {
+        let err = if err.path().is_none() && !path.is_root() { err.with_path(path.display().to_string()) } else { err };
+        let err = err.doing(what);
         if !err.is_cancelled() {
-            self.run.log(log::Level::Error, &format!("{}: {what}: {err}", path.display()));
+            self.run.log(log::Level::Error, &err.to_string());
             self.event(path, FileAction::Failed, -1);
         }
         self.stats().count_error(err);

@@ -186,6 +186,21 @@ impl Fail {
         Fail::new(CLOUDSYNC_NULL_PARAMETER, format!("{what} is NULL"))
     }
 
+    /// `CLOUDSYNC_JOB_FAILED` with the job's error sentence, its context (path, provider,
+    /// remote, HTTP status, retryable) and the details as JSON (`kind`, `exit_code`, ...).
+    pub(crate) fn job_failed(message: String, details: Option<&crate::task::runner::ErrorDetails>) -> Fail {
+        let mut f = Fail::new(CLOUDSYNC_JOB_FAILED, message);
+        if let Some(d) = details {
+            f.path = d.path.clone();
+            f.provider = d.provider.clone();
+            f.remote = d.remote.clone();
+            f.http_status = d.http_status.unwrap_or(0);
+            f.retryable = d.retryable;
+            f.details = serde_json::to_value(d).ok();
+        }
+        f
+    }
+
     pub(crate) fn with_provider(mut self, provider: Option<String>) -> Fail {
         if self.provider.is_none() {
             self.provider = provider;
@@ -441,8 +456,10 @@ pub unsafe extern "C" fn cloudsync_error_retryable(error: *const cloudsync_error
     ffi_guard(false, || error_ref(error).is_some_and(|e| e.retryable))
 }
 
-/// Validation details as JSON `[[field, message], ...]` for `CLOUDSYNC_INVALID_ARGUMENT`
-/// from a validation, else NULL. Valid until the error is freed.
+/// Details as JSON, else NULL. Valid until the error is freed. For
+/// `CLOUDSYNC_INVALID_ARGUMENT` from a validation: `[[field, message], ...]`; for
+/// `CLOUDSYNC_JOB_FAILED`: the job's `error_details` `{kind, exit_code, retryable,
+/// http_status, provider, remote, path}` (`exit_code` is rclone's for the error).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cloudsync_error_details(error: *const cloudsync_error) -> *const c_char {
     ffi_guard(std::ptr::null(), || error_ref(error).map_or(std::ptr::null(), |e| opt_ptr(&e.details)))

@@ -200,8 +200,11 @@ fn finish(
         "SUCCESS" => Ok(CLOUDSYNC_OK),
         "WAITING" => Ok(CLOUDSYNC_ALREADY_QUEUED),
         "ABORTED" => Err(Fail::new(CLOUDSYNC_ABORTED, format!("job {} was aborted", outcome.job_id))),
-        _ => Err(Fail::new(CLOUDSYNC_JOB_FAILED, outcome.error.unwrap_or_else(|| "the job failed".into()))
-            .with_provider(provider)),
+        _ => Err(Fail::job_failed(
+            outcome.error.unwrap_or_else(|| "the job failed".into()),
+            outcome.error_details.as_ref(),
+        )
+        .with_provider(provider)),
     }
 }
 

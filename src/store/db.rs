@@ -65,6 +65,9 @@ const MIGRATIONS: &[&str] = &[
         private_key TEXT NOT NULL DEFAULT '')",
     // 3: the server host key a credential trusts (SFTP, pinned at first use).
     "ALTER TABLE credentials ADD COLUMN host_key TEXT",
+    // 4: a failed job's error as fields (exit code, kind, HTTP status, provider, remote,
+    // path), JSON.
+    "ALTER TABLE jobs ADD COLUMN error_details TEXT",
 ];
 
 /// A stored credential's host-key record, for the remotes built from it.

@@ -189,11 +189,19 @@ pub fn abort_requested(store: &Store, job_id: i64) -> Result<bool> {
 }
 
 /// Record the end of a job and release its locks.
-pub fn finish(store: &Store, job_id: i64, state: &str, error: Option<&str>, excerpt: Option<&str>) -> Result<()> {
+pub fn finish(
+    store: &Store,
+    job_id: i64,
+    state: &str,
+    error: Option<&str>,
+    details: Option<&super::runner::ErrorDetails>,
+    excerpt: Option<&str>,
+) -> Result<()> {
+    let details = details.and_then(|d| serde_json::to_string(d).ok());
     store.transaction(|tx| {
         tx.execute(
-            "UPDATE jobs SET state = ?2, error = ?3, logs_excerpt = ?4, finished = ?5 WHERE id = ?1",
-            params![job_id, state, error, excerpt, now()],
+            "UPDATE jobs SET state = ?2, error = ?3, logs_excerpt = ?4, finished = ?5, error_details = ?6 WHERE id = ?1",
+            params![job_id, state, error, excerpt, now(), details],
         )
         .map_err(db_err)?;
         if state == SUCCESS {
@@ -235,7 +243,7 @@ pub fn set_logs_path(store: &Store, job_id: i64, path: &str) -> Result<()> {
 }
 
 const JOB_COLUMNS: &str = "id, task_id, state, dry_run, created, started, finished, progress, error, logs_path, \
-     logs_excerpt, abort_requested";
+     logs_excerpt, abort_requested, error_details";
 
 fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<serde_json::Value> {
     let progress: Option<String> = r.get(7)?;
@@ -255,11 +263,16 @@ fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<serde_json::Value> {
         "logs_path": r.get::<_, Option<String>>(9)?,
         "logs_excerpt": r.get::<_, Option<String>>(10)?,
         "abort_requested": r.get::<_, bool>(11)?,
+        "error_details": r
+            .get::<_, Option<String>>(12)?
+            .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
+            .unwrap_or(serde_json::Value::Null),
     }))
 }
 
 /// One job as JSON: id, task_id, state, dry_run, times (Unix seconds), progress
-/// `{percent, description}`, error, logs_path, logs_excerpt, abort_requested.
+/// `{percent, description}`, error, logs_path, logs_excerpt, abort_requested and
+/// error_details (a FAILED job's [`super::runner::ErrorDetails`], else null).
 pub fn job_record(store: &Store, job_id: i64) -> Result<serde_json::Value> {
     store.transaction(|tx| {
         reap(tx)?;
@@ -400,7 +413,7 @@ mod tests {
         let h = std::thread::spawn(move || wait_turn(&s2, bid, &CancelToken::new()));
         std::thread::sleep(Duration::from_millis(500));
         assert_eq!(job_state(&s, bid).unwrap().0, WAITING);
-        finish(&s, a.job_id(), SUCCESS, None, None).unwrap();
+        finish(&s, a.job_id(), SUCCESS, None, None, None).unwrap();
         h.join().unwrap().unwrap();
         assert_eq!(job_state(&s, bid).unwrap().0, RUNNING);
     }
@@ -435,9 +448,9 @@ mod tests {
         assert!(!h.is_finished(), "a writer waits for overlapping readers");
         c3.cancel();
         assert!(h.join().unwrap().unwrap_err().is_cancelled());
-        finish(&s, 1, SUCCESS, None, None).unwrap();
-        finish(&s, 2, SUCCESS, None, None).unwrap();
-        finish(&s, 3, SUCCESS, None, None).unwrap();
+        finish(&s, 1, SUCCESS, None, None, None).unwrap();
+        finish(&s, 2, SUCCESS, None, None, None).unwrap();
+        finish(&s, 3, SUCCESS, None, None, None).unwrap();
         lock_path(&s, 4, LockKind::Local, "/mnt/tank", true, &c).unwrap();
         assert!(overlaps("1/bucket/a", "1/bucket/a/b") && !overlaps("1/bucket/a", "1/bucket/ab"));
     }

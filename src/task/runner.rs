@@ -74,6 +74,64 @@ pub struct JobOutcome {
     pub state: String,
     pub error: Option<String>,
     pub logs_excerpt: Option<String>,
+    /// For a FAILED job: what the error's sentence names, as fields.
+    pub error_details: Option<ErrorDetails>,
+}
+
+impl JobOutcome {
+    /// The process exit code of a command that ran this job: rclone's for the error
+    /// (sync-semantics.md §12), 0 for SUCCESS and a job already queued.
+    pub fn exit_code(&self) -> i32 {
+        exit_code(&self.state, self.error_details.as_ref())
+    }
+}
+
+/// The exit code for a job that ended in `state` with `details` (see
+/// [`JobOutcome::exit_code`]; also for job records read back from the store).
+pub fn exit_code(state: &str, details: Option<&ErrorDetails>) -> i32 {
+    match state {
+        queue::SUCCESS | queue::WAITING => 0,
+        queue::ABORTED => 1,
+        _ => details.map_or(1, |d| d.exit_code),
+    }
+}
+
+/// A failed job's error as fields, for programs (the job record's `error_details`, the C
+/// error object, Python's exception): the rclone exit code, the error's kind and the
+/// context its sentence names. Never secrets: built from the error's context only.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ErrorDetails {
+    /// `network`, `server`, `permission`, `dir_not_found`, ... (the error's kind).
+    pub kind: String,
+    pub exit_code: i32,
+    pub retryable: bool,
+    pub http_status: Option<u16>,
+    /// The TrueNAS provider type of the remote that failed (`S3`, `SFTP`).
+    pub provider: Option<String>,
+    pub remote: Option<String>,
+    pub path: Option<String>,
+}
+
+impl ErrorDetails {
+    pub fn of(e: &Error) -> ErrorDetails {
+        let kind = format!("{:?}", e.kind());
+        let mut snake = String::new();
+        for (i, c) in kind.chars().enumerate() {
+            if c.is_uppercase() && i > 0 {
+                snake.push('_');
+            }
+            snake.push(c.to_ascii_lowercase());
+        }
+        ErrorDetails {
+            kind: snake,
+            exit_code: e.exit_code(),
+            retryable: e.is_retryable(),
+            http_status: e.http_status(),
+            provider: e.provider().map(str::to_string),
+            remote: e.remote().map(str::to_string),
+            path: e.path().map(str::to_string),
+        }
+    }
 }
 
 /// `verify_task`'s remote checks (§3.4) for a validated task body, with the verify
@@ -302,8 +360,10 @@ pub fn cleanup_stale_snapshots(store: &Store) -> Result<Vec<String>> {
 fn preflight_pull(remote: &dyn Remote) -> Result<()> {
     match remote.root_state()? {
         RootState::Dir => Ok(()),
-        RootState::Missing => Err(Error::new(Kind::DirNotFound, "Directory does not exist")),
-        RootState::File => Err(Error::usage("This is not a directory")),
+        RootState::Missing => {
+            Err(Error::new(Kind::DirNotFound, "Directory does not exist").with_remote(remote.describe()))
+        }
+        RootState::File => Err(Error::usage("This is not a directory").with_remote(remote.describe())),
     }
 }
 
@@ -351,7 +411,13 @@ pub fn run_task(
     }
     let job_id = match queue::enqueue(store, Some(task_id), dry_run)? {
         Enqueued::AlreadyQueued(id) => {
-            return Ok(JobOutcome { job_id: id, state: queue::WAITING.into(), error: None, logs_excerpt: None });
+            return Ok(JobOutcome {
+                job_id: id,
+                state: queue::WAITING.into(),
+                error: None,
+                logs_excerpt: None,
+                error_details: None,
+            });
         }
         Enqueued::New(id) => id,
     };
@@ -440,23 +506,24 @@ fn run_job(
     // log, once.
     if let Err(e) = &result
         && !(e.is_cancelled() || cancel.is_cancelled())
+        && !script::is_script_failure(e)
         && !joblog::excerpt(log.path()).contains(e.message())
     {
         log.line(log::Level::Error, &e.to_string());
         log.flush();
     }
     let excerpt = joblog::excerpt(log.path());
-    let (state, error) = match &result {
-        Ok(()) => (SUCCESS, None),
-        Err(e) if e.is_cancelled() || cancel.is_cancelled() => (ABORTED, None),
-        Err(e) => (FAILED, Some(e.to_string())),
+    let (state, error, details) = match &result {
+        Ok(()) => (SUCCESS, None, None),
+        Err(e) if e.is_cancelled() || cancel.is_cancelled() => (ABORTED, None, None),
+        Err(e) => (FAILED, Some(e.to_string()), Some(ErrorDetails::of(e))),
     };
-    queue::finish(store, job_id, state, error.as_deref(), Some(&excerpt))?;
+    queue::finish(store, job_id, state, error.as_deref(), details.as_ref(), Some(&excerpt))?;
     if let Some(t) = task_id {
-        let job = json!({"id": job_id, "state": state, "error": error, "logs_path": log.path().to_string_lossy(), "logs_excerpt": excerpt, "dry_run": dry_run});
+        let job = json!({"id": job_id, "state": state, "error": error, "error_details": details, "logs_path": log.path().to_string_lossy(), "logs_excerpt": excerpt, "dry_run": dry_run});
         let _ = store.set_task_job(t, &job);
     }
-    Ok(JobOutcome { job_id, state: state.into(), error, logs_excerpt: Some(excerpt) })
+    Ok(JobOutcome { job_id, state: state.into(), error, logs_excerpt: Some(excerpt), error_details: details })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -504,11 +571,19 @@ fn job_body(
     let remote_key = format!("{cred_id}/{}", providers::remote_path(spec, &attributes));
     let (local_write, remote_write) = if push { (false, true) } else { (true, false) };
     let rw = |w: bool| if w { "writing" } else { "reading" };
-    log.line(log::Level::Info, &format!("Locking local path '{path}' for {}", rw(local_write)));
+    // The steps are progress descriptions, as TrueNAS's `job.set_progress`, not log lines:
+    // the log (and its excerpt) holds what the scripts and the transfer said.
+    let step = |description: &str| {
+        let _ = queue::set_progress(store, job_id, 0, description);
+        if let Some(o) = &observer {
+            o.progress(job_id, 0, description, &engine::Progress::default());
+        }
+    };
+    step(&format!("Locking local path '{path}' for {}", rw(local_write)));
     queue::lock_path(store, job_id, LockKind::Local, &path, local_write, cancel)?;
-    log.line(log::Level::Info, &format!("Locking remote path '{remote_key}' for {}", rw(remote_write)));
+    step(&format!("Locking remote path '{remote_key}' for {}", rw(remote_write)));
     queue::lock_path(store, job_id, LockKind::Remote, &remote_key, remote_write, cancel)?;
-    log.line(log::Level::Info, "Starting");
+    step("Starting");
 
     let zfs = crate::zfs::Zfs::default();
     let location = check_local_path(&path, &cfg.policy, &zfs)?;
@@ -624,12 +699,9 @@ fn job_body(
     let (src, dst) = if push { (local, remote) } else { (remote, local) };
     let report = engine::run(src.as_ref(), dst.as_ref(), &opts);
     if let Some(e) = report.error {
-        if e.is_cancelled() {
-            return Err(e);
-        }
-        let mut lines = log.last_lines();
-        lines.push(format!("sync failed with exit code {}", e.exit_code()));
-        return Err(Error::new(e.kind(), lines.join("\n")));
+        // The job's error is the sentence of the error that ended the run (the last
+        // one, as rclone reports it), with its context; the log holds the others.
+        return Err(e);
     }
     if dry_run {
         if !s("post_script").trim().is_empty() {

@@ -46,6 +46,13 @@ impl Which {
     }
 }
 
+/// Whether `e` is a script's own failure (`Pre-script failed with exit code N`): the
+/// script's lines in the job log already say why, so the sentence is not logged again
+/// (TrueNAS's excerpt of a failed pre-script is exactly its `[Pre-script] ...` lines).
+pub fn is_script_failure(e: &Error) -> bool {
+    [Which::Pre, Which::Post].iter().any(|w| e.message().starts_with(&format!("{} failed", w.name())))
+}
+
 /// Split a `#!` line with POSIX shell-word rules (quotes and backslashes).
 pub fn shell_words(s: &str) -> Result<Vec<String>> {
     let mut words = Vec::new();

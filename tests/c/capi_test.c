@@ -573,6 +573,13 @@ int main(void) {
     CHECK(err && strstr(cloudsync_error_message(err), "does not exist"), "job error: %s",
           err ? cloudsync_error_message(err) : "-");
     CHECK(err && cloudsync_error_provider(err) && strcmp(cloudsync_error_provider(err), "S3") == 0, "provider");
+    CHECK(err && strchr(cloudsync_error_message(err), '\n') == NULL, "one sentence: %s",
+          err ? cloudsync_error_message(err) : "-");
+    CHECK(err && cloudsync_error_remote(err) && strstr(cloudsync_error_remote(err), "/nope"), "remote named: %s",
+          err && cloudsync_error_remote(err) ? cloudsync_error_remote(err) : "-");
+    CHECK(err && cloudsync_error_details(err) && strstr(cloudsync_error_details(err), "\"exit_code\":3")
+              && strstr(cloudsync_error_details(err), "\"kind\":\"dir_not_found\""),
+          "details: %s", err && cloudsync_error_details(err) ? cloudsync_error_details(err) : "-");
     CHECK(out && strstr(out, "\"FAILED\""), "failed outcome: %s", out);
     cloudsync_error_free(err);
     cloudsync_string_free(out);

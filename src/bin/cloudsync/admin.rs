@@ -550,10 +550,7 @@ pub fn task(cmd: TaskCmd, s: &StoreArgs) -> Result<i32> {
                 Some(f) => f.finish(out.job_id, &out.state, out.error.as_deref()),
                 None => print(&serde_json::to_value(&out).unwrap_or_default()),
             }
-            return Ok(match out.state.as_str() {
-                "SUCCESS" | "WAITING" => 0,
-                _ => 1,
-            });
+            return Ok(out.exit_code());
         }
         TaskCmd::Abort { id } => {
             let aborted = match s.daemon() {

@@ -87,10 +87,11 @@ impl Daemon {
                 if follow {
                     shown_to.finish(job, state, record["error"].as_str());
                 } else {
-                    let outcome = json!({"job_id": job, "state": state, "error": record["error"], "logs_excerpt": record["logs_excerpt"]});
+                    let outcome = json!({"job_id": job, "state": state, "error": record["error"], "logs_excerpt": record["logs_excerpt"], "error_details": record["error_details"]});
                     println!("{}", serde_json::to_string_pretty(&outcome).unwrap_or_default());
                 }
-                return Ok(if state == "SUCCESS" { 0 } else { 1 });
+                let details = serde_json::from_value(record["error_details"].clone()).ok();
+                return Ok(cloudsync::task::runner::exit_code(state, details.as_ref()));
             }
             if follow && state == "RUNNING" {
                 let p = &record["progress"];

@@ -95,7 +95,7 @@ impl Jobs {
             let mut st = self.state();
             if st.stopping {
                 drop(st);
-                let _ = queue::finish(&self.store, job_id, queue::ABORTED, None, None);
+                let _ = queue::finish(&self.store, job_id, queue::ABORTED, None, None, None);
                 return Err(Error::new(Kind::Other, SHUTTING_DOWN));
             }
             st.live.insert(job_id, LiveJob { task_id, cancel: cancel.clone() });
@@ -121,7 +121,7 @@ impl Jobs {
             Ok(o) => match o.state.as_str() {
                 queue::SUCCESS => log::info!("task {task_id}: job {job_id} finished: SUCCESS"),
                 queue::ABORTED => log::info!("task {task_id}: job {job_id} was aborted"),
-                state => log::warn!("task {task_id}: job {job_id} {state}: {}", o.error.as_deref().unwrap_or("")),
+                state => log::error!("task {task_id}: job {job_id} {state}: {}", o.error.as_deref().unwrap_or("")),
             },
             Err(e) => {
                 log::error!("task {task_id}: job {job_id} could not run: {e}");
@@ -130,7 +130,14 @@ impl Jobs {
                 if queue::job_state(&self.store, job_id)
                     .is_ok_and(|(state, _)| state == queue::WAITING || state == queue::RUNNING)
                 {
-                    let _ = queue::finish(&self.store, job_id, queue::FAILED, Some(&e.to_string()), None);
+                    let _ = queue::finish(
+                        &self.store,
+                        job_id,
+                        queue::FAILED,
+                        Some(&e.to_string()),
+                        Some(&runner::ErrorDetails::of(&e)),
+                        None,
+                    );
                 }
             }
         }
@@ -185,7 +192,7 @@ struct Registered {
 impl Drop for Registered {
     fn drop(&mut self) {
         if !self.ran {
-            let _ = queue::finish(&self.jobs.store, self.job_id, queue::ABORTED, None, None);
+            let _ = queue::finish(&self.jobs.store, self.job_id, queue::ABORTED, None, None, None);
         }
         let idle = {
             let mut st = self.jobs.state();
