@@ -420,6 +420,23 @@ fn sync_and_dry_run_through_the_socket_and_the_cli() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("task 1 does not exist"), "{out:?}");
     assert_eq!(d.log().matches("cloudsync.sync").count(), 4);
+
+    // A job that fails through the daemon: one sentence in the record, at the end of
+    // `task run --follow` and in the daemon's log (syslog; stderr here) at error level,
+    // its fields in error_details, and rclone's exit code.
+    let pull =
+        json!({"direction": "PULL", "transfer_mode": "COPY", "attributes": {"bucket": "bucket", "folder": "nope"}});
+    let pull = d.result("cloudsync.create", json!([e.task_body(cred["id"].as_i64().unwrap(), pull)]));
+    let out = cli(&["task", "run", "--follow", &pull["id"].to_string()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    let sentence = "Directory does not exist [s3:bucket/nope]";
+    assert!(stdout.starts_with("Job ") && stdout.trim_end().ends_with(&format!(" failed: {sentence}")), "{stdout}");
+    let rec = d.result("cloudsync.query", json!([pull["id"]]))["job"].clone();
+    assert_eq!((rec["error"].as_str(), rec["error_details"]["exit_code"].as_i64()), (Some(sentence), Some(3)), "{rec}");
+    assert_eq!(rec["error_details"]["provider"], "S3", "{rec}");
+    let line = d.log().lines().find(|l| l.contains(sentence)).map(str::to_string).unwrap_or_default();
+    assert!(line.contains("ERROR") && line.contains("FAILED"), "the daemon's log line: {line:?}\n{}", d.log());
 }
 
 #[test]

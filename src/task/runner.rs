@@ -590,7 +590,7 @@ fn job_body(
     let pins = crate::store::Pins { store, credential: cred_id };
     let remote = with_crypt(build_remote_pinned(&credential, &attributes, cfg.index.clone(), Some(&pins))?, &body)?;
     if !push {
-        preflight_pull(remote.as_ref())?;
+        preflight_pull(remote.as_ref()).map_err(|e| e.with_provider(spec.type_name))?;
     }
     let env = script_environment(task_id, &body, &credential);
     if dry_run {
