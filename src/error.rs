@@ -54,6 +54,32 @@ pub enum Kind {
     Other,
 }
 
+impl Kind {
+    /// The kind's stable name for programs (a job's `error_details.kind`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Usage => "usage",
+            Kind::DirNotFound => "dir_not_found",
+            Kind::NotFound => "not_found",
+            Kind::Permission => "permission",
+            Kind::Network => "network",
+            Kind::Server => "server",
+            Kind::Protocol => "protocol",
+            Kind::Corrupted => "corrupted",
+            Kind::SourceChanged => "source_changed",
+            Kind::BadName => "bad_name",
+            Kind::Io => "io",
+            Kind::Cancelled => "cancelled",
+            Kind::Fatal => "fatal",
+            Kind::NotDeleting => "not_deleting",
+            Kind::Unsupported => "unsupported",
+            Kind::Quota => "quota",
+            Kind::AuthExpired => "auth_expired",
+            Kind::Other => "other",
+        }
+    }
+}
+
 /// The cloudsync error: a kind, a message, context, a retryable flag and an optional source.
 pub struct Error {
     kind: Kind,

@@ -118,7 +118,8 @@ impl<'a> Shared<'a> {
     /// and what was being done. Its text is the log line, and the job's error when it is
     /// the last one.
     fn fail(&self, path: &RelPath, what: &str, err: Error) {
-        let err = if err.path().is_none() && !path.is_root() { err.with_path(path.display().to_string()) } else { err };
+        // `with_path` keeps a path the error already names.
+        let err = if path.is_root() { err } else { err.with_path(path.display().to_string()) };
         let err = err.doing(what);
         if !err.is_cancelled() {
             self.run.log(log::Level::Error, &err.to_string());

@@ -114,16 +114,8 @@ pub struct ErrorDetails {
 
 impl ErrorDetails {
     pub fn of(e: &Error) -> ErrorDetails {
-        let kind = format!("{:?}", e.kind());
-        let mut snake = String::new();
-        for (i, c) in kind.chars().enumerate() {
-            if c.is_uppercase() && i > 0 {
-                snake.push('_');
-            }
-            snake.push(c.to_ascii_lowercase());
-        }
         ErrorDetails {
-            kind: snake,
+            kind: e.kind().name().to_string(),
             exit_code: e.exit_code(),
             retryable: e.is_retryable(),
             http_status: e.http_status(),
